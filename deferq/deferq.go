@@ -1,0 +1,52 @@
+// Package deferq implements a worker's deferred-yield queue.
+//
+// A task that yields on the deferred path (YieldNow, Tokio's yield_now) is
+// parked here instead of in the run queue. The queue belongs to one worker
+// and is never visible to other workers: a deferred task cannot be stolen,
+// which is what keeps the deferred path local. The worker releases the whole
+// queue, in yield order, to the back of its own ring once the work that was
+// ready when the tasks yielded has run and the timer driver has been polled,
+// or at a maintenance tick.
+//
+// Invariants:
+//   - Single owner: Push, Len and Drain are called only by the owning worker
+//     (or by code running synchronously on its behalf), so there is no
+//     synchronisation. Depth for metrics is published by the worker.
+//   - FIFO: Drain hands tasks out in the order they were pushed, and a task
+//     pushed during a Drain callback waits for the next Drain, so a task that
+//     yields again right after its release cannot run twice in one release.
+package deferq
+
+// Queue is a FIFO of deferred tasks. The zero value is an empty queue.
+type Queue[T any] struct {
+	items []*T
+	spare []*T // the previous backing array, reused to avoid allocation per release
+}
+
+// Push appends t to the back of the queue.
+func (q *Queue[T]) Push(t *T) {
+	q.items = append(q.items, t)
+}
+
+// Len returns the number of deferred tasks.
+func (q *Queue[T]) Len() int {
+	return len(q.items)
+}
+
+// Drain removes every task present at the time of the call and passes them
+// to fn in yield order. It returns how many tasks it released.
+func (q *Queue[T]) Drain(fn func(*T)) int {
+	batch := q.items
+	if len(batch) == 0 {
+		return 0
+	}
+	q.items, q.spare = q.spare[:0], nil
+	for i, t := range batch {
+		batch[i] = nil // drop the reference: the queue must not keep released tasks alive
+		fn(t)
+	}
+	if q.spare == nil {
+		q.spare = batch[:0]
+	}
+	return len(batch)
+}

@@ -1,0 +1,135 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// YieldPath says how a task that yields re-enters the scheduler.
+type YieldPath uint8
+
+const (
+	// PathDefault is resolved to Config.DefaultYield.
+	PathDefault YieldPath = iota
+	// PathImmediate is the self-wake: the LIFO slot if enabled, else the
+	// back of the ring, and a parked peer is notified so it can steal.
+	PathImmediate
+	// PathDeferred is Tokio's yield_now: this worker's deferred queue,
+	// released after the work that was ready and a timer poll.
+	PathDeferred
+)
+
+func (p YieldPath) String() string {
+	switch p {
+	case PathDefault:
+		return "default"
+	case PathImmediate:
+		return "immediate"
+	case PathDeferred:
+		return "deferred"
+	}
+	return fmt.Sprintf("YieldPath(%d)", uint8(p))
+}
+
+// Config is a runtime's configuration. Start from DefaultConfig.
+type Config struct {
+	// Workers is the number of worker goroutines (default GOMAXPROCS).
+	Workers int
+	// LIFOSlot enables each worker's LIFO slot (default true).
+	LIFOSlot bool
+	// LocalQueueCapacity is the ring size per worker: a power of two, at
+	// least 4 (default 256).
+	LocalQueueCapacity int
+	// MaxLIFOPollsPerTick bounds LIFO polls in a row (default 3).
+	MaxLIFOPollsPerTick int
+	// EventInterval is how many ticks pass between maintenance: timer
+	// poll, deferred release, stats publication, shutdown check (61).
+	EventInterval int
+	// GlobalQueueInterval is how many ticks pass between injector-first
+	// picks (31).
+	GlobalQueueInterval int
+	// Seed seeds each worker's steal-victim order (0 is a valid seed).
+	Seed uint64
+	// DefaultYield is the path of an unqualified yield (PathDefault);
+	// default PathDeferred.
+	DefaultYield YieldPath
+	// BeforePark and AfterUnpark, if set, run on the worker's goroutine
+	// with its ID just before it blocks and just after it resumes.
+	BeforePark  func(worker int)
+	AfterUnpark func(worker int)
+}
+
+// DefaultConfig returns the defaults listed on Config's fields.
+func DefaultConfig() Config {
+	return Config{
+		Workers:             runtime.GOMAXPROCS(0),
+		LIFOSlot:            true,
+		LocalQueueCapacity:  256,
+		MaxLIFOPollsPerTick: 3,
+		EventInterval:       61,
+		GlobalQueueInterval: 31,
+		DefaultYield:        PathDeferred,
+	}
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// WithConfig replaces the whole configuration (later options still apply).
+func WithConfig(c Config) Option { return func(cfg *Config) { *cfg = c } }
+
+// WithWorkers sets Config.Workers.
+func WithWorkers(n int) Option { return func(c *Config) { c.Workers = n } }
+
+// WithLIFOSlot sets Config.LIFOSlot.
+func WithLIFOSlot(on bool) Option { return func(c *Config) { c.LIFOSlot = on } }
+
+// WithLocalQueueCapacity sets Config.LocalQueueCapacity.
+func WithLocalQueueCapacity(n int) Option { return func(c *Config) { c.LocalQueueCapacity = n } }
+
+// WithMaxLIFOPollsPerTick sets Config.MaxLIFOPollsPerTick.
+func WithMaxLIFOPollsPerTick(n int) Option { return func(c *Config) { c.MaxLIFOPollsPerTick = n } }
+
+// WithEventInterval sets Config.EventInterval.
+func WithEventInterval(n int) Option { return func(c *Config) { c.EventInterval = n } }
+
+// WithGlobalQueueInterval sets Config.GlobalQueueInterval.
+func WithGlobalQueueInterval(n int) Option { return func(c *Config) { c.GlobalQueueInterval = n } }
+
+// WithSeed sets Config.Seed.
+func WithSeed(s uint64) Option { return func(c *Config) { c.Seed = s } }
+
+// WithDefaultYield sets Config.DefaultYield.
+func WithDefaultYield(p YieldPath) Option { return func(c *Config) { c.DefaultYield = p } }
+
+// WithParkHooks sets Config.BeforePark and Config.AfterUnpark.
+func WithParkHooks(beforePark, afterUnpark func(worker int)) Option {
+	return func(c *Config) { c.BeforePark, c.AfterUnpark = beforePark, afterUnpark }
+}
+
+// ErrInvalidConfig is wrapped by every configuration error New returns.
+var ErrInvalidConfig = errors.New("scheduler: invalid config")
+
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Workers < 1:
+		return bad("Workers = %d, want >= 1", c.Workers)
+	case c.Workers > 1<<16:
+		return bad("Workers = %d, want <= 65536", c.Workers)
+	case c.LocalQueueCapacity < 4 || c.LocalQueueCapacity > 1<<24 || c.LocalQueueCapacity&(c.LocalQueueCapacity-1) != 0:
+		return bad("LocalQueueCapacity = %d, want a power of two in [4, 2^24]", c.LocalQueueCapacity)
+	case c.MaxLIFOPollsPerTick < 1:
+		return bad("MaxLIFOPollsPerTick = %d, want >= 1", c.MaxLIFOPollsPerTick)
+	case c.EventInterval < 1:
+		return bad("EventInterval = %d, want >= 1", c.EventInterval)
+	case c.GlobalQueueInterval < 1:
+		return bad("GlobalQueueInterval = %d, want >= 1", c.GlobalQueueInterval)
+	case c.DefaultYield != PathImmediate && c.DefaultYield != PathDeferred:
+		return bad("DefaultYield = %v, want PathImmediate or PathDeferred", c.DefaultYield)
+	}
+	return nil
+}

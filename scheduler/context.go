@@ -1,0 +1,166 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/wasmsched/wasmsched/worker"
+)
+
+// Future is a poll-based task body, as in Rust: Poll returns (value, true)
+// when done, or (_, false) after arranging to be woken (through
+// cx.Waker(), a timer, or a yield) when it can make progress.
+type Future[T any] interface {
+	Poll(cx *Context) (T, bool)
+}
+
+// PollFunc adapts a function to a Future.
+type PollFunc[T any] func(cx *Context) (T, bool)
+
+// Poll calls f.
+func (f PollFunc[T]) Poll(cx *Context) (T, bool) { return f(cx) }
+
+type futureBody[T any] struct{ f Future[T] }
+
+func (b futureBody[T]) poll(cx *Context) (T, error, bool) {
+	v, ok := b.f.Poll(cx)
+	return v, nil, ok
+}
+
+// Context is what a poll receives: the running task, its worker and its
+// runtime. There is one Context per worker, reused for every poll; it is
+// valid only during the poll (do not keep it, do not pass it to another
+// goroutine — pass a Waker instead).
+type Context struct {
+	rt      *Runtime
+	w       *worker.Worker
+	cur     *header
+	yield   YieldPath
+	yielded bool
+	timers  []*header // scratch for timer polls on this worker
+}
+
+// Runtime returns the runtime the task runs on.
+func (cx *Context) Runtime() *Runtime { return cx.rt }
+
+// WorkerID returns the index of the worker running the task, or -1 when
+// the task is being cancelled off any worker (during shutdown).
+func (cx *Context) WorkerID() int {
+	if cx.w == nil {
+		return -1
+	}
+	return cx.w.ID()
+}
+
+// TaskID returns the running task's ID.
+func (cx *Context) TaskID() TaskID { return cx.cur.id }
+
+// Waker returns a waker for the running task.
+func (cx *Context) Waker() Waker { return Waker{cx.cur} }
+
+// Aborted reports whether the running task has been asked to stop.
+func (cx *Context) Aborted() bool { return cx.cur.cancelRequested() }
+
+// Yield asks for the running task to be polled again through the immediate
+// path once this poll returns pending.
+func (cx *Context) Yield() { cx.YieldVia(PathImmediate) }
+
+// YieldNow asks for the running task to be polled again through the
+// deferred path once this poll returns pending.
+func (cx *Context) YieldNow() { cx.YieldVia(PathDeferred) }
+
+// YieldVia asks for the running task to be polled again through path
+// (PathDefault: the runtime's Config.DefaultYield) once this poll returns
+// pending. The last call in a poll wins.
+func (cx *Context) YieldVia(path YieldPath) {
+	if path == PathDefault {
+		path = cx.rt.cfg.DefaultYield
+	}
+	cx.yield, cx.yielded = path, true
+}
+
+// WakeAt arranges for the running task to be woken at or after the
+// deadline (a time from Runtime.Now). Timers never fire early.
+func (cx *Context) WakeAt(deadline time.Duration) {
+	cx.rt.timers.add(int64(deadline), cx.cur)
+}
+
+// Spawner is where a task can be spawned: a *Runtime (from any goroutine:
+// the task goes through the injector) or a *Context / *Co (from inside a
+// task: it goes to the current worker's LIFO slot or ring).
+type Spawner interface {
+	spawnTarget() (*Runtime, *Context)
+}
+
+func (rt *Runtime) spawnTarget() (*Runtime, *Context) { return rt, nil }
+func (cx *Context) spawnTarget() (*Runtime, *Context) { return cx.rt, cx }
+
+// Spawn starts a poll-based task and returns its handle. After Shutdown
+// has begun, the handle is already complete with ErrShutdown.
+func Spawn[T any](s Spawner, f Future[T]) *JoinHandle[T] {
+	return spawnBody[T](s, futureBody[T]{f})
+}
+
+func spawnBody[T any](s Spawner, body pollable[T]) *JoinHandle[T] {
+	rt, cx := s.spawnTarget()
+	t := &task[T]{body: body}
+	t.wt.Init(t)
+	t.rt = rt
+	t.id = TaskID(rt.nextID.Inc())
+	t.lastWorker = -1
+	t.state.Store(stScheduled)
+	h := &JoinHandle[T]{t}
+	if !rt.owned.insert(&t.header) {
+		var zero T
+		t.result, t.err, t.body = zero, ErrShutdown, nil
+		t.state.Store(stComplete)
+		t.join.Store(joinDone)
+		return h
+	}
+	if cx != nil && cx.w != nil && cx.cur != nil && cx.rt == rt {
+		cx.w.Schedule(&t.wt)
+	} else {
+		rt.scheduleRemote(&t.header)
+	}
+	return h
+}
+
+// Yield is a Future that yields once through the immediate path.
+func Yield() Future[struct{}] { return &yieldFuture{path: PathImmediate} }
+
+// YieldNow is a Future that yields once through the deferred path.
+func YieldNow() Future[struct{}] { return &yieldFuture{path: PathDeferred} }
+
+type yieldFuture struct {
+	path YieldPath
+	done bool
+}
+
+func (y *yieldFuture) Poll(cx *Context) (struct{}, bool) {
+	if y.done {
+		return struct{}{}, true
+	}
+	y.done = true
+	cx.YieldVia(y.path)
+	return struct{}{}, false
+}
+
+// Sleep is a Future that completes once d has elapsed since its first poll.
+func Sleep(d time.Duration) Future[struct{}] { return &sleepFuture{d: d} }
+
+type sleepFuture struct {
+	d        time.Duration
+	deadline time.Duration
+	started  bool
+}
+
+func (s *sleepFuture) Poll(cx *Context) (struct{}, bool) {
+	now := cx.rt.Now()
+	if !s.started {
+		s.started, s.deadline = true, now+s.d
+	}
+	if now >= s.deadline {
+		return struct{}{}, true
+	}
+	cx.WakeAt(s.deadline)
+	return struct{}{}, false
+}

@@ -1,0 +1,155 @@
+package scheduler
+
+import (
+	"errors"
+	"iter"
+	"runtime/debug"
+	"time"
+)
+
+// Co is the handle a stackful task's function receives. Its methods suspend
+// the function (the whole goroutine stack, via iter.Pull) and return when
+// the task is polled again — possibly by another worker. A Co is used only
+// by its own function.
+type Co struct {
+	cx      *Context
+	h       *header
+	yield   func(struct{}) bool
+	stopped bool
+}
+
+// errUnwind is panicked through a stackful task's frames to stop it when it
+// is aborted or the runtime shuts down. Code between the suspension point
+// and the task function that recovers panics must re-panic it (or return).
+var errUnwind = errors.New("scheduler: stackful task unwinding")
+
+// IsUnwind reports whether a recovered panic value is the signal that stops
+// a cancelled stackful task. Code that recovers panics around suspension
+// points (a host-function adapter, say) must let it through.
+func IsUnwind(v any) bool { return v == errUnwind }
+
+func (co *Co) spawnTarget() (*Runtime, *Context) { return co.cx.rt, co.cx }
+
+// Context returns the Context of the current poll. It changes after every
+// suspension.
+func (co *Co) Context() *Context { return co.cx }
+
+// Aborted reports whether the task has been asked to stop; the next
+// suspension will unwind it.
+func (co *Co) Aborted() bool { return co.h.cancelRequested() }
+
+// suspend returns control to the worker with the task pending. It unwinds
+// the task if it is cancelled.
+func (co *Co) suspend() {
+	if co.stopped || co.h.cancelRequested() {
+		co.stopped = true
+		panic(errUnwind)
+	}
+	if !co.yield(struct{}{}) {
+		co.stopped = true
+		panic(errUnwind)
+	}
+}
+
+// Yield suspends the task and re-enters it through the immediate path.
+func (co *Co) Yield() { co.YieldVia(PathImmediate) }
+
+// YieldNow suspends the task and re-enters it through the deferred path.
+func (co *Co) YieldNow() { co.YieldVia(PathDeferred) }
+
+// YieldVia suspends the task and re-enters it through path.
+func (co *Co) YieldVia(path YieldPath) {
+	co.cx.YieldVia(path)
+	co.suspend()
+}
+
+// Park suspends the task until something wakes it through a Waker taken
+// with co.Context().Waker() before the call. A wake that happened before
+// Park is not lost: the task is then polled again at once.
+func (co *Co) Park() { co.suspend() }
+
+// Sleep suspends the task for at least d.
+func (co *Co) Sleep(d time.Duration) {
+	deadline := co.cx.rt.Now() + d
+	for co.cx.rt.Now() < deadline {
+		co.cx.WakeAt(deadline)
+		co.suspend()
+	}
+}
+
+// Await polls f, suspending the task between polls, until it is ready.
+func Await[T any](co *Co, f Future[T]) T {
+	for {
+		if v, ok := f.Poll(co.cx); ok {
+			return v
+		}
+		co.suspend()
+	}
+}
+
+// Join awaits a JoinHandle from a stackful task.
+func Join[T any](co *Co, h *JoinHandle[T]) (T, error) {
+	r := Await[Result[T]](co, h)
+	return r.Value, r.Err
+}
+
+// SpawnFunc starts a stackful task: fn runs as a coroutine that can
+// suspend anywhere in its call stack through co. Its goroutine is created
+// at the first poll, so a task cancelled before it runs costs none.
+func SpawnFunc[T any](s Spawner, fn func(co *Co) (T, error)) *JoinHandle[T] {
+	return spawnBody[T](s, &coBody[T]{fn: fn})
+}
+
+type coBody[T any] struct {
+	co    Co
+	fn    func(*Co) (T, error)
+	next  func() (struct{}, bool)
+	stop  func()
+	res   T
+	err   error
+	ended bool
+}
+
+func (b *coBody[T]) poll(cx *Context) (T, error, bool) {
+	b.co.cx, b.co.h = cx, cx.cur
+	if b.next == nil {
+		b.next, b.stop = iter.Pull(b.run)
+	}
+	if _, more := b.next(); more {
+		var zero T
+		return zero, nil, false
+	}
+	b.ended = true
+	return b.res, b.err, true
+}
+
+// run is the coroutine. Panics are recovered here, on the coroutine's own
+// stack, so the PanicError carries the stack where the panic happened.
+func (b *coBody[T]) run(yield func(struct{}) bool) {
+	b.co.yield = yield
+	defer func() {
+		if r := recover(); r != nil {
+			if r == errUnwind {
+				b.err = b.co.h.cancelReason()
+			} else {
+				b.err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
+		}
+	}()
+	b.res, b.err = b.fn(&b.co)
+	if b.co.stopped {
+		// fn swallowed the unwind (e.g. a wazero host call turned the
+		// panic into an error): report the cancellation, not that error.
+		b.err = b.co.h.cancelReason()
+	}
+}
+
+// cancel stops a suspended coroutine: its pending suspension panics with
+// errUnwind, which runs its deferred calls with cx as their Context.
+func (b *coBody[T]) cancel(cx *Context) {
+	if b.stop != nil && !b.ended {
+		b.ended = true
+		b.co.cx = cx
+		b.stop()
+	}
+}

@@ -1,0 +1,377 @@
+package scheduler
+
+import (
+	"context"
+	"runtime/debug"
+
+	"go.uber.org/atomic"
+
+	"github.com/wasmsched/wasmsched/worker"
+)
+
+// TaskID identifies a task for the life of the process; IDs are never reused.
+type TaskID uint64
+
+// Task state bits. A task is idle (0: waiting for a wake-up), scheduled (in
+// exactly one queue), or running (being polled by one worker); notified
+// records a wake-up that arrived while running; cancelled records an abort
+// or shutdown request; complete is final.
+//
+// Every transition is a CAS, which gives the two guarantees the tests pin
+// down: a wake is never lost (a wake while running sets notified, and the
+// worker reschedules the task after the poll) and a task is never queued
+// twice (only the idle -> scheduled transition enqueues).
+const (
+	stScheduled uint32 = 1 << iota
+	stRunning
+	stNotified
+	stCancelled
+	stByShutdown // with stCancelled: the reason is shutdown, not Abort
+	stComplete
+)
+
+// pollable is the body of a task: a Future adapted to also report an error.
+type pollable[T any] interface {
+	poll(cx *Context) (T, error, bool)
+}
+
+// canceller is implemented by bodies that hold resources to release when
+// the task is cancelled without completing (a stackful task's coroutine).
+type canceller interface{ cancel(cx *Context) }
+
+// header is the type-independent part of a task.
+type header struct {
+	wt         worker.Task
+	state      atomic.Uint32
+	id         TaskID
+	rt         *Runtime
+	lastWorker int32
+	prev, next *header
+	join       atomic.Pointer[joinWaiter]
+}
+
+type joinWaiter struct {
+	waker Waker
+	ch    chan struct{}
+}
+
+var joinDone = &joinWaiter{}
+
+type task[T any] struct {
+	header
+	body   pollable[T]
+	result T
+	err    error
+}
+
+// wake makes an idle task runnable: onto w (the current worker) if w is
+// one of this task's runtime's workers, else through the injector.
+func (h *header) wake(cx *Context) {
+	if h.transitionToScheduled() {
+		if cx != nil && cx.w != nil && cx.rt == h.rt {
+			cx.w.Schedule(&h.wt)
+		} else {
+			h.rt.scheduleRemote(h)
+		}
+	}
+}
+
+// wakeBack is wake for timers: always the back of w's ring.
+func (h *header) wakeBack(w *worker.Worker) {
+	if h.transitionToScheduled() {
+		w.ScheduleBack(&h.wt)
+	}
+}
+
+// transitionToScheduled returns true if the caller must enqueue the task.
+func (h *header) transitionToScheduled() bool {
+	for {
+		s := h.state.Load()
+		switch {
+		case s&stComplete != 0:
+			return false
+		case s&stRunning != 0:
+			if s&stNotified != 0 || h.state.CompareAndSwap(s, s|stNotified) {
+				return false
+			}
+		case s&stScheduled != 0:
+			return false
+		default:
+			if h.state.CompareAndSwap(s, s|stScheduled) {
+				return true
+			}
+		}
+	}
+}
+
+// requestCancel marks the task cancelled with reason and makes sure a
+// worker will see it: an idle task is scheduled so that it is cancelled
+// where it would have run. A running task sees the mark after its poll (a
+// stackful task also at its next suspension point).
+func (h *header) requestCancel(reason error) {
+	for {
+		s := h.state.Load()
+		if s&(stComplete|stCancelled) != 0 {
+			return
+		}
+		ns := s | stCancelled
+		if reason == ErrShutdown {
+			ns |= stByShutdown
+		}
+		idle := s&(stRunning|stScheduled) == 0
+		if idle {
+			ns |= stScheduled
+		}
+		if h.state.CompareAndSwap(s, ns) {
+			if idle {
+				h.rt.scheduleRemote(h)
+			}
+			return
+		}
+	}
+}
+
+func (h *header) cancelRequested() bool { return h.state.Load()&stCancelled != 0 }
+
+func (h *header) cancelReason() error {
+	if h.state.Load()&stByShutdown != 0 {
+		return ErrShutdown
+	}
+	return ErrAborted
+}
+
+// RunTask polls the task once. It implements worker.Runner.
+func (t *task[T]) RunTask(w *worker.Worker) {
+	var s uint32
+	for {
+		s = t.state.Load()
+		if s&stComplete != 0 || s&stScheduled == 0 {
+			return // cannot happen: queued tasks are scheduled; guard anyway
+		}
+		if t.state.CompareAndSwap(s, (s&^(stScheduled|stNotified))|stRunning) {
+			break
+		}
+	}
+	if id := int32(w.ID()); t.lastWorker != id {
+		if t.lastWorker >= 0 {
+			w.NoteMigration()
+		}
+		t.lastWorker = id
+	}
+	if s&stCancelled != 0 {
+		t.finishCancelled(w)
+		return
+	}
+	cx := t.rt.contexts[w.ID()]
+	cx.cur, cx.yield = &t.header, PathDefault
+	cx.yielded = false
+	v, err, ready := t.pollGuarded(cx)
+	yielded, path := cx.yielded, cx.yield
+	cx.cur = nil
+	if ready {
+		if t.cancelRequested() && err != nil {
+			err = t.cancelReason()
+		}
+		t.complete(v, err, cx)
+		return
+	}
+	for {
+		s = t.state.Load()
+		if s&stCancelled != 0 {
+			t.finishCancelled(w)
+			return
+		}
+		if yielded || s&stNotified != 0 {
+			if !t.state.CompareAndSwap(s, stScheduled) {
+				continue
+			}
+			switch {
+			case !yielded:
+				w.ScheduleYield(&t.wt) // woken during its own poll: a self-wake
+			case path == PathDeferred:
+				w.ScheduleDeferred(&t.wt)
+			default:
+				w.ScheduleYield(&t.wt)
+			}
+			return
+		}
+		if t.state.CompareAndSwap(s, 0) {
+			return
+		}
+	}
+}
+
+func (t *task[T]) pollGuarded(cx *Context) (v T, err error, ready bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, ready = &PanicError{Value: r, Stack: debug.Stack()}, true
+		}
+	}()
+	return t.body.poll(cx)
+}
+
+// finishCancelled completes a cancelled task; the caller owns it (running).
+// Off a worker (shutdown), cleanup code runs with a detached Context: one
+// with no worker, through which spawns and wakes go to the injector.
+func (t *task[T]) finishCancelled(w *worker.Worker) {
+	cx := &Context{rt: t.rt}
+	if w != nil {
+		cx = t.rt.contexts[w.ID()]
+	}
+	cx.cur = &t.header
+	if c, ok := t.body.(canceller); ok {
+		c.cancel(cx)
+	}
+	cx.cur = nil
+	var zero T
+	t.complete(zero, t.cancelReason(), cx)
+}
+
+// CancelTask cancels a task found in a queue at shutdown (worker.Runner),
+// or one that sits in no queue once the workers have stopped.
+func (t *task[T]) CancelTask() {
+	for {
+		s := t.state.Load()
+		if s&(stComplete|stRunning) != 0 {
+			return
+		}
+		ns := stRunning | stCancelled | stByShutdown
+		if s&stCancelled != 0 {
+			ns = stRunning | s&(stCancelled|stByShutdown) // keep an earlier Abort's reason
+		}
+		if t.state.CompareAndSwap(s, ns) {
+			t.finishCancelled(nil)
+			return
+		}
+	}
+}
+
+// complete publishes the result, retires the task and wakes its joiner.
+func (t *task[T]) complete(v T, err error, cx *Context) {
+	t.result, t.err = v, err
+	t.body = nil // release the future: a finished task must not pin its captures
+	t.state.Store(stComplete)
+	t.rt.owned.remove(&t.header)
+	if jw := t.join.Swap(joinDone); jw != nil {
+		if jw.ch != nil {
+			close(jw.ch)
+		}
+		if jw.waker.h != nil {
+			jw.waker.h.wake(cx)
+		}
+	}
+}
+
+// Waker wakes one task. The zero Waker does nothing. Copy it freely.
+type Waker struct{ h *header }
+
+// Wake schedules the task through the injector and notifies a parked
+// worker. Safe from any goroutine; several wakes before the task runs
+// queue it once.
+func (w Waker) Wake() {
+	if w.h != nil {
+		w.h.wake(nil)
+	}
+}
+
+// WakeFrom wakes the task from inside a running task: it is scheduled on
+// cx's worker (LIFO slot or ring) when the task belongs to the same runtime.
+func (w Waker) WakeFrom(cx *Context) {
+	if w.h != nil {
+		w.h.wake(cx)
+	}
+}
+
+// TaskID returns the ID of the task this waker wakes (0 for the zero Waker).
+func (w Waker) TaskID() TaskID {
+	if w.h == nil {
+		return 0
+	}
+	return w.h.id
+}
+
+// JoinHandle is the owner's handle on a spawned task.
+type JoinHandle[T any] struct{ t *task[T] }
+
+// Result is a task's outcome.
+type Result[T any] struct {
+	Value T
+	Err   error
+}
+
+// ID returns the task's ID.
+func (h *JoinHandle[T]) ID() TaskID { return h.t.id }
+
+// Abort cancels the task wherever it is: a queued or idle task is completed
+// with ErrAborted without being polled again; a running poll-based task
+// after its current poll; a running stackful task at its next suspension
+// point. Aborting a finished task does nothing.
+func (h *JoinHandle[T]) Abort() { h.t.requestCancel(ErrAborted) }
+
+// IsFinished reports whether the task has completed (any outcome).
+func (h *JoinHandle[T]) IsFinished() bool { return h.t.state.Load()&stComplete != 0 }
+
+func (h *JoinHandle[T]) result() (T, error) { return h.t.result, h.t.err }
+
+// Poll makes a JoinHandle a Future: ready with the task's result once it
+// completes. The awaiting task is woken on the completing worker.
+func (h *JoinHandle[T]) Poll(cx *Context) (Result[T], bool) {
+	if h.IsFinished() {
+		v, err := h.result()
+		return Result[T]{v, err}, true
+	}
+	if h.register(&joinWaiter{waker: cx.Waker()}) {
+		v, err := h.result()
+		return Result[T]{v, err}, true
+	}
+	return Result[T]{}, false
+}
+
+// register installs jw as the joiner; true if the task already completed.
+// A channel installed by an earlier Wait is kept, so a Wait from a
+// goroutine and an await from a task can both be pending.
+func (h *JoinHandle[T]) register(jw *joinWaiter) bool {
+	for {
+		old := h.t.join.Load()
+		if old == joinDone {
+			return true
+		}
+		if old != nil {
+			if jw.ch == nil {
+				jw.ch = old.ch
+			}
+			if jw.waker.h == nil {
+				jw.waker = old.waker
+			}
+		}
+		if h.t.join.CompareAndSwap(old, jw) {
+			return false
+		}
+	}
+}
+
+// Wait blocks the calling goroutine (not a task: use Await or Poll there)
+// until the task completes or ctx is done.
+func (h *JoinHandle[T]) Wait(ctx context.Context) (T, error) {
+	if !h.IsFinished() {
+		var ch chan struct{}
+		if old := h.t.join.Load(); old != nil && old != joinDone && old.ch != nil {
+			ch = old.ch
+		} else {
+			ch = make(chan struct{})
+			if h.register(&joinWaiter{ch: ch}) {
+				return h.result()
+			}
+			ch = h.t.join.Load().ch
+		}
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				var zero T
+				return zero, ctx.Err()
+			}
+		}
+	}
+	return h.result()
+}

@@ -1,0 +1,130 @@
+package scheduler
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+
+	"go.uber.org/atomic"
+
+	"github.com/wasmsched/wasmsched/worker"
+)
+
+// timerDriver holds every pending sleep in a min-heap ordered by deadline
+// (then by registration order). There is no timer goroutine: workers fire
+// expired timers when they poll the driver — at maintenance ticks, before
+// releasing deferred tasks, and around parking — and one parked worker at a
+// time (the driver) parks with a timeout equal to the earliest deadline.
+//
+// Invariants:
+//   - A timer never fires early: it fires only once the runtime's monotonic
+//     clock has reached its deadline.
+//   - If any worker is parked while a timer is pending, some parked worker
+//     will wake by the earliest deadline: registering a timer that is
+//     earlier than the driver's wake-up time unparks the driver, and
+//     registering one when no driver is parked wakes a sleeper to take the
+//     role. When every worker is busy, timers are fired at their
+//     maintenance ticks.
+type timerDriver struct {
+	rt         *Runtime
+	mu         sync.Mutex
+	h          timerHeap
+	seq        uint64
+	driver     int   // worker parked as driver, or -1
+	driverWhen int64 // the deadline the driver will wake at
+	pending    atomic.Int64
+}
+
+type timerEntry struct {
+	when int64 // runtime nanotime
+	seq  uint64
+	task *header
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	return h[i].when < h[j].when || (h[i].when == h[j].when && h[i].seq < h[j].seq)
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+// add registers a wake-up of t at when (runtime nanotime).
+func (d *timerDriver) add(when int64, t *header) {
+	d.mu.Lock()
+	d.seq++
+	heap.Push(&d.h, timerEntry{when: when, seq: d.seq, task: t})
+	d.pending.Store(int64(len(d.h)))
+	wakeDriver := -1
+	if d.driver >= 0 && when < d.driverWhen {
+		wakeDriver, d.driverWhen = d.driver, when
+	}
+	noDriver := d.driver < 0
+	d.mu.Unlock()
+	if wakeDriver >= 0 {
+		d.rt.workers[wakeDriver].Unpark()
+	} else if noDriver {
+		if id := d.rt.idle.wakeOne(false); id >= 0 {
+			d.rt.workers[id].Unpark()
+		}
+	}
+}
+
+// poll fires every expired timer, waking its task onto w.
+func (d *timerDriver) poll(w *worker.Worker, buf *[]*header) {
+	if d.pending.Load() == 0 {
+		return
+	}
+	now := d.rt.nanotime()
+	fired := (*buf)[:0]
+	d.mu.Lock()
+	for len(d.h) > 0 && d.h[0].when <= now {
+		fired = append(fired, heap.Pop(&d.h).(timerEntry).task)
+	}
+	d.pending.Store(int64(len(d.h)))
+	d.mu.Unlock()
+	for i, t := range fired {
+		t.wakeBack(w)
+		fired[i] = nil
+	}
+	*buf = fired[:0]
+}
+
+// parkTimeout makes id the driver if timers are pending and no driver is
+// parked, and returns how long it may sleep.
+func (d *timerDriver) parkTimeout(id int) (time.Duration, bool) {
+	if d.pending.Load() == 0 {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.h) == 0 || d.driver >= 0 {
+		return 0, false
+	}
+	d.driver, d.driverWhen = id, d.h[0].when
+	return time.Duration(max(d.driverWhen-d.rt.nanotime(), 0)), true
+}
+
+func (d *timerDriver) afterPark(id int) {
+	d.mu.Lock()
+	if d.driver == id {
+		d.driver = -1
+	}
+	d.mu.Unlock()
+}
+
+// drain removes every pending timer (shutdown).
+func (d *timerDriver) drain() {
+	d.mu.Lock()
+	d.h = nil
+	d.pending.Store(0)
+	d.mu.Unlock()
+}

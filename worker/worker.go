@@ -1,0 +1,579 @@
+// Package worker implements one wasmsched worker: its run loop, its bounded
+// local run queue (the ring), its LIFO slot and deferred queue, stealing from
+// peers, and parking.
+//
+// The package knows nothing of futures, join handles or timers. A task is a
+// *Task whose Runner polls it; what is shared between workers (the injector,
+// the idle set, the timer driver, the shutdown flag) is reached through the
+// Shared interface, which package scheduler implements. This keeps the
+// scheduling policy — which queue a task goes to and what runs next — in one
+// place that the tests can drive directly.
+//
+// # Where a runnable task goes (on the worker's own goroutine)
+//
+//   - Schedule (spawn or wake): the LIFO slot if it is enabled, pushing the
+//     slot's previous task to the back of the ring; otherwise the back of
+//     the ring. A parked peer is notified only when the ring received a
+//     task. Deviation from DESIGN.md's table, on purpose: a task put into an
+//     empty LIFO slot runs next on this worker, so waking a peer for it
+//     costs a futex wake per spawn and at best makes the task migrate.
+//   - ScheduleYield (immediate path, self-wake): as Schedule, but a parked
+//     peer is always notified, so a peer can steal the task.
+//   - ScheduleDeferred (deferred path, YieldNow): the deferred queue. No
+//     notification; stealers never see it.
+//   - ScheduleBack: the back of the ring (used for timer wake-ups, which can
+//     come in batches and must not fight over the LIFO slot).
+//   - A full ring moves half of itself, oldest first, plus the new task to
+//     the injector in one batch.
+//
+// # What runs next (each tick)
+//
+//  1. Every EventInterval ticks: maintenance — poll the timer driver without
+//     blocking, release the deferred queue to the back of the ring, publish
+//     stats, check for shutdown.
+//  2. Every GlobalQueueInterval ticks: one task from the injector first, so
+//     a busy worker cannot starve remote spawns.
+//  3. The LIFO slot, while fewer than MaxLIFOPollsPerTick LIFO polls have
+//     happened in a row. When the limit is reached the slot is disabled
+//     until the worker polls a task from anywhere else: meanwhile local
+//     schedules go to the back of the ring, so two tasks that keep waking
+//     each other cannot starve the ring.
+//  4. The head of the ring.
+//  5. A batch from the injector (min(len/workers+1, capacity/2)).
+//  6. If the deferred queue is non-empty, the worker is not idle: it steals
+//     only from a peer whose runnable tasks (ring plus LIFO slot) outnumber
+//     its own deferred tasks, taking half the difference rounded up (the
+//     steal that evens the two out). Otherwise it polls the timer driver
+//     without blocking and releases its deferred tasks, in yield order, to
+//     the back of its ring. This is where wasmsched departs from Tokio,
+//     which steals before it releases and so migrates a third of all
+//     yields on a saturated runtime; here a deferred task stays on its
+//     worker unless a peer is clearly busier.
+//  7. Otherwise, search: if fewer than half of the workers are searching,
+//     become a searcher and steal half (rounded up) of a peer's ring,
+//     visiting peers from a random start. A peer's LIFO task may be taken
+//     only when that peer's ring is empty. Then look at the injector again.
+//  8. Nothing found: park until notified or until the next timer deadline
+//     (if this worker holds the timer driver). The last searcher to park
+//     re-checks every queue after registering as a sleeper, so a task
+//     pushed concurrently is never left with every worker asleep.
+//
+// # Invariants
+//
+//   - The ring, the LIFO slot (for puts) and the deferred queue are written
+//     only by the owning worker, or by code running synchronously on its
+//     behalf (a stackful task's coroutine while the worker waits for it).
+//   - A task is in at most one queue at a time; the scheduler's task state
+//     machine guarantees one enqueue per wake, and this package never
+//     duplicates or drops a task: overflow moves, steal moves, shutdown
+//     cancels every task left in its queues.
+//   - Stats are kept in plain fields by the owner and published to padded
+//     atomics at maintenance and before parking.
+package worker
+
+import (
+	"time"
+
+	"github.com/wasmsched/wasmsched/deferq"
+	"github.com/wasmsched/wasmsched/lifo"
+)
+
+// Runner is what a Task does. Package scheduler implements it.
+type Runner interface {
+	// RunTask polls the task once on w. It is responsible for the task's
+	// state transitions and for rescheduling it through w's Schedule*
+	// methods if it is to run again.
+	RunTask(w *Worker)
+	// CancelTask is called, once, for a task left in a queue when the
+	// runtime shuts down.
+	CancelTask()
+}
+
+// Task is the unit the worker queues. It is embedded in the scheduler's
+// task header, so queuing a task allocates nothing.
+type Task struct {
+	runner Runner
+}
+
+// Init binds a Task to its runner. Call it once, before first queuing.
+func (t *Task) Init(r Runner) { t.runner = r }
+
+// Runner returns the runner bound by Init.
+func (t *Task) Runner() Runner { return t.runner }
+
+// Shared is what a worker needs from the runtime it belongs to.
+type Shared interface {
+	// Workers returns every worker, indexed by ID. The slice never changes.
+	Workers() []*Worker
+	// InjectorLen is the number of tasks in the global injector (a hint).
+	InjectorLen() int
+	// PopInjector moves up to len(dst) tasks from the injector into dst
+	// and returns how many it moved.
+	PopInjector(dst []*Task) int
+	// PushInjector appends a batch to the injector (overflow). If the
+	// runtime is shutting down, the implementation cancels the tasks.
+	PushInjector(batch []*Task)
+
+	// TransitionToSearching asks to become a searcher; false when half
+	// the workers are already searching.
+	TransitionToSearching() bool
+	// TransitionFromSearching ends searching; true if this was the last
+	// searcher (the caller then notifies another worker).
+	TransitionFromSearching() (wasLast bool)
+	// TransitionToParked registers worker id as a sleeper; true if it was
+	// the last searcher (the caller then re-checks all queues).
+	TransitionToParked(id int, searching bool) (wasLastSearcher bool)
+	// TransitionFromParked unregisters id after it wakes; true if it was
+	// woken by a notification (and is now counted as searching).
+	TransitionFromParked(id int) (notified bool)
+	// NotifyParked wakes one parked worker if no worker is searching.
+	NotifyParked()
+
+	// PollTimers fires expired timers, waking their tasks onto w.
+	PollTimers(w *Worker)
+	// ParkTimeout returns how long worker id may block: ok is false when
+	// it should block until notified. It may make id the timer driver.
+	ParkTimeout(id int) (d time.Duration, ok bool)
+	// AfterPark is called when worker id stops blocking (it releases the
+	// timer driver role if id held it).
+	AfterPark(id int)
+
+	// ShuttingDown reports whether the worker should exit.
+	ShuttingDown() bool
+}
+
+// Config is one worker's configuration; package scheduler validates it.
+type Config struct {
+	ID                  int
+	LocalQueueCapacity  int // power of two
+	LIFOSlot            bool
+	MaxLIFOPollsPerTick int
+	EventInterval       uint32
+	GlobalQueueInterval uint32
+	Seed                uint64 // steal-victim order; 0 gives a fixed default
+	BeforePark          func(id int)
+	AfterUnpark         func(id int)
+}
+
+// Worker is one worker. Its exported methods that schedule work must be
+// called from the worker's own goroutine (during a poll); the others are
+// safe from anywhere.
+type Worker struct {
+	id     int
+	cfg    Config
+	shared Shared
+
+	ring     *ring
+	lifo     lifo.Slot[Task]
+	deferred deferq.Queue[Task]
+
+	tick         uint32
+	lifoInRow    int  // LIFO polls in a row
+	lifoDisabled bool // MaxLIFOPollsPerTick reached: local schedules bypass the slot
+	searching    bool
+	rng          uint64
+
+	unparkCh        chan struct{}
+	timer           *time.Timer
+	notifiedNoWork  bool // woken by a notification and has not polled since
+	busySince       int64
+	lastMark        int64
+	pollsAtLastMark uint64
+	startTime       time.Time
+
+	injectBuf []*Task
+	c         counters
+	pub       published
+}
+
+// New creates a worker. Call Run on its own goroutine.
+func New(cfg Config, shared Shared) *Worker {
+	seed := cfg.Seed*0x9E3779B97F4A7C15 + uint64(cfg.ID)*0xBF58476D1CE4E5B9 + 1
+	return &Worker{
+		id:        cfg.ID,
+		cfg:       cfg,
+		shared:    shared,
+		ring:      newRing(cfg.LocalQueueCapacity),
+		rng:       seed,
+		unparkCh:  make(chan struct{}, 1),
+		injectBuf: make([]*Task, cfg.LocalQueueCapacity/2),
+		startTime: time.Now(),
+	}
+}
+
+// ID is the worker's index in Shared.Workers().
+func (w *Worker) ID() int { return w.id }
+
+// Unpark wakes the worker if it is parked, or makes its next park return
+// at once. Safe from any goroutine; never blocks.
+func (w *Worker) Unpark() {
+	select {
+	case w.unparkCh <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the last published snapshot of the worker's counters.
+func (w *Worker) Stats() Stats { return w.pub.load() }
+
+// Runnable is a snapshot of the tasks other workers could steal: the ring
+// plus the LIFO slot. Safe from any goroutine.
+func (w *Worker) Runnable() int {
+	n := w.ring.len()
+	if w.lifo.Occupied() {
+		n++
+	}
+	return n
+}
+
+// RingLen is the number of tasks in the ring (a snapshot).
+func (w *Worker) RingLen() int { return w.ring.len() }
+
+// DeferredLen is the number of deferred tasks. Owner only.
+func (w *Worker) DeferredLen() int { return w.deferred.Len() }
+
+// Schedule queues t, woken or spawned by the task running on this worker.
+func (w *Worker) Schedule(t *Task) {
+	w.c.localSchedules++
+	if w.cfg.LIFOSlot && !w.lifoDisabled {
+		prev := w.lifo.Put(t)
+		if prev == nil {
+			return
+		}
+		t = prev
+	}
+	w.pushBack(t)
+	w.shared.NotifyParked()
+}
+
+// ScheduleYield re-queues t, which yielded on the immediate path: like
+// Schedule, but always notifies a parked peer so t can be stolen.
+func (w *Worker) ScheduleYield(t *Task) {
+	w.c.localSchedules++
+	if w.cfg.LIFOSlot && !w.lifoDisabled {
+		if prev := w.lifo.Put(t); prev != nil {
+			w.pushBack(prev)
+		}
+	} else {
+		w.pushBack(t)
+	}
+	w.shared.NotifyParked()
+}
+
+// ScheduleDeferred puts t, which yielded on the deferred path, into this
+// worker's deferred queue.
+func (w *Worker) ScheduleDeferred(t *Task) {
+	w.c.deferredYields++
+	w.deferred.Push(t)
+}
+
+// ScheduleBack queues t at the back of the ring and notifies a parked peer.
+func (w *Worker) ScheduleBack(t *Task) {
+	w.c.localSchedules++
+	w.pushBack(t)
+	w.shared.NotifyParked()
+}
+
+// NoteMigration counts a poll of a task that last ran on another worker.
+// Called by the runner during RunTask.
+func (w *Worker) NoteMigration() { w.c.migrations++ }
+
+func (w *Worker) pushBack(t *Task) {
+	if batch := w.ring.pushBack(t); batch != nil {
+		w.c.overflows++
+		w.shared.PushInjector(batch)
+	}
+}
+
+// Run is the worker's loop. It returns when the runtime shuts down, after
+// cancelling every task left in the worker's queues.
+func (w *Worker) Run() {
+	now := w.nanotime()
+	w.busySince, w.lastMark = now, now
+	for {
+		w.tick++
+		if w.tick%w.cfg.EventInterval == 0 {
+			if w.maintenance() {
+				break
+			}
+		}
+		t := w.nextTask()
+		if t == nil {
+			if w.shared.ShuttingDown() {
+				break
+			}
+			w.park()
+			if w.shared.ShuttingDown() {
+				break
+			}
+			continue
+		}
+		w.run(t)
+	}
+	w.cancelQueued()
+	w.publish()
+}
+
+func (w *Worker) run(t *Task) {
+	if w.searching {
+		w.searching = false
+		if w.shared.TransitionFromSearching() {
+			// The last searcher found work: there may be more, so hand
+			// the search on (Tokio's chained wake-up).
+			w.shared.NotifyParked()
+		}
+	}
+	w.notifiedNoWork = false
+	w.c.polls++
+	t.runner.RunTask(w)
+}
+
+// nextTask implements steps 2–7 of the package doc.
+func (w *Worker) nextTask() *Task {
+	if w.tick%w.cfg.GlobalQueueInterval == 0 && w.shared.InjectorLen() > 0 {
+		if w.shared.PopInjector(w.injectBuf[:1]) == 1 {
+			w.resetLIFO()
+			t := w.injectBuf[0]
+			w.injectBuf[0] = nil
+			return t
+		}
+	}
+	if w.cfg.LIFOSlot && !w.lifoDisabled {
+		if t := w.lifo.Take(); t != nil {
+			w.c.lifoPolls++
+			w.lifoInRow++
+			if w.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
+				w.lifoDisabled = true
+			}
+			return t
+		}
+	}
+	w.resetLIFO()
+	if t := w.ring.pop(); t != nil {
+		return t
+	}
+	if t := w.popInjectorBatch(); t != nil {
+		return t
+	}
+	if n := w.deferred.Len(); n > 0 {
+		if t := w.stealBalanced(n); t != nil {
+			return t
+		}
+		w.shared.PollTimers(w)
+		w.releaseDeferred()
+		return w.ring.pop()
+	}
+	return w.search()
+}
+
+func (w *Worker) resetLIFO() {
+	w.lifoInRow = 0
+	w.lifoDisabled = false
+}
+
+func (w *Worker) popInjectorBatch() *Task {
+	n := w.shared.InjectorLen()
+	if n == 0 {
+		return nil
+	}
+	n = n/len(w.shared.Workers()) + 1
+	if free := w.ring.free() + 1; n > free {
+		n = free
+	}
+	if n > len(w.injectBuf) {
+		n = len(w.injectBuf)
+	}
+	got := w.shared.PopInjector(w.injectBuf[:n])
+	if got == 0 {
+		return nil
+	}
+	t := w.injectBuf[0]
+	w.ring.pushBackBatch(w.injectBuf[1:got])
+	clear(w.injectBuf[:got])
+	return t
+}
+
+func (w *Worker) releaseDeferred() {
+	n := w.deferred.Drain(w.pushBack)
+	w.c.deferredReleases += uint64(n)
+}
+
+// stealBalanced is step 6: steal only from a peer whose runnable tasks
+// outnumber this worker's deferred ones, and only enough to even them out.
+func (w *Worker) stealBalanced(deferred int) *Task {
+	peers := w.shared.Workers()
+	start := w.randN(len(peers))
+	for i := range peers {
+		v := peers[(start+i)%len(peers)]
+		if v == w {
+			continue
+		}
+		runnable := v.Runnable()
+		if runnable <= deferred {
+			continue
+		}
+		if t := w.stealFrom(v, (runnable-deferred+1)/2); t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// search is step 7.
+func (w *Worker) search() *Task {
+	if !w.searching {
+		if !w.shared.TransitionToSearching() {
+			return nil
+		}
+		w.searching = true
+	}
+	peers := w.shared.Workers()
+	start := w.randN(len(peers))
+	for i := range peers {
+		v := peers[(start+i)%len(peers)]
+		if v == w {
+			continue
+		}
+		if t := w.stealFrom(v, 0); t != nil {
+			return t
+		}
+	}
+	return w.popInjectorBatch()
+}
+
+// stealFrom takes up to limit tasks (0: half, rounded up) from v's ring,
+// or v's LIFO task when v's ring is empty.
+func (w *Worker) stealFrom(v *Worker, limit int) *Task {
+	if t, n := v.ring.stealInto(w.ring, limit); t != nil {
+		w.c.stealOps++
+		w.c.stealTasks += uint64(n)
+		w.resetLIFO()
+		return t
+	}
+	if v.cfg.LIFOSlot && v.ring.len() == 0 {
+		if t := v.lifo.Take(); t != nil {
+			w.c.stealOps++
+			w.c.stealTasks++
+			w.resetLIFO()
+			return t
+		}
+	}
+	return nil
+}
+
+// maintenance is step 1. It returns true when the worker must exit.
+func (w *Worker) maintenance() bool {
+	w.shared.PollTimers(w)
+	w.releaseDeferred()
+	w.mark()
+	w.publish()
+	return w.shared.ShuttingDown()
+}
+
+func (w *Worker) park() {
+	if w.notifiedNoWork {
+		w.c.noopUnparks++
+	}
+	if w.cfg.BeforePark != nil {
+		w.cfg.BeforePark(w.id)
+	}
+	if w.shared.TransitionToParked(w.id, w.searching) {
+		if w.workPending() {
+			w.shared.NotifyParked()
+		}
+	}
+	w.searching = false
+	w.c.parks++
+	w.mark()
+	w.c.busyNanos += uint64(w.lastMark - w.busySince)
+	w.busySince = w.lastMark
+	w.publish()
+
+	if d, ok := w.shared.ParkTimeout(w.id); ok {
+		if w.timer == nil {
+			w.timer = time.NewTimer(d)
+		} else {
+			w.timer.Reset(d)
+		}
+		select {
+		case <-w.unparkCh:
+		case <-w.timer.C:
+		}
+		w.timer.Stop()
+	} else {
+		<-w.unparkCh
+	}
+
+	now := w.nanotime()
+	w.busySince, w.lastMark = now, now
+	if w.shared.TransitionFromParked(w.id) {
+		w.searching = true
+		w.notifiedNoWork = true
+	}
+	w.shared.AfterPark(w.id)
+	w.shared.PollTimers(w)
+	if w.cfg.AfterUnpark != nil {
+		w.cfg.AfterUnpark(w.id)
+	}
+}
+
+// workPending is the last searcher's re-check before it sleeps.
+func (w *Worker) workPending() bool {
+	if w.shared.InjectorLen() > 0 {
+		return true
+	}
+	for _, v := range w.shared.Workers() {
+		if v != w && v.Runnable() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// mark folds the time since the last mark into busy time and the poll-time
+// average. Called at maintenance and when parking: two clock reads per
+// EventInterval polls instead of two per poll.
+func (w *Worker) mark() {
+	now := w.nanotime()
+	if polls := w.c.polls - w.pollsAtLastMark; polls > 0 {
+		sample := float64(now-w.lastMark) / float64(polls)
+		const alpha = 0.1
+		if w.c.meanPollNanos == 0 {
+			w.c.meanPollNanos = sample
+		} else {
+			w.c.meanPollNanos = alpha*sample + (1-alpha)*w.c.meanPollNanos
+		}
+	}
+	w.pollsAtLastMark = w.c.polls
+	w.lastMark = now
+}
+
+func (w *Worker) publish() {
+	local := w.ring.len()
+	if w.lifo.Occupied() {
+		local++
+	}
+	c := w.c
+	c.busyNanos += uint64(w.lastMark - w.busySince)
+	w.pub.store(&c, local, w.deferred.Len())
+}
+
+func (w *Worker) cancelQueued() {
+	if t := w.lifo.Take(); t != nil {
+		t.runner.CancelTask()
+	}
+	for t := w.ring.pop(); t != nil; t = w.ring.pop() {
+		t.runner.CancelTask()
+	}
+	w.deferred.Drain(func(t *Task) { t.runner.CancelTask() })
+}
+
+func (w *Worker) nanotime() int64 { return int64(time.Since(w.startTime)) }
+
+// randN returns a pseudo-random number in [0, n) (xorshift64*).
+func (w *Worker) randN(n int) int {
+	w.rng ^= w.rng >> 12
+	w.rng ^= w.rng << 25
+	w.rng ^= w.rng >> 27
+	return int((w.rng * 2685821657736338717) >> 33 % uint64(n))
+}
