@@ -1,0 +1,428 @@
+package instrument
+
+type rewriter struct {
+	m      *module
+	cfg    Config
+	costs  *CostTable
+	report Report
+
+	checkType, slowType uint32
+	checkFunc, slowFunc uint32
+	fuelGlobal          uint32
+	scratch             []byte
+	checkEvery          bool // experiment: check after every charge
+	fn                  funcState
+}
+
+// shiftFunc maps an input function index to the output index space, in
+// which the check import follows the existing function imports.
+func (w *rewriter) shiftFunc(r *reader, start int, idx uint32) uint32 {
+	if idx >= w.m.nFuncs() {
+		r.pos = start
+		r.fail("function index out of range")
+		return 0
+	}
+	if idx >= w.m.nImpFuncs {
+		return idx + 1
+	}
+	return idx
+}
+
+func (w *rewriter) run(in []byte) ([]byte, error) {
+	m := w.m
+	w.checkType, w.slowType = m.nTypes, m.nTypes+1
+	w.checkFunc = m.nImpFuncs
+	w.slowFunc = m.nFuncs() + 1
+	w.fuelGlobal = m.nGlobals
+	if m.nTypes > 1<<32-3 {
+		return nil, &LimitError{Msg: "too many types"}
+	}
+	if uint32(len(m.funcTypes)) > 0 && !m.hasSec[secCode] {
+		return nil, &DecodeError{Offset: len(in), Section: "code", Func: -1, Msg: "function and code section have inconsistent lengths"}
+	}
+
+	out := make([]byte, 0, len(in)+len(in)/3+128)
+	out = append(out, in[:8]...)
+	var emitted [14]bool
+	needed := []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} // in rank order
+	emitMissing := func(belowRank int) error {
+		for _, id := range needed {
+			if !m.hasSec[id] && !emitted[id] && sectionRank[id] < belowRank {
+				var err error
+				out, err = w.section(out, section{id: id})
+				if err != nil {
+					return err
+				}
+				emitted[id] = true
+			}
+		}
+		return nil
+	}
+	for _, s := range m.sections {
+		if s.id != secCustom {
+			if err := emitMissing(sectionRank[s.id]); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		out, err = w.section(out, s)
+		if err != nil {
+			return nil, err
+		}
+		emitted[s.id] = true
+	}
+	if err := emitMissing(1 << 30); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func appendSection(out []byte, id byte, payload []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(payload)))
+	return append(out, payload...)
+}
+
+func appendName(b []byte, s string) []byte {
+	b = appendU32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// section appends the rewritten form of s to out. A section with a nil
+// payload and no offset is one that the input lacks and the output needs.
+func (w *rewriter) section(out []byte, s section) ([]byte, error) {
+	missing := s.payload == nil && s.off == 0
+	r := newReader(s)
+	p := w.scratch[:0]
+	count := func() uint32 {
+		if missing {
+			return 0
+		}
+		return r.u32()
+	}
+	switch s.id {
+	case secType:
+		n := count()
+		p = appendU32(p, n+2)
+		p = append(p, r.b[r.pos:]...)
+		r.pos = len(r.b)
+		p = append(p, 0x60, 0, 0, 0x60, 1, valI64, 1, valI64)
+	case secImport:
+		n := count()
+		p = appendU32(p, n+1)
+		p = append(p, r.b[r.pos:]...)
+		r.pos = len(r.b)
+		p = appendName(p, w.cfg.ImportModule)
+		p = appendName(p, w.cfg.ImportName)
+		p = append(p, 0)
+		p = appendU32(p, w.checkType)
+	case secFunction:
+		n := count()
+		p = appendU32(p, n+1)
+		p = append(p, r.b[r.pos:]...)
+		r.pos = len(r.b)
+		p = appendU32(p, w.slowType)
+	case secTable:
+		p = w.tables(r, p)
+	case secTag:
+		n := r.u32()
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			r.byte()
+			w.m.typeIdx(r)
+		}
+		p = append(p, s.payload...)
+	case secGlobal:
+		n := count()
+		p = appendU32(p, n+1)
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			mark := r.pos
+			w.m.valType(r)
+			r.byte()
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+		}
+		p = append(p, valI64, 1, opI64Const, 0, opEnd)
+	case secExport:
+		n := count()
+		if n == 1<<32-1 {
+			return nil, &LimitError{Msg: "too many exports"}
+		}
+		p = appendU32(p, n+1)
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			mark := r.pos
+			name := r.name()
+			if r.err == nil && string(name) == w.cfg.FuelExport {
+				return nil, &ConfigError{Msg: "module already exports " + w.cfg.FuelExport}
+			}
+			kind := r.byte()
+			p = append(p, r.b[mark:r.pos]...)
+			start := r.pos
+			idx := r.u32()
+			switch kind {
+			case 0:
+				idx = w.shiftFunc(r, start, idx)
+			case 3:
+				if r.err == nil && idx >= w.m.nGlobals {
+					r.pos = start
+					r.fail("global index out of range")
+				}
+			}
+			p = appendU32(p, idx)
+		}
+		p = appendName(p, w.cfg.FuelExport)
+		p = append(p, 3)
+		p = appendU32(p, w.fuelGlobal)
+	case secStart:
+		start := r.pos
+		idx := r.u32()
+		p = appendU32(p, w.shiftFunc(r, start, idx))
+	case secElement:
+		p = w.elements(r, p)
+	case secData:
+		w.checkData(r)
+		p = append(p, s.payload...)
+	case secCode:
+		var err error
+		p, err = w.code(r, p, missing)
+		if err != nil {
+			return nil, err
+		}
+	case secCustom:
+		p = w.custom(s, p)
+		r.pos = len(r.b)
+	default: // memory, datacount: untouched
+		p = append(p, s.payload...)
+		r.pos = len(r.b)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if !r.eof() {
+		r.fail("section size mismatch")
+		return nil, r.err
+	}
+	w.scratch = p
+	return appendSection(out, s.id, p), nil
+}
+
+func (w *rewriter) tables(r *reader, p []byte) []byte {
+	n := r.u32()
+	p = appendU32(p, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		mark := r.pos
+		if r.pos < len(r.b) && r.b[r.pos] == 0x40 {
+			r.byte()
+			if r.byte() != 0 {
+				r.fail("invalid table initializer prefix")
+			}
+			w.m.valType(r)
+			w.m.limits(r)
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+			continue
+		}
+		w.m.valType(r)
+		w.m.limits(r)
+		p = append(p, r.b[mark:r.pos]...)
+	}
+	return p
+}
+
+// constExpr copies a constant expression, shifting ref.func indices and
+// checking global and function indices (an out-of-range index must not
+// become valid because of the entities the rewrite appends).
+func (w *rewriter) constExpr(r *reader, p []byte) []byte {
+	for r.err == nil {
+		mark := r.pos
+		op := r.byte()
+		switch op {
+		case opEnd:
+			return append(p, opEnd)
+		case opI32Const:
+			r.s32()
+		case opI64Const:
+			r.s64()
+		case opF32Const:
+			r.bytes(4)
+		case opF64Const:
+			r.bytes(8)
+		case opGlobalGet:
+			start := r.pos
+			if g := r.u32(); r.err == nil && g >= w.m.nGlobals {
+				r.pos = start
+				r.fail("global index out of range")
+			}
+		case opRefNull:
+			w.m.heapType(r)
+		case opRefFunc:
+			start := r.pos
+			idx := w.shiftFunc(r, start, r.u32())
+			p = append(p, opRefFunc)
+			p = appendU32(p, idx)
+			continue
+		case opI32Add, opI32Sub, opI32Mul, opI64Add, opI64Sub, opI64Mul:
+		case opPrefixVec:
+			if r.u32() != 12 {
+				r.fail("unsupported constant expression operator")
+			}
+			r.bytes(16)
+		default:
+			r.pos = mark
+			r.fail("unsupported constant expression operator")
+		}
+		p = append(p, r.b[mark:r.pos]...)
+	}
+	return p
+}
+
+func (w *rewriter) funcIdxVec(r *reader, p []byte) []byte {
+	n := r.u32()
+	p = appendU32(p, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		start := r.pos
+		p = appendU32(p, w.shiftFunc(r, start, r.u32()))
+	}
+	return p
+}
+
+func (w *rewriter) exprVec(r *reader, p []byte) []byte {
+	n := r.u32()
+	p = appendU32(p, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		p = w.constExpr(r, p)
+	}
+	return p
+}
+
+func (w *rewriter) elements(r *reader, p []byte) []byte {
+	n := r.u32()
+	p = appendU32(p, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		mark := r.pos
+		flags := r.u32()
+		if r.err != nil {
+			break
+		}
+		switch flags {
+		case 0:
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+			p = w.funcIdxVec(r, p)
+		case 1, 3:
+			r.byte()
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.funcIdxVec(r, p)
+		case 2:
+			r.u32()
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+			mark = r.pos
+			r.byte()
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.funcIdxVec(r, p)
+		case 4:
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+			p = w.exprVec(r, p)
+		case 5, 7:
+			w.m.valType(r)
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.exprVec(r, p)
+		case 6:
+			r.u32()
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.constExpr(r, p)
+			mark = r.pos
+			w.m.valType(r)
+			p = append(p, r.b[mark:r.pos]...)
+			p = w.exprVec(r, p)
+		default:
+			r.pos = mark
+			r.fail("invalid element segment flags")
+		}
+	}
+	return p
+}
+
+// checkData validates the offset expressions of the data section (which is
+// copied unchanged) against the input's global index space.
+func (w *rewriter) checkData(r *reader) {
+	n := r.u32()
+	var sink []byte
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		flags := r.u32()
+		switch flags {
+		case 0:
+			sink = w.constExpr(r, sink[:0])
+		case 1:
+		case 2:
+			r.u32()
+			sink = w.constExpr(r, sink[:0])
+		default:
+			r.fail("invalid data segment flags")
+		}
+		r.bytes(int(r.u32()))
+	}
+	if r.err == nil && !r.eof() {
+		r.fail("section size mismatch")
+	}
+}
+
+// custom copies a custom section, shifting the function indices of the
+// "name" section's function, local and label name maps. A name section that
+// does not parse is copied unchanged.
+func (w *rewriter) custom(s section, p []byte) []byte {
+	r := newReader(s)
+	name := r.name()
+	if r.err != nil || string(name) != "name" || w.m.nImpFuncs == w.m.nFuncs() {
+		return append(p, s.payload...)
+	}
+	start := len(p)
+	p = append(p, s.payload[:r.pos]...)
+	shift := func(idx uint32) uint32 {
+		if idx >= w.m.nImpFuncs {
+			return idx + 1
+		}
+		return idx
+	}
+	for !r.eof() && r.err == nil {
+		id := r.byte()
+		size := r.u32()
+		sub := r.bytes(int(size))
+		if r.err != nil {
+			break
+		}
+		if id < 1 || id > 3 {
+			p = appendSection(p, id, sub)
+			continue
+		}
+		sr := &reader{b: sub}
+		q := w.fn.names[:0]
+		cnt := sr.u32()
+		q = appendU32(q, cnt)
+		for i := uint32(0); i < cnt && sr.err == nil; i++ {
+			q = appendU32(q, shift(sr.u32()))
+			mark := sr.pos
+			if id == 1 {
+				sr.name()
+			} else {
+				k := sr.u32()
+				for j := uint32(0); j < k && sr.err == nil; j++ {
+					sr.u32()
+					sr.name()
+				}
+			}
+			q = append(q, sub[mark:sr.pos]...)
+		}
+		w.fn.names = q
+		if sr.err != nil || !sr.eof() {
+			r.fail("bad name subsection")
+			break
+		}
+		p = appendSection(p, id, q)
+	}
+	if r.err != nil {
+		return append(p[:start], s.payload...)
+	}
+	return p
+}
