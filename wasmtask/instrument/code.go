@@ -416,6 +416,10 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			if op >= 0x45 && op <= 0xc4 { // numeric operators without immediates
 				break
 			}
+			if op >= 0x28 && op <= 0x3e { // loads and stores
+				memarg()
+				break
+			}
 			r.pos = start
 			r.fail("unknown operator")
 		}

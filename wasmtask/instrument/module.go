@@ -151,13 +151,16 @@ func (m *module) parseTypes(s section) error {
 	if r.err != nil {
 		return r.err
 	}
-	m.nTypes = n // provisional: lets heap types refer to any type of the section
+	// Heap types inside the section may refer to any type of the section
+	// (wazero checks forward references itself; they stay invalid because
+	// the appended types come last).
+	m.nTypes = 1<<32 - 1
 	m.typeParams = make([]uint32, 0, min(n, 1<<16))
-	for i := uint32(0); i < n && r.err == nil; i++ {
+	funcType := func() {
 		if r.byte() != 0x60 {
 			r.pos--
 			r.fail("unsupported type form (only func types)")
-			break
+			return
 		}
 		np := r.u32()
 		for j := uint32(0); j < np && r.err == nil; j++ {
@@ -169,9 +172,24 @@ func (m *module) parseTypes(s section) error {
 		}
 		m.typeParams = append(m.typeParams, np)
 	}
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if r.pos < len(r.b) && r.b[r.pos] == 0x4e { // rec group of func types
+			r.pos++
+			k := r.u32()
+			for j := uint32(0); j < k && r.err == nil; j++ {
+				funcType()
+			}
+			continue
+		}
+		funcType()
+	}
 	if r.err == nil && !r.eof() {
 		r.fail("section size mismatch")
 	}
+	if uint64(len(m.typeParams)) > 1<<32-3 {
+		return &LimitError{Msg: "too many types"}
+	}
+	m.nTypes = uint32(len(m.typeParams))
 	return r.err
 }
 
