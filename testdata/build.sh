@@ -1,0 +1,11 @@
+#!/bin/sh
+# Rebuilds the guest binaries in testdata/. Needs wabt (wat2wasm), clang with
+# the wasm32 target and wasm-ld, and Go. The built .wasm files are committed so
+# that tests need no tool.
+set -eu
+cd "$(dirname "$0")"
+wat2wasm spin.wat -o spin.wasm
+clang --target=wasm32 -O2 -nostdlib -mbulk-memory -Wl,--no-entry -Wl,--export-dynamic \
+	-o cguest.wasm cguest/cguest.c
+(cd goguest && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-buildid= -o ../goguest.wasm .)
+ls -l spin.wasm cguest.wasm goguest.wasm
