@@ -33,6 +33,17 @@ func (q *Queue[T]) Len() int {
 	return len(q.items)
 }
 
+// PopFront removes and returns the oldest task, or nil.
+func (q *Queue[T]) PopFront() *T {
+	if len(q.items) == 0 {
+		return nil
+	}
+	t := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	return t
+}
+
 // Drain removes every task present at the time of the call and passes them
 // to fn in yield order. It returns how many tasks it released.
 func (q *Queue[T]) Drain(fn func(*T)) int {

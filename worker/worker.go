@@ -360,8 +360,18 @@ func (w *Worker) nextTask() *Task {
 			return t
 		}
 		w.shared.PollTimers(w)
+		if w.ring.len() > 0 { // timer wake-ups were ready first
+			w.releaseDeferred()
+			return w.ring.pop()
+		}
+		// Run the first deferred task directly rather than through the
+		// ring: otherwise, between the push and the pop, a peer would see
+		// every task of this worker as runnable and steal to "balance"
+		// a load that is already even.
+		first := w.deferred.PopFront()
+		w.c.deferredReleases++
 		w.releaseDeferred()
-		return w.ring.pop()
+		return first
 	}
 	return w.search()
 }

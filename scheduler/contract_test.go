@@ -1,0 +1,328 @@
+package scheduler
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// On one worker the order of polls is deterministic, so these tests pin it
+// exactly.
+
+// TestYieldNowRunsAfterReadyTasks: a deferred yield re-runs only after the
+// tasks that were ready on its worker when it yielded (LIFO first, then the
+// ring in order).
+func TestYieldNowRunsAfterReadyTasks(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	r := &recorder{}
+	y := 0
+	h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		r.add(cx, "Y")
+		y++
+		if y == 2 {
+			return struct{}{}, true
+		}
+		for _, n := range []string{"A", "B", "C"} {
+			Spawn(cx, once(r, n)) // A, B to the ring (displaced), C in the LIFO slot
+		}
+		cx.YieldNow()
+		return struct{}{}, false
+	}))
+	wait(t, h)
+	if got, want := r.names(), "Y C A B Y"; got != want {
+		t.Fatalf("poll order %q, want %q", got, want)
+	}
+}
+
+// TestYieldImmediateLIFO: with the LIFO slot on, an immediate yield is
+// polled before tasks already in the ring, at most MaxLIFOPollsPerTick
+// LIFO polls in a row; then it goes behind them.
+func TestYieldImmediateLIFO(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	r := &recorder{}
+	h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		Spawn(cx, once(r, "A"))
+		Spawn(cx, once(r, "B"))                      // A displaced to the ring
+		Spawn(cx, yielder(r, "Y", 8, PathImmediate)) // B displaced; Y in the slot
+		return struct{}{}, true
+	}))
+	wait(t, h)
+	time.Sleep(10 * time.Millisecond)
+	waitAlive(t, rt)
+	// Y: 3 LIFO polls; its 3rd yield goes to the back (behind A, B); then
+	// from the ring once and 3 LIFO polls again, and so on.
+	if got, want := r.names(), "Y Y Y A B Y Y Y Y Y"; got != want {
+		t.Fatalf("poll order %q, want %q", got, want)
+	}
+	if s := rt.Stats().Total(); s.LIFOPolls < 6 {
+		t.Fatalf("LIFOPolls = %d, want >= 6", s.LIFOPolls)
+	}
+}
+
+// TestYieldImmediateNoLIFOGoesToBack: with the slot off the same yield goes
+// to the back of the ring.
+func TestYieldImmediateNoLIFOGoesToBack(t *testing.T) {
+	rt := newRT(t, WithWorkers(1), WithLIFOSlot(false))
+	r := &recorder{}
+	h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		Spawn(cx, yielder(r, "Y", 3, PathImmediate))
+		Spawn(cx, once(r, "A"))
+		Spawn(cx, once(r, "B"))
+		return struct{}{}, true
+	}))
+	wait(t, h)
+	waitAlive(t, rt)
+	if got, want := r.names(), "Y A B Y Y"; got != want {
+		t.Fatalf("poll order %q, want %q", got, want)
+	}
+	if s := rt.Stats().Total(); s.LIFOPolls != 0 {
+		t.Fatalf("LIFOPolls = %d with the slot off", s.LIFOPolls)
+	}
+}
+
+// TestDefaultYieldPath: an unqualified yield takes Config.DefaultYield.
+func TestDefaultYieldPath(t *testing.T) {
+	for _, path := range []YieldPath{PathDeferred, PathImmediate} {
+		rt := newRT(t, WithWorkers(1), WithDefaultYield(path))
+		r := &recorder{}
+		wait(t, Spawn(rt, yielder(r, "Y", 50, PathDefault)))
+		waitPublished(t, rt)
+		s := rt.Stats().Total()
+		if path == PathDeferred && s.DeferredYields != 49 {
+			t.Fatalf("default deferred: %d deferred yields, want 49", s.DeferredYields)
+		}
+		if path == PathImmediate && s.DeferredYields != 0 {
+			t.Fatalf("default immediate: %d deferred yields, want 0", s.DeferredYields)
+		}
+	}
+}
+
+// TestPingPongDoesNotStarveThird: two tasks that keep waking each other
+// through the LIFO slot leave room for a third task in the ring.
+func TestPingPongDoesNotStarveThird(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	const rounds = 1000
+	var pings, pongs atomic.Int64
+	var thirdAt atomic.Int64
+	thirdAt.Store(-1)
+	var pongWaker Waker
+	var pingWaker Waker
+	h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		Spawn(cx, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			thirdAt.Store(pings.Load())
+			return struct{}{}, true
+		}))
+		ping := PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			pingWaker = cx.Waker()
+			if pings.Add(1) >= rounds {
+				pongWaker.WakeFrom(cx)
+				return struct{}{}, true
+			}
+			pongWaker.WakeFrom(cx)
+			return struct{}{}, false
+		})
+		pong := PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			pongWaker = cx.Waker()
+			if pongs.Add(1) >= rounds {
+				return struct{}{}, true
+			}
+			pingWaker.WakeFrom(cx)
+			return struct{}{}, false
+		})
+		Spawn(cx, pong) // pong registers its waker first, then ping
+		Spawn(cx, ping)
+		return struct{}{}, true
+	}))
+	wait(t, h)
+	waitAlive(t, rt)
+	if pings.Load() != rounds {
+		t.Fatalf("pings = %d", pings.Load())
+	}
+	at := thirdAt.Load()
+	if at < 0 || at > 5 {
+		t.Fatalf("third task ran after %d ping rounds; want it within the first few", at)
+	}
+}
+
+// TestYieldNowStaysLocalWhilePeerSearches: a deferred task is never taken
+// by another worker even while its own worker is busy for a long time and
+// the peer keeps waking up to search; the same task on the immediate path
+// (slot off) is stolen by the woken peer.
+func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
+	busy := 30 * time.Millisecond
+	for _, path := range []YieldPath{PathDeferred, PathImmediate} {
+		rt := newRT(t, WithWorkers(2), WithLIFOSlot(false))
+		r := &recorder{}
+		var longDone atomic.Bool
+		var secondBeforeLong atomic.Bool
+		n := 0
+		h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			r.add(cx, "T")
+			n++
+			if n == 2 {
+				secondBeforeLong.Store(!longDone.Load())
+				return struct{}{}, true
+			}
+			// A long poll queued behind T on this worker. With the slot
+			// off, spawning it notifies the peer.
+			Spawn(cx, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+				spin(busy)
+				longDone.Store(true)
+				return struct{}{}, true
+			}))
+			cx.YieldVia(path)
+			return struct{}{}, false
+		}))
+		// Keep the peer waking up and searching while the long task runs.
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				Spawn(rt, PollFunc[struct{}](func(*Context) (struct{}, bool) { return struct{}{}, true }))
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+		wait(t, h)
+		close(stop)
+		polls := r.of("T")
+		if path == PathDeferred {
+			if polls[1].worker != polls[0].worker {
+				t.Fatalf("deferred: T moved from worker %d to %d", polls[0].worker, polls[1].worker)
+			}
+			if secondBeforeLong.Load() {
+				t.Fatalf("deferred: T ran again before the task that was ready when it yielded")
+			}
+		} else if polls[1].worker == polls[0].worker || !secondBeforeLong.Load() {
+			// The long task occupies T's worker, so only a steal lets T
+			// run before it ends.
+			t.Fatalf("immediate: T was not stolen (workers %d -> %d, before long: %v)",
+				polls[0].worker, polls[1].worker, secondBeforeLong.Load())
+		}
+	}
+}
+
+// TestYieldNowEvenLoadNoMigration: four deferred-yielding spinners on two
+// workers settle two per worker and then never move while all four live.
+func TestYieldNowEvenLoadNoMigration(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	iters := int64(400)
+	if testing.Short() {
+		iters = 150
+	}
+	var stop atomic.Bool
+	var minPolls atomic.Int64
+	traces := make([][]int, 4)
+	polls := make([]atomic.Int64, 4)
+	var hs []*JoinHandle[struct{}]
+	for i := range traces {
+		hs = append(hs, Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			if stop.Load() {
+				return struct{}{}, true
+			}
+			traces[i] = append(traces[i], cx.WorkerID())
+			polls[i].Add(1)
+			spin(20 * time.Microsecond)
+			cx.YieldNow()
+			return struct{}{}, false
+		})))
+	}
+	for {
+		m := polls[0].Load()
+		for i := range polls {
+			m = min(m, polls[i].Load())
+		}
+		minPolls.Store(m)
+		if m >= iters {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop.Store(true)
+	for _, h := range hs {
+		wait(t, h)
+	}
+	settle := int(iters / 4)
+	perWorker := map[int]int{}
+	for i, tr := range traces {
+		for j := settle + 1; j < len(tr); j++ {
+			if tr[j] != tr[j-1] {
+				t.Fatalf("task %d migrated at poll %d of %d (worker %d -> %d) after settling",
+					i, j, len(tr), tr[j-1], tr[j])
+			}
+		}
+		perWorker[tr[len(tr)-1]]++
+	}
+	if perWorker[0] != 2 || perWorker[1] != 2 {
+		t.Fatalf("tasks per worker after settling: %v, want 2 and 2", perWorker)
+	}
+}
+
+// TestSleepNeverEarly: every sleep, poll-based and stackful, lasts at least
+// its duration.
+func TestSleepNeverEarly(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	n := 400
+	if testing.Short() {
+		n = 100
+	}
+	type res struct{ want, got time.Duration }
+	var hs []*JoinHandle[res]
+	for i := 0; i < n; i++ {
+		d := time.Duration(i%50) * 37 * time.Microsecond
+		if i%2 == 0 {
+			var start time.Time
+			sl := Sleep(d)
+			hs = append(hs, Spawn(rt, PollFunc[res](func(cx *Context) (res, bool) {
+				if start.IsZero() {
+					start = time.Now()
+				}
+				if _, ok := sl.Poll(cx); !ok {
+					return res{}, false
+				}
+				return res{d, time.Since(start)}, true
+			})))
+		} else {
+			hs = append(hs, SpawnFunc(rt, func(co *Co) (res, error) {
+				start := time.Now()
+				co.Sleep(d)
+				return res{d, time.Since(start)}, nil
+			}))
+		}
+	}
+	for _, h := range hs {
+		r := wait(t, h)
+		if r.got < r.want {
+			t.Fatalf("slept %v, asked %v", r.got, r.want)
+		}
+	}
+}
+
+// waitAlive waits until every spawned task has completed.
+func waitAlive(t *testing.T, rt *Runtime) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for rt.Stats().Alive != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks still alive", rt.Stats().Alive)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitPublished waits until the workers have parked (and so published
+// their counters).
+func waitPublished(t *testing.T, rt *Runtime) {
+	t.Helper()
+	waitAlive(t, rt)
+	deadline := time.Now().Add(10 * time.Second)
+	for rt.idle.numSleeping() != len(rt.workers) {
+		if time.Now().After(deadline) {
+			t.Fatalf("workers did not park")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,308 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func waitErr[T any](t testing.TB, h *JoinHandle[T]) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := h.Wait(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("task %d did not finish", h.ID())
+	}
+	return err
+}
+
+// parked returns a task that stays pending until its waker (sent on ch)
+// is used, and counts its polls.
+func parked(polls *atomic.Int64, ch chan<- Waker) Future[int] {
+	sent := false
+	return PollFunc[int](func(cx *Context) (int, bool) {
+		polls.Add(1)
+		if !sent {
+			sent = true
+			ch <- cx.Waker()
+			return 0, false
+		}
+		return 7, true
+	})
+}
+
+func TestAbortIdleTask(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	var polls atomic.Int64
+	ch := make(chan Waker, 1)
+	h := Spawn(rt, parked(&polls, ch))
+	wk := <-ch
+	h.Abort()
+	if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v, want ErrAborted", err)
+	}
+	wk.Wake() // a late wake of a finished task does nothing
+	time.Sleep(5 * time.Millisecond)
+	if polls.Load() != 1 {
+		t.Fatalf("aborted task polled %d times, want 1", polls.Load())
+	}
+}
+
+func TestAbortQueuedTaskIsNeverPolled(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	release := make(chan struct{})
+	blocker := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { <-release; return 0, true }))
+	var polls atomic.Int64
+	h := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { polls.Add(1); return 1, true }))
+	h.Abort()
+	close(release)
+	wait(t, blocker)
+	if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v", err)
+	}
+	if polls.Load() != 0 {
+		t.Fatal("queued task was polled after Abort")
+	}
+}
+
+func TestAbortRunningPollTaskAfterPoll(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	started := make(chan struct{})
+	aborted := make(chan struct{})
+	var polls atomic.Int64
+	h := Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		if polls.Add(1) == 1 {
+			close(started)
+			<-aborted
+			cx.Yield() // would run again, but the abort wins
+			return 0, false
+		}
+		return 1, true
+	}))
+	<-started
+	h.Abort()
+	close(aborted)
+	if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v", err)
+	}
+	if polls.Load() != 1 {
+		t.Fatalf("polled %d times", polls.Load())
+	}
+}
+
+func TestAbortRunningStackfulAtNextSuspension(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	started := make(chan struct{})
+	var after atomic.Bool
+	var deferred atomic.Bool
+	h := SpawnFunc(rt, func(co *Co) (int, error) {
+		defer deferred.Store(true)
+		close(started)
+		for !co.Aborted() {
+		}
+		co.Yield() // the next suspension point unwinds the task
+		after.Store(true)
+		return 1, nil
+	})
+	<-started
+	h.Abort()
+	if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v", err)
+	}
+	if after.Load() || !deferred.Load() {
+		t.Fatalf("after suspension ran: %v; deferred ran: %v", after.Load(), deferred.Load())
+	}
+}
+
+func TestAbortSuspendedStackfulRunsDefers(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	var deferred atomic.Bool
+	ready := make(chan struct{})
+	h := SpawnFunc(rt, func(co *Co) (int, error) {
+		defer deferred.Store(true)
+		close(ready)
+		co.Sleep(time.Hour)
+		return 1, nil
+	})
+	<-ready
+	time.Sleep(time.Millisecond)
+	h.Abort()
+	if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v", err)
+	}
+	if !deferred.Load() {
+		t.Fatal("defers of the aborted coroutine did not run")
+	}
+}
+
+func TestAbortFinishedKeepsResult(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	h := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 9, true }))
+	wait(t, h)
+	h.Abort()
+	if v, err := h.Wait(context.Background()); v != 9 || err != nil {
+		t.Fatalf("got %d, %v", v, err)
+	}
+}
+
+func TestPanicBecomesErrorAndWorkerSurvives(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	boom := errors.New("boom")
+	h := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { panic(boom) }))
+	err := waitErr(t, h)
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != boom || !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(string(pe.Stack), "TestPanicBecomesErrorAndWorkerSurvives") {
+		t.Fatalf("stack does not show the panicking function:\n%s", pe.Stack)
+	}
+	hs := SpawnFunc(rt, func(co *Co) (int, error) {
+		co.Yield()
+		panic("in coroutine")
+	})
+	err = waitErr(t, hs)
+	if !errors.As(err, &pe) || pe.Value != "in coroutine" || !strings.Contains(string(pe.Stack), "TestPanicBecomesErrorAndWorkerSurvives") {
+		t.Fatalf("stackful panic: %v\n%s", err, pe.Stack)
+	}
+	// The single worker still runs tasks.
+	if v := wait(t, Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 3, true }))); v != 3 {
+		t.Fatal(v)
+	}
+}
+
+// TestShutdownCancelsEveryState: queued, idle, sleeping, deferred, stackful
+// suspended, running and finished tasks all end with the right result, and
+// no goroutine survives (TestMain checks with goleak).
+func TestShutdownCancelsEveryState(t *testing.T) {
+	rt, err := New(WithWorkers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 1, true }))
+	wait(t, finished)
+
+	var idlePolls atomic.Int64
+	ch := make(chan Waker, 1)
+	idle := Spawn(rt, parked(&idlePolls, ch))
+	<-ch
+	sleeping := Spawn(rt, Sleep(time.Hour))
+	coStarted := make(chan struct{})
+	var coDeferred atomic.Bool
+	stackful := SpawnFunc(rt, func(co *Co) (int, error) {
+		defer coDeferred.Store(true)
+		close(coStarted)
+		co.Park()
+		return 1, nil
+	})
+	<-coStarted
+	deferred := Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		cx.YieldNow()
+		return 0, false
+	}))
+	runStarted := make(chan struct{})
+	running := Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		close(runStarted)
+		spin(20 * time.Millisecond)
+		// Spawned during shutdown: rejected or cancelled, never lost.
+		Spawn(cx, PollFunc[int](func(*Context) (int, bool) { return 0, true }))
+		return 5, true
+	}))
+	<-runStarted
+	blockedWorker := make(chan struct{})
+	queued := []*JoinHandle[int]{}
+	Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		for i := 0; i < 50; i++ {
+			queued = append(queued, Spawn(cx, PollFunc[int](func(*Context) (int, bool) { return 1, true })))
+		}
+		close(blockedWorker)
+		spin(20 * time.Millisecond)
+		return 0, true
+	}))
+	<-blockedWorker
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	late := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 1, true }))
+
+	for name, h := range map[string]*JoinHandle[int]{"idle": idle, "stackful": stackful, "deferred": deferred, "late": late} {
+		if err := waitErr(t, h); !errors.Is(err, ErrShutdown) {
+			t.Fatalf("%s: err = %v, want ErrShutdown", name, err)
+		}
+	}
+	if err := waitErr(t, sleeping); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("sleeping: %v", err)
+	}
+	if v, err := running.Wait(ctx); v != 5 || err != nil {
+		t.Fatalf("running task: %d, %v (a running poll finishes)", v, err)
+	}
+	if v, err := finished.Wait(ctx); v != 1 || err != nil {
+		t.Fatal("finished result changed")
+	}
+	for _, h := range queued {
+		if !h.IsFinished() {
+			t.Fatal("a queued task was left unfinished")
+		}
+		if _, err := h.Wait(ctx); err != nil && !errors.Is(err, ErrShutdown) {
+			t.Fatalf("queued: %v", err)
+		}
+	}
+	if !coDeferred.Load() {
+		t.Fatal("suspended coroutine was not unwound")
+	}
+	if s := rt.Stats(); s.Alive != 0 {
+		t.Fatalf("%d tasks alive after shutdown", s.Alive)
+	}
+}
+
+func TestShutdownTimesOutOnStuckPoll(t *testing.T) {
+	rt, err := New(WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	Spawn(rt, PollFunc[int](func(*Context) (int, bool) { close(started); <-release; return 0, true }))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := rt.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want deadline exceeded while a poll is stuck", err)
+	}
+	close(release)
+	if err := rt.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	for _, o := range []Option{
+		WithWorkers(0), WithLocalQueueCapacity(100), WithLocalQueueCapacity(2),
+		WithMaxLIFOPollsPerTick(0), WithEventInterval(0), WithGlobalQueueInterval(-1),
+		WithDefaultYield(PathDefault),
+	} {
+		if _, err := New(o); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("err = %v, want ErrInvalidConfig", err)
+		}
+	}
+}
+
+func TestParkHooksRun(t *testing.T) {
+	var before, after atomic.Int64
+	rt := newRT(t, WithWorkers(2), WithParkHooks(
+		func(int) { before.Add(1) }, func(int) { after.Add(1) }))
+	for i := 0; i < 10; i++ {
+		wait(t, Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 0, true })))
+		time.Sleep(time.Millisecond)
+	}
+	if before.Load() == 0 || after.Load() == 0 {
+		t.Fatalf("hooks: before %d after %d", before.Load(), after.Load())
+	}
+}

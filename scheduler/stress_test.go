@@ -1,0 +1,210 @@
+package scheduler
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestExactlyOnce spawns tasks from inside tasks and from foreign
+// goroutines; each task is woken a random number of times, from workers
+// (WakeFrom, including self-wakes) and from foreign goroutines (Wake). Each
+// wake is issued only after the previous one was consumed, so the poll
+// count of every task is exact: 1 + its number of wakes. Every task must
+// complete exactly once and the totals must match.
+func TestExactlyOnce(t *testing.T) {
+	total := 1_000_000
+	if testing.Short() {
+		total = 20_000
+	}
+	if raceEnabled && !testing.Short() {
+		total = 200_000 // the race detector is ~10x slower; CI runs both modes
+	}
+	rt := newRT(t, WithWorkers(2), WithLocalQueueCapacity(64))
+	foreign := make(chan Waker, 1024)
+	var fwg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		fwg.Add(1)
+		go func() {
+			defer fwg.Done()
+			for w := range foreign {
+				w.Wake()
+			}
+		}()
+	}
+	completions := make([]atomic.Int32, total)
+	var polls, wakes atomic.Int64
+	var done sync.WaitGroup
+	done.Add(total)
+	mkTask := func(id int, seed uint64) Future[int] {
+		r := rand.New(rand.NewPCG(seed, uint64(id)))
+		left := r.IntN(4)
+		return PollFunc[int](func(cx *Context) (int, bool) {
+			polls.Add(1)
+			if left == 0 {
+				if completions[id].Add(1) == 1 {
+					done.Done()
+				}
+				return id, true
+			}
+			left--
+			wakes.Add(1)
+			switch r.IntN(3) {
+			case 0:
+				cx.Waker().WakeFrom(cx) // self-wake while running
+			case 1:
+				foreign <- cx.Waker()
+			default:
+				cx.Yield()
+			}
+			return 0, false
+		})
+	}
+	// Half from a foreign goroutine, half from inside spawner tasks.
+	var hmu sync.Mutex
+	handles := make([]*JoinHandle[int], total)
+	half := total / 2
+	go func() {
+		for i := 0; i < half; i++ {
+			handles[i] = Spawn(rt, mkTask(i, 1))
+		}
+	}()
+	const spawners = 100
+	per := (total - half) / spawners
+	for s := 0; s < spawners; s++ {
+		lo, hi := half+s*per, half+(s+1)*per
+		if s == spawners-1 {
+			hi = total
+		}
+		Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			for i := lo; i < hi; i++ {
+				h := Spawn(cx, mkTask(i, 2))
+				hmu.Lock()
+				handles[i] = h
+				hmu.Unlock()
+			}
+			return struct{}{}, true
+		}))
+	}
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("lost tasks: %d of %d not completed", total-int(countDone(completions)), total)
+	}
+	close(foreign)
+	fwg.Wait()
+	for i := range completions {
+		if c := completions[i].Load(); c != 1 {
+			t.Fatalf("task %d completed %d times", i, c)
+		}
+	}
+	if got, want := polls.Load(), int64(total)+wakes.Load(); got != want {
+		t.Fatalf("polls = %d, want tasks + wakes = %d", got, want)
+	}
+	hmu.Lock()
+	defer hmu.Unlock()
+	for i, h := range handles {
+		if v, err := h.Wait(context.Background()); v != i || err != nil {
+			t.Fatalf("handle %d: %d, %v", i, v, err)
+		}
+	}
+	waitAlive(t, rt)
+	t.Logf("%d tasks, %d wakes, %d polls; stats %+v", total, wakes.Load(), polls.Load(), rt.Stats().Total())
+}
+
+func countDone(c []atomic.Int32) int64 {
+	var n int64
+	for i := range c {
+		n += int64(c[i].Load())
+	}
+	return n
+}
+
+// TestManyWakesWhileQueuedPollOnce: wakes that arrive while a task is
+// already queued do not queue it again.
+func TestManyWakesWhileQueuedPollOnce(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	var polls atomic.Int64
+	ch := make(chan Waker, 1)
+	h := Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		if polls.Add(1) == 1 {
+			ch <- cx.Waker()
+			return 0, false
+		}
+		return 1, true
+	}))
+	wk := <-ch
+	time.Sleep(time.Millisecond) // let the first poll return
+	release := make(chan struct{})
+	started := make(chan struct{})
+	blocker := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { close(started); <-release; return 0, true }))
+	<-started
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); wk.Wake() }()
+	}
+	wg.Wait()
+	if d := rt.Stats().InjectorDepth; d != 1 {
+		t.Fatalf("injector holds %d entries after 100 wakes, want 1", d)
+	}
+	close(release)
+	wait(t, blocker)
+	wait(t, h)
+	if polls.Load() != 2 {
+		t.Fatalf("polls = %d, want 2", polls.Load())
+	}
+}
+
+// TestNoLostWakeup races foreign wakes against workers going idle: rounds
+// of short-lived tasks that park and are woken from goroutines after a
+// random short delay, with pauses so workers park between rounds. A lost
+// wake-up leaves a task pending forever, which the timeout turns into a
+// failure.
+func TestNoLostWakeup(t *testing.T) {
+	rounds, perRound := 400, 50
+	if testing.Short() {
+		rounds = 60
+	}
+	rt := newRT(t, WithWorkers(2))
+	deadline := time.After(2 * time.Minute)
+	for r := 0; r < rounds; r++ {
+		var wg sync.WaitGroup
+		hs := make([]*JoinHandle[int], perRound)
+		for i := range hs {
+			ch := make(chan Waker, 1)
+			var polls atomic.Int64
+			hs[i] = Spawn(rt, parked(&polls, ch))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := <-ch
+				if i%3 == 0 {
+					time.Sleep(time.Duration(rand.IntN(50)) * time.Microsecond)
+				}
+				w.Wake()
+			}()
+		}
+		wg.Wait()
+		for i, h := range hs {
+			done := make(chan struct{})
+			go func() { h.Wait(context.Background()); close(done) }()
+			select {
+			case <-done:
+			case <-deadline:
+				t.Fatalf("round %d task %d never ran after its wake: lost wake-up", r, i)
+			}
+		}
+		if r%4 == 0 {
+			time.Sleep(200 * time.Microsecond) // let workers park
+		}
+	}
+	if s := rt.Stats().Total(); s.Parks == 0 {
+		t.Fatal("workers never parked: the test did not exercise park/unpark")
+	}
+}

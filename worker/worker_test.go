@@ -1,0 +1,278 @@
+package worker
+
+import (
+	"testing"
+	"time"
+)
+
+// fakeShared drives workers from the test goroutine: no goroutines, no
+// timers, an injector slice, and counters for notifications.
+type fakeShared struct {
+	workers   []*Worker
+	injector  []*Task
+	notifies  int
+	searching int
+	timerPoll int
+}
+
+func (f *fakeShared) Workers() []*Worker { return f.workers }
+func (f *fakeShared) InjectorLen() int   { return len(f.injector) }
+func (f *fakeShared) PopInjector(dst []*Task) int {
+	n := copy(dst, f.injector)
+	f.injector = f.injector[n:]
+	return n
+}
+func (f *fakeShared) PushInjector(b []*Task)                { f.injector = append(f.injector, b...) }
+func (f *fakeShared) TransitionToSearching() bool           { f.searching++; return true }
+func (f *fakeShared) TransitionFromSearching() bool         { f.searching--; return f.searching == 0 }
+func (f *fakeShared) TransitionToParked(int, bool) bool     { return false }
+func (f *fakeShared) TransitionFromParked(int) bool         { return false }
+func (f *fakeShared) NotifyParked()                         { f.notifies++ }
+func (f *fakeShared) PollTimers(*Worker)                    { f.timerPoll++ }
+func (f *fakeShared) ParkTimeout(int) (time.Duration, bool) { return 0, false }
+func (f *fakeShared) AfterPark(int)                         {}
+func (f *fakeShared) ShuttingDown() bool                    { return false }
+
+// named is a Runner that records nothing; tests compare *Task identities.
+type named struct{ name string }
+
+func (named) RunTask(*Worker) {}
+func (named) CancelTask()     {}
+
+func newTask(name string) *Task {
+	t := &Task{}
+	t.Init(named{name})
+	return t
+}
+
+func nameOf(t *Task) string {
+	if t == nil {
+		return "<nil>"
+	}
+	return t.runner.(named).name
+}
+
+func newWorkers(n int, mod func(*Config)) (*fakeShared, []*Worker) {
+	f := &fakeShared{}
+	for i := 0; i < n; i++ {
+		cfg := Config{ID: i, LocalQueueCapacity: 8, LIFOSlot: true, MaxLIFOPollsPerTick: 3,
+			EventInterval: 1 << 30, GlobalQueueInterval: 1 << 30}
+		if mod != nil {
+			mod(&cfg)
+		}
+		f.workers = append(f.workers, New(cfg, f))
+	}
+	return f, f.workers
+}
+
+// next runs one tick's selection, as Run does, without polling the task.
+func next(w *Worker) *Task {
+	w.tick++
+	return w.nextTask()
+}
+
+func TestScheduleUsesLIFOSlotAndDisplacesToBack(t *testing.T) {
+	f, ws := newWorkers(1, nil)
+	w := ws[0]
+	a, b, c := newTask("a"), newTask("b"), newTask("c")
+	w.Schedule(a)
+	if f.notifies != 0 {
+		t.Fatalf("a spawn into an empty LIFO slot notified a peer")
+	}
+	w.Schedule(b) // a -> ring
+	w.Schedule(c) // b -> ring
+	if f.notifies != 2 {
+		t.Fatalf("notifies = %d, want 2 (one per task displaced into the ring)", f.notifies)
+	}
+	var got []string
+	for x := next(w); x != nil; x = next(w) {
+		got = append(got, nameOf(x))
+	}
+	if want := "c a b"; join(got) != want {
+		t.Fatalf("run order %q, want %q", join(got), want)
+	}
+}
+
+func TestScheduleYieldAlwaysNotifies(t *testing.T) {
+	f, ws := newWorkers(1, nil)
+	ws[0].ScheduleYield(newTask("y"))
+	if f.notifies != 1 {
+		t.Fatalf("immediate yield did not notify a parked peer")
+	}
+	if !ws[0].lifo.Occupied() {
+		t.Fatalf("immediate yield with LIFO on must use the LIFO slot")
+	}
+}
+
+func TestLIFOOffGoesToBack(t *testing.T) {
+	_, ws := newWorkers(1, func(c *Config) { c.LIFOSlot = false })
+	w := ws[0]
+	for _, n := range []string{"a", "b", "y"} {
+		w.Schedule(newTask(n))
+	}
+	if w.lifo.Occupied() {
+		t.Fatal("LIFO slot used while disabled")
+	}
+	if got := nameOf(next(w)); got != "a" {
+		t.Fatalf("first = %s, want a (FIFO)", got)
+	}
+}
+
+func TestLIFOPollsCappedInARow(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	w.ScheduleBack(newTask("a"))
+	w.ScheduleBack(newTask("b"))
+	y := newTask("y")
+	w.Schedule(y)
+	var got []string
+	for i := 0; i < 8; i++ {
+		x := next(w)
+		got = append(got, nameOf(x))
+		if x == y {
+			w.ScheduleYield(y) // y yields on the immediate path every time
+		}
+	}
+	// Three LIFO polls, then the slot is bypassed: y's yield goes to the
+	// back of the ring behind a and b.
+	if want := "y y y a b y y y"; join(got) != want {
+		t.Fatalf("order %q, want %q", join(got), want)
+	}
+	if w.c.lifoPolls != 5 {
+		t.Fatalf("lifoPolls = %d, want 5", w.c.lifoPolls)
+	}
+}
+
+func TestRingOverflowGoesToInjectorInOneBatch(t *testing.T) {
+	f, ws := newWorkers(1, func(c *Config) { c.LIFOSlot = false })
+	w := ws[0]
+	for i := 0; i < 9; i++ {
+		w.Schedule(newTask(string(rune('a' + i))))
+	}
+	if len(f.injector) != 5 || w.ring.len() != 4 || w.c.overflows != 1 {
+		t.Fatalf("injector %d ring %d overflows %d; want 5, 4, 1", len(f.injector), w.ring.len(), w.c.overflows)
+	}
+	if got := names(f.injector); got != "a b c d i" {
+		t.Fatalf("injector got %q", got)
+	}
+}
+
+func TestDeferredReleasedAfterReadyWorkAndTimerPoll(t *testing.T) {
+	f, ws := newWorkers(1, nil)
+	w := ws[0]
+	d := newTask("d")
+	w.ScheduleDeferred(d)
+	w.ScheduleBack(newTask("a"))
+	w.Schedule(newTask("b"))
+	var got []string
+	for x := next(w); x != nil; x = next(w) {
+		got = append(got, nameOf(x))
+		if x == d && f.timerPoll == 0 {
+			t.Fatal("deferred task released before a timer poll")
+		}
+	}
+	if want := "b a d"; join(got) != want {
+		t.Fatalf("order %q, want %q", join(got), want)
+	}
+	if w.c.deferredReleases != 1 {
+		t.Fatalf("releases = %d", w.c.deferredReleases)
+	}
+}
+
+func TestDeferredNeverStolen(t *testing.T) {
+	_, ws := newWorkers(2, nil)
+	ws[0].ScheduleDeferred(newTask("d"))
+	if x := next(ws[1]); x != nil {
+		t.Fatalf("peer took %s from a deferred queue", nameOf(x))
+	}
+	if ws[0].DeferredLen() != 1 {
+		t.Fatal("deferred task lost")
+	}
+}
+
+// TestBalancedStealRule pins step 6: a worker with deferred tasks steals
+// only from a peer with more runnable tasks than it has deferred, and only
+// half the difference (rounded up).
+func TestBalancedStealRule(t *testing.T) {
+	for _, tc := range []struct {
+		deferred, victim, wantStolen int
+	}{
+		{1, 1, 0}, // even: release own deferred instead
+		{2, 2, 0},
+		{1, 2, 1}, // 3 vs 1 start: one moves and both have 2
+		{1, 4, 2},
+		{0, 4, 2}, // no deferred: the plain steal takes half
+	} {
+		_, ws := newWorkers(2, nil)
+		thief, victim := ws[1], ws[0]
+		for i := 0; i < tc.victim; i++ {
+			victim.ScheduleBack(newTask("v"))
+		}
+		for i := 0; i < tc.deferred; i++ {
+			thief.ScheduleDeferred(newTask("d"))
+		}
+		x := next(thief)
+		stolen := int(thief.c.stealTasks)
+		if stolen != tc.wantStolen {
+			t.Fatalf("deferred %d victim %d: stole %d, want %d", tc.deferred, tc.victim, stolen, tc.wantStolen)
+		}
+		if x == nil {
+			t.Fatalf("deferred %d victim %d: no task", tc.deferred, tc.victim)
+		}
+		if tc.wantStolen == 0 && nameOf(x) != "d" {
+			t.Fatalf("expected own deferred task released, got %s", nameOf(x))
+		}
+	}
+}
+
+func TestStealLIFOOnlyWhenRingEmpty(t *testing.T) {
+	_, ws := newWorkers(2, nil)
+	victim, thief := ws[0], ws[1]
+	l := newTask("l")
+	victim.Schedule(l)
+	victim.ScheduleBack(newTask("r"))
+	if x := next(thief); nameOf(x) != "r" {
+		t.Fatalf("thief took %s, want the ring task r", nameOf(x))
+	}
+	if x := next(thief); x != l {
+		t.Fatalf("thief took %s, want the LIFO task once the ring is empty", nameOf(x))
+	}
+}
+
+func TestCancelQueuedOnExit(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	cancelled := 0
+	mk := func() *Task { t := &Task{}; t.Init(countCancel{&cancelled}); return t }
+	w.Schedule(mk())
+	w.ScheduleBack(mk())
+	w.ScheduleDeferred(mk())
+	w.cancelQueued()
+	if cancelled != 3 {
+		t.Fatalf("cancelled %d of 3 queued tasks", cancelled)
+	}
+}
+
+type countCancel struct{ n *int }
+
+func (countCancel) RunTask(*Worker) {}
+func (c countCancel) CancelTask()   { *c.n++ }
+
+func join(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out
+}
+
+func names(ts []*Task) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, nameOf(t))
+	}
+	return join(s)
+}
