@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sampleBench = `goos: linux
+goarch: amd64
+pkg: github.com/wasmsched/wasmsched/scheduler
+cpu: AMD EPYC
+BenchmarkSpawnManyLocal/wasmsched-2         	     740	   2459195 ns/op	       245.9 ns/task	 1443701 B/op	   30075 allocs/op
+BenchmarkSpawnManyLocal/wasmsched-2         	     740	   2459195 ns/op	       300.0 ns/task	 1443701 B/op	   30075 allocs/op
+BenchmarkSpawnManyLocal/wasmsched-2         	     740	   2459195 ns/op	       250.0 ns/task	 1443701 B/op	   30075 allocs/op
+BenchmarkSpawnManyLocal/goroutines-2        	     440	   2696492 ns/op	       269.6 ns/task	   11705 B/op	      23 allocs/op
+BenchmarkChainedSpawn/wasmsched-2           	    5222	    216973 ns/op	       400.0 ns/spawn	  160136 B/op	    4003 allocs/op
+BenchmarkYieldRoundTrip/pollfn-immediate-2  	31101194	        38.38 ns/op	        38.38 ns/yield	       0 B/op	       0 allocs/op
+PASS
+`
+
+func TestParseBench(t *testing.T) {
+	bs, err := parseBench(strings.NewReader(sampleBench))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs.header["cpu"] != "AMD EPYC" {
+		t.Errorf("cpu header = %q", bs.header["cpu"])
+	}
+	s, ok := bs.get("SpawnManyLocal/wasmsched", "ns/task")
+	if !ok || s.n != 3 || s.median != 250 || s.min != 245.9 || s.max != 300 {
+		t.Errorf("SpawnManyLocal/wasmsched ns/task = %+v, %v", s, ok)
+	}
+	if bs.procs["SpawnManyLocal/wasmsched"] != 2 {
+		t.Errorf("procs = %d", bs.procs["SpawnManyLocal/wasmsched"])
+	}
+	if _, ok := bs.get("YieldRoundTrip/pollfn-immediate", "ns/yield"); !ok {
+		t.Error("YieldRoundTrip not parsed")
+	}
+}
+
+func TestReport(t *testing.T) {
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "bench.txt")
+	part := filepath.Join(dir, "BENCHMARKS.part.md")
+	yield := filepath.Join(dir, "y.json")
+	out := filepath.Join(dir, "B.md")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(bench, []byte(sampleBench), 0o644))
+	must(os.WriteFile(part, []byte("## Instrumenter\n\nhello part\n"), 0o644))
+	must(os.WriteFile(yield, []byte(`[{"case":"4x-deferred","spinners":4,"path":"deferred","lifo":true,
+		"tokio_row":"4 spinners, yield_now (deferred)","runs":1,"seconds":1,
+		"probe_late_us":[10,90,100],"ext_wake_us":[8,40,60],"iterations":[1,1,1,1],
+		"jain":1,"migrations_per_1k":0.5},
+		{"case":"idle","probe_late_us":[90,200,300],"ext_wake_us":[1,2,3],"jain":null}]`), 0o644))
+	must(run(config{bench: bench, yield: yield, parts: []string{part}, out: out, command: "x",
+		now: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}))
+	b, err := os.ReadFile(out)
+	must(err)
+	md := string(b)
+	for _, want := range []string{
+		"| spawn_many_local | ns/task | 250 ±20% | 270 ±0% | 0.93x | 346 | 0.72x | met | met |",
+		"| chained_spawn | ns/spawn | 400 ±0% | — | — | 203 | 1.97x | **missed** | (no target) |",
+		"| 4x-deferred: external wake no worse than Tokio's yield_now row (p50 ≤ 9.00, p99 ≤ 50.0 µs) | 8.00 / 40.0 µs | met |",
+		"| 4x-deferred: migrations < 10 per 1,000 yields (Tokio: 324) | 0.50 | met |",
+		"hello part",
+		"<!-- END parts -->",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+}

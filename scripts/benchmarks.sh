@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs the executor benchmarks (scheduler/bench_test.go) and the yield
+# experiment (scheduler/yieldexp_test.go), summarises the benchmarks with
+# benchstat, and writes BENCHMARKS.md with cmd/benchreport. BENCHMARKS.md is
+# generated: change this script or cmd/benchreport, never the file.
+#
+# Environment (defaults in brackets):
+#   COUNT [6]          go test -count for the benchmarks
+#   BENCHTIME [1s]     go test -benchtime
+#   YIELD_RUNS [5]     runs per case of the yield experiment (medians are reported)
+#   YIELD_SECONDS [2]  measured seconds per run
+#   SKIP_YIELD [0]     1: do not run the yield experiment
+#   OUT [BENCHMARKS.md]
+#   COMMIT [git describe --always --dirty]  the commit measured, for the report
+#
+# Any BENCHMARKS.part.md in the tree (e.g. wasmtask/instrument/BENCHMARKS.part.md,
+# written by other tooling) is appended to the report's "Other sections".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=${COUNT:-6}
+BENCHTIME=${BENCHTIME:-1s}
+YIELD_RUNS=${YIELD_RUNS:-5}
+YIELD_SECONDS=${YIELD_SECONDS:-2}
+SKIP_YIELD=${SKIP_YIELD:-0}
+OUT=${OUT:-BENCHMARKS.md}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/wasmsched-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+export PATH="$(go env GOPATH)/bin:$PATH"
+if ! command -v benchstat >/dev/null 2>&1; then
+	echo "benchmarks.sh: installing benchstat" >&2
+	go install golang.org/x/perf/cmd/benchstat@latest || echo "benchmarks.sh: benchstat unavailable; continuing without it" >&2
+fi
+
+bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
+bench_cmd="go test -run '^\$' -bench '$bench_re' -benchtime $BENCHTIME -count $COUNT -timeout 60m ./scheduler/"
+echo "+ $bench_cmd" >&2
+eval "$bench_cmd" | tee "$work/bench.txt"
+
+stat_args=()
+if command -v benchstat >/dev/null 2>&1; then
+	benchstat "$work/bench.txt" > "$work/benchstat.txt"
+	stat_args=(-benchstat "$work/benchstat.txt")
+fi
+
+yield_args=()
+yield_cmd=""
+if [ "$SKIP_YIELD" != 1 ]; then
+	yield_cmd="WASMSCHED_YIELD_EXPERIMENT=1 WASMSCHED_YIELD_EXPERIMENT_RUNS=$YIELD_RUNS WASMSCHED_YIELD_EXPERIMENT_SECONDS=$YIELD_SECONDS WASMSCHED_YIELD_EXPERIMENT_OUT=<out>/yieldexp.json go test -run '^TestYieldExperiment\$' -count 1 -timeout 60m -v ./scheduler/"
+	echo "+ $yield_cmd" >&2
+	eval "${yield_cmd//<out>/$work}" | tee "$work/yieldexp.log"
+	yield_args=(-yieldexp "$work/yieldexp.json" -yieldlog "$work/yieldexp.log" -yieldcmd "$yield_cmd")
+fi
+
+commit=${COMMIT:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
+
+part_args=()
+while IFS= read -r part; do
+	part_args+=(-part "$part")
+done < <(find . -name BENCHMARKS.part.md -not -path './.git/*' | sed 's|^\./||' | sort)
+
+go run ./cmd/benchreport \
+	-bench "$work/bench.txt" "${stat_args[@]}" "${yield_args[@]}" "${part_args[@]}" \
+	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
+	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" -o "$OUT"
+echo "benchmarks.sh: wrote $OUT" >&2
