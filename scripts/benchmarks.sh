@@ -34,6 +34,9 @@ if ! command -v benchstat >/dev/null 2>&1; then
 	go install golang.org/x/perf/cmd/benchstat@latest || echo "benchmarks.sh: benchstat unavailable; continuing without it" >&2
 fi
 
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown; }
+load_before=$(loadavg)
+
 bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
 bench_cmd="go test -run '^\$' -bench '$bench_re' -benchtime $BENCHTIME -count $COUNT -timeout 60m ./scheduler/"
 echo "+ $bench_cmd" >&2
@@ -54,6 +57,7 @@ if [ "$SKIP_YIELD" != 1 ]; then
 	yield_args=(-yieldexp "$work/yieldexp.json" -yieldlog "$work/yieldexp.log" -yieldcmd "$yield_cmd")
 fi
 
+load_after=$(loadavg)
 commit=${COMMIT:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
 
 part_args=()
@@ -64,5 +68,6 @@ done < <(find . -name BENCHMARKS.part.md -not -path './.git/*' | sed 's|^\./||' 
 go run ./cmd/benchreport \
 	-bench "$work/bench.txt" "${stat_args[@]}" "${yield_args[@]}" "${part_args[@]}" \
 	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
-	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" -o "$OUT"
+	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" \
+	-load "before the benchmarks: $load_before; after the experiment: $load_after" -o "$OUT"
 echo "benchmarks.sh: wrote $OUT" >&2

@@ -112,6 +112,7 @@ func main() {
 		yieldCmd   = flag.String("yieldcmd", "", "the exact command of the yield experiment")
 		goVersion  = flag.String("goversion", "", "output of `go version` (default: this program's runtime.Version)")
 		commit     = flag.String("commit", "", "the commit measured (git describe --always --dirty)")
+		load       = flag.String("load", "", "load averages seen around the runs (other work on the machine skews the figures)")
 		out        = flag.String("o", "BENCHMARKS.md", "output file")
 		partsFlags multiFlag
 	)
@@ -124,7 +125,7 @@ func main() {
 	if err := run(config{
 		bench: *benchFile, stat: *statFile, yield: *yieldFile, yieldLog: *yieldLog,
 		command: *command, benchCmd: *benchCmd, yieldCmd: *yieldCmd,
-		goVersion: *goVersion, commit: *commit, out: *out, parts: partsFlags,
+		goVersion: *goVersion, commit: *commit, load: *load, out: *out, parts: partsFlags,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
@@ -139,7 +140,7 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 type config struct {
 	bench, stat, yield, yieldLog string
 	command, benchCmd, yieldCmd  string
-	goVersion, commit, out       string
+	goVersion, commit, out, load string
 	parts                        []string
 	now                          time.Time // zero: time.Now()
 }
@@ -345,6 +346,9 @@ func writeReport(w *strings.Builder, c config, bs *benchSet, stat string, ys []y
 	p("| Go | %s |\n", strings.TrimSpace(gover))
 	if c.commit != "" {
 		p("| commit measured | %s |\n", c.commit)
+	}
+	if c.load != "" {
+		p("| load average (1/5/15 min) | %s |\n", c.load)
 	}
 	if c.benchCmd != "" {
 		p("| benchmarks | `%s` |\n", c.benchCmd)
