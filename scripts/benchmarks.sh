@@ -11,6 +11,7 @@
 #   YIELD_SECONDS [2]  measured seconds per run
 #   SKIP_YIELD [0]     1: do not run the yield experiment
 #   OUT [BENCHMARKS.md]
+#   KEEP []            a directory to copy the raw outputs into (bench.txt, benchstat.txt, yieldexp.json, yieldexp.log)
 #   COMMIT [git describe --always --dirty]  the commit measured, for the report
 #
 # Any BENCHMARKS.part.md in the tree (e.g. wasmtask/instrument/BENCHMARKS.part.md,
@@ -70,4 +71,8 @@ go run ./cmd/benchreport \
 	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
 	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" \
 	-load "before the benchmarks: $load_before; after the experiment: $load_after" -o "$OUT"
+if [ -n "${KEEP:-}" ]; then
+	mkdir -p "$KEEP"
+	cp "$work"/* "$KEEP"/
+fi
 echo "benchmarks.sh: wrote $OUT" >&2
