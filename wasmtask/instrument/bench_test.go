@@ -2,6 +2,7 @@ package instrument
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // BenchmarkInstrumentGoGuest measures instrumentation speed on the Go-built
@@ -75,6 +77,8 @@ type sgRunner struct {
 	mod      sgModule
 	onStart  func()
 	onEnd    func()
+	// onInstantiate, if set, runs between instantiation and _start.
+	onInstantiate func(api.Module)
 }
 
 func newSGRunner(tb testing.TB, ctx context.Context, m sgModule, instrumented bool) *sgRunner {
@@ -88,6 +92,7 @@ func newSGRunner(tb testing.TB, ctx context.Context, m sgModule, instrumented bo
 		wasm = mustInstrument(tb, wasm, Config{})
 		// The host check simply refills the counter with a large slice.
 		s.r = newMeteredRuntime(tb, ctx, cfg, &meter{refill: 1 << 40})
+
 	} else {
 		s.r = wazero.NewRuntimeWithConfig(ctx, cfg)
 	}
@@ -108,12 +113,22 @@ func newSGRunner(tb testing.TB, ctx context.Context, m sgModule, instrumented bo
 
 func (s *sgRunner) run(ctx context.Context, stdout, stderr io.Writer) error {
 	cfg := wazero.NewModuleConfig().WithName("").WithStdout(stdout).WithStderr(stderr).
-		WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(s.mod.dir, "/"))
+		WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(s.mod.dir, "/")).
+		WithStartFunctions()
 	mod, err := s.r.InstantiateModule(ctx, s.compiled, cfg)
 	if err != nil {
 		return err
 	}
-	return mod.Close(ctx)
+	defer mod.Close(ctx)
+	if s.onInstantiate != nil {
+		s.onInstantiate(mod)
+	}
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 0 {
+		err = nil
+	}
+	return err
 }
 
 // expected returns the module's expected stdout, if the corpus has one.
@@ -135,9 +150,20 @@ func (m sgModule) expected() (string, bool) {
 func BenchmarkSightglass(b *testing.B) {
 	ctx := context.Background()
 	for _, m := range sightglassModules(b) {
-		for _, mode := range []string{"plain", "instrumented"} {
+		modes := []string{"plain", "instrumented"}
+		if os.Getenv("WASMSCHED_VARIANT") != "" {
+			modes = append(modes, "variant")
+		}
+		for _, mode := range modes {
 			b.Run("module="+m.name+"/mode="+mode, func(b *testing.B) {
-				s := newSGRunner(b, ctx, m, mode == "instrumented")
+				saved := defaultKnobs
+				if mode == "variant" {
+					v := os.Getenv("WASMSCHED_VARIANT")
+					defaultKnobs.checkEvery = strings.Contains(v, "checkEvery")
+					defaultKnobs.reloadCheck = strings.Contains(v, "reloadCheck")
+				}
+				s := newSGRunner(b, ctx, m, mode != "plain")
+				defaultKnobs = saved
 				defer s.r.Close(ctx)
 				var out bytes.Buffer
 				if err := s.run(ctx, &out, io.Discard); err != nil {

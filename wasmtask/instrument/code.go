@@ -593,7 +593,9 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 		case ptEntry, ptReload, ptLoop:
 			if !useLocal {
 				b = chargeGlobal(b, pt.cost)
-				b = checkGlobal(b)
+				if pt.kind != ptReload || w.knobs.reloadCheck {
+					b = checkGlobal(b)
+				}
 				break
 			}
 			if pt.kind == ptLoop {
@@ -607,16 +609,21 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 				b = appendI64Const(b, pt.cost)
 				b = append(b, opI64Sub)
 			}
+			if pt.kind == ptReload && !w.knobs.reloadCheck {
+				b = append(b, opLocalSet)
+				b = append(b, L...)
+				break
+			}
 			b = append(b, opLocalTee)
 			b = append(b, L...)
 			b = checkLocal(b)
 		case ptCharge:
-			if pt.cost == 0 && !w.checkEvery {
+			if pt.cost == 0 && !w.knobs.checkEvery {
 				break
 			}
 			if !useLocal {
 				b = chargeGlobal(b, pt.cost)
-				if w.checkEvery {
+				if w.knobs.checkEvery {
 					b = checkGlobal(b)
 				}
 				break
@@ -627,7 +634,7 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 				b = appendI64Const(b, pt.cost)
 				b = append(b, opI64Sub)
 			}
-			if w.checkEvery {
+			if w.knobs.checkEvery {
 				b = append(b, opLocalTee)
 				b = append(b, L...)
 				b = checkLocal(b)

@@ -63,7 +63,7 @@ func Instrument(wasm []byte, cfg Config) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	w := &rewriter{m: m, cfg: cfg, costs: costs}
+	w := &rewriter{m: m, cfg: cfg, costs: costs, knobs: defaultKnobs}
 	out, err := w.run(wasm)
 	if err != nil {
 		return Result{}, err

@@ -10,7 +10,7 @@ type rewriter struct {
 	checkFunc, slowFunc uint32
 	fuelGlobal          uint32
 	scratch             []byte
-	checkEvery          bool // experiment: check after every charge
+	knobs               knobs
 	fn                  funcState
 }
 
@@ -426,3 +426,12 @@ func (w *rewriter) custom(s section, p []byte) []byte {
 	}
 	return p
 }
+
+// knobs are internal variants of the injected code, kept for measurement.
+type knobs struct {
+	checkEvery  bool // check after every charge, not only at check points
+	reloadCheck bool // check after every call returns
+}
+
+// defaultKnobs is what Instrument uses (tests may change it).
+var defaultKnobs = knobs{}
