@@ -2,8 +2,8 @@ package instrument
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"

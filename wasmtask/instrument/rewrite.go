@@ -434,4 +434,4 @@ type knobs struct {
 }
 
 // defaultKnobs is what Instrument uses (tests may change it).
-var defaultKnobs = knobs{}
+var defaultKnobs = knobs{reloadCheck: true}

@@ -1,0 +1,118 @@
+// Package instrument rewrites a WebAssembly binary so that the guest meters
+// its own fuel and calls the host at bounded intervals. It is a pure
+// function from bytes to bytes: it knows nothing about scheduling and does
+// not import wazero. wasmtask uses it to make guests preemptible: the host
+// suspends (or traps) the guest from inside the injected check call.
+//
+// # What is injected
+//
+// Instrument decodes every section and every instruction (Wasm 2.0 with
+// multi-value, bulk memory, reference types, SIMD, sign extension and
+// non-trapping conversions, plus the experimental features wazero v1.12
+// enables: tail calls, extended constant expressions, threads/atomics,
+// exception handling in both the legacy and the try_table form, typed
+// function references and rec groups of function types). It adds:
+//
+//   - two function types at the end of the type section: () -> () and
+//     (i64) -> (i64);
+//   - one imported function, Config.ImportModule/ImportName (default
+//     "wasmsched"/"check"), of type () -> (), placed after the module's own
+//     function imports. Every defined function's index shifts by one, and
+//     every reference is rewritten: call, return_call and ref.func in code,
+//     ref.func in global, table and element initialisers, element segments of
+//     all eight forms, exports, the start function, and the function, local
+//     and label maps of the "name" section;
+//   - one mutable i64 global, initialised to 0, appended after the existing
+//     globals and exported as Config.FuelExport (default "wasmsched_fuel"):
+//     the remaining fuel of the current slice;
+//   - one helper function after the defined functions: it stores its
+//     argument into the global, calls the check import and returns the
+//     global (the slow path of a check in functions that cache the counter);
+//   - in every function an i64 local caching the counter (except in
+//     functions with exception handlers, which work on the global directly
+//     because a caught exception would lose the cached value), and an i32
+//     scratch local where a bulk operation has a non-constant size.
+//
+// Type, global and local indices of the input are unchanged (the additions
+// come last); indices that are out of range in the input are rejected, so
+// an invalid module can never become valid by naming an appended entity.
+// Sections the rewrite does not touch (custom sections other than "name",
+// memory, data, data count, tag) are copied byte for byte, as is every
+// instruction except the function indices above. A module with no memory,
+// no exports or no functions gets the missing sections it needs.
+//
+// # Cost rule
+//
+// The default CostTable is Wasmtime's, so fuel figures are comparable with
+// Wasmtime's: 0 for nop, drop, block, loop, unreachable, return, else and
+// end; 1 for every other operator (including prefixed ones); 1 on every
+// function entry; plus 1 per byte for memory.copy, memory.fill and
+// memory.init and 1 per element for table.copy, table.fill, table.init and
+// table.grow. Operators in unreachable code cost nothing (they never run).
+// Every entry of the table is configurable.
+//
+// # Where the counter is charged and checked
+//
+// Each function body is cut into straight-line segments. A segment starts at
+// the function entry, at every loop header, after if, else, br_if,
+// br_on_null, br_on_non_null, catch and catch_all, after every call
+// (call, call_indirect, call_ref), and after the end of every if, try and
+// branched-to block or try_table (the join points); code after an
+// unconditional transfer (br, br_table, return, unreachable, throw,
+// rethrow, throw_ref, return_call*) up to the next join is unreachable and
+// gets no charge. The static cost of a whole segment (its operators, plus
+// size*unit for a bulk operation whose size is an i32.const immediately
+// before it) is subtracted from the counter at the segment's start, before
+// any of its operators runs. A bulk operation with a non-constant size is
+// charged size*unit just before it runs (in i64, so 2^32-1 units at
+// MaxUnitCost cannot overflow).
+//
+// Check points are the function entry, every loop header (so every loop
+// iteration), the return of every call, and every dynamic bulk charge. At a
+// check point, if the counter is negative after the charge, the guest
+// stores it into the global, calls the check import, and reloads the global
+// when the call returns. Segment charges that are not check points (after a
+// forward branch or at a join) only subtract; a negative counter there is
+// seen at the next check point, which every path reaches after at most one
+// forward path through the current function (no loop header in between by
+// construction). So an infinite loop or an infinite recursion reaches the
+// host within bounded fuel.
+//
+// In functions that cache the counter in a local, the local is written to
+// the global before every call (so the callee, and a host function, see the
+// exact value), before return, return_call*, throw*, unreachable, branches
+// to the function's outermost label and the final end, and the global is
+// reloaded after every call.
+//
+// # Runtime contract and what is exact
+//
+// The host (wasmtask) sets the global to the fuel of a slice; when the
+// check is called the counter is negative, and the host may read it, set a
+// new value (refill) before returning, or suspend or trap inside the call.
+// Let the host's k-th write replace value u_k with v_k (the initial value is
+// 0). Then, whenever the guest is inside a host call (the check or any
+// other import) or an export call has returned,
+//
+//	fuel consumed = Σ_k (v_k − u_k) − current value
+//
+// exactly, where "consumed" is the cost, under the CostTable, of every
+// operator the guest has executed, plus the not-yet-executed remainder of
+// the segment being started when the check is called (charging is ahead of
+// execution by at most one segment). A host that always refills from a
+// negative counter with a fixed slice S therefore sees consumption S − c
+// for each completed slice whose final counter was c. The figure is
+// independent of the slice size (tests check this on real guests).
+//
+// Not exact: when a call traps (and the trap ends the export call), the
+// trapping segment was charged in full, and in frames that cache the
+// counter the charges since their last write-back are lost; a host should
+// treat fuel after a trap as approximate. Exceptions are exact: functions
+// that catch use the global directly, and every frame writes back before
+// throwing or calling.
+//
+// Instrument never panics. Malformed input yields a *DecodeError (with the
+// byte offset, section, and function), an unusable Config a *ConfigError
+// (including a module that already exports Config.FuelExport), and an
+// input at a format limit a *LimitError. For every input that wazero
+// accepts, the output is accepted too (spec suites and fuzzing check this).
+package instrument
