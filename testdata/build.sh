@@ -5,7 +5,8 @@
 set -eu
 cd "$(dirname "$0")"
 wat2wasm spin.wat -o spin.wasm
+wat2wasm --enable-tail-call fuel.wat -o fuel.wasm
 clang --target=wasm32 -O2 -nostdlib -mbulk-memory -Wl,--no-entry -Wl,--export-dynamic \
 	-o cguest.wasm cguest/cguest.c
 (cd goguest && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-buildid= -o ../goguest.wasm .)
-ls -l spin.wasm cguest.wasm goguest.wasm
+ls -l spin.wasm fuel.wasm cguest.wasm goguest.wasm

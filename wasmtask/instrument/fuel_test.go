@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 func fibFuel(n int) int64 {
@@ -46,6 +48,62 @@ func TestExactFuelSpin(t *testing.T) {
 		}
 		if refill == 1 && m.checks < 1000 {
 			t.Fatalf("refill 1: only %d checks", m.checks)
+		}
+		r.Close(ctx)
+	}
+}
+
+// TestExactFuelConstructed runs testdata/fuel.wasm, whose functions have
+// fuel known by construction (see the comments in fuel.wat), under several
+// slice sizes, and checks every call's consumption exactly.
+func TestExactFuelConstructed(t *testing.T) {
+	ctx := context.Background()
+	wasm := mustInstrument(t, readTestdata(t, "fuel.wasm"), Config{})
+	type tc struct {
+		fn   string
+		args []uint64
+		want int64
+	}
+	var cases []tc
+	for i := uint64(0); i < 4; i++ {
+		cases = append(cases, tc{"brtable", []uint64{i}, []int64{6, 4, 4, 4}[i]})
+	}
+	cases = append(cases,
+		tc{"indirect", []uint64{21, 0}, 8}, tc{"indirect", []uint64{21, 1}, 8},
+		tc{"copy50", nil, 55},
+		tc{"copyn", []uint64{0}, 5}, tc{"copyn", []uint64{1000}, 1005}, tc{"copyn", []uint64{65000}, 65005},
+		tc{"filln", []uint64{12345}, 12350},
+		tc{"init4", nil, 9},
+		tc{"grown", []uint64{0}, 4}, tc{"grown", []uint64{10}, 14},
+		tc{"tcopy2", nil, 7},
+		tc{"tailcall", []uint64{0}, 5}, tc{"tailcall", []uint64{1000}, 8005},
+		tc{"dead", nil, 3},
+		tc{"nested", []uint64{1, 1}, 4 + 1*(9+7*1)}, tc{"nested", []uint64{7, 13}, 4 + 7*(9+7*13)},
+	)
+	for _, refill := range []int64{1, 2, 7, 1000, 1 << 62} {
+		m := &meter{refill: refill}
+		r := newMeteredRuntime(t, ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall), m)
+		mod, err := r.Instantiate(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			before := m.consumed(mod)
+			if _, err := mod.ExportedFunction(c.fn).Call(ctx, c.args...); err != nil {
+				t.Fatalf("%s%v: %v", c.fn, c.args, err)
+			}
+			if got := m.consumed(mod) - before; got != c.want {
+				t.Errorf("refill %d: %s%v consumed %d, want %d", refill, c.fn, c.args, got, c.want)
+			}
+		}
+		// A trapping call: its segment was charged ahead; the charge may be
+		// lost with the frame (documented), but never over-counted.
+		before := m.consumed(mod)
+		if _, err := mod.ExportedFunction("divzero").Call(ctx); err == nil {
+			t.Fatal("divzero did not trap")
+		}
+		if got := m.consumed(mod) - before; got < 0 || got > 4 {
+			t.Errorf("refill %d: divzero consumed %d, want within [0, 4]", refill, got)
 		}
 		r.Close(ctx)
 	}
