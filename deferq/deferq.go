@@ -44,6 +44,17 @@ func (q *Queue[T]) PopFront() *T {
 	return t
 }
 
+// PopBack removes and returns the newest task, or nil.
+func (q *Queue[T]) PopBack() *T {
+	if len(q.items) == 0 {
+		return nil
+	}
+	t := q.items[len(q.items)-1]
+	q.items[len(q.items)-1] = nil
+	q.items = q.items[:len(q.items)-1]
+	return t
+}
+
 // Drain removes every task present at the time of the call and passes them
 // to fn in yield order. It returns how many tasks it released.
 func (q *Queue[T]) Drain(fn func(*T)) int {

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,36 +208,43 @@ func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 }
 
 // TestYieldNowEvenLoadNoMigration: four deferred-yielding spinners on two
-// workers settle two per worker and then never move while all four live.
+// workers even out to two per worker, and from the first moment they are
+// even no task moves again. (How long evening out takes depends on Go's own
+// scheduler: a woken worker goroutine may wait for a P while GC or the race
+// runtime holds one, so the test does not bound it.)
 func TestYieldNowEvenLoadNoMigration(t *testing.T) {
 	rt := newRT(t, WithWorkers(2))
 	iters := int64(400)
 	if testing.Short() {
 		iters = 150
 	}
+	type poll struct {
+		seq    int64
+		task   int
+		worker int
+	}
+	var seq atomic.Int64
 	var stop atomic.Bool
-	var minPolls atomic.Int64
-	traces := make([][]int, 4)
-	polls := make([]atomic.Int64, 4)
+	traces := make([][]poll, 4)
+	counts := make([]atomic.Int64, 4)
 	var hs []*JoinHandle[struct{}]
 	for i := range traces {
 		hs = append(hs, Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
 			if stop.Load() {
 				return struct{}{}, true
 			}
-			traces[i] = append(traces[i], cx.WorkerID())
-			polls[i].Add(1)
+			traces[i] = append(traces[i], poll{seq.Add(1), i, cx.WorkerID()})
+			counts[i].Add(1)
 			spin(20 * time.Microsecond)
 			cx.YieldNow()
 			return struct{}{}, false
 		})))
 	}
 	for {
-		m := polls[0].Load()
-		for i := range polls {
-			m = min(m, polls[i].Load())
+		m := counts[0].Load()
+		for i := range counts {
+			m = min(m, counts[i].Load())
 		}
-		minPolls.Store(m)
 		if m >= iters {
 			break
 		}
@@ -245,20 +254,97 @@ func TestYieldNowEvenLoadNoMigration(t *testing.T) {
 	for _, h := range hs {
 		wait(t, h)
 	}
-	settle := int(iters / 4)
-	perWorker := map[int]int{}
-	for i, tr := range traces {
-		for j := settle + 1; j < len(tr); j++ {
-			if tr[j] != tr[j-1] {
-				t.Fatalf("task %d migrated at poll %d of %d (worker %d -> %d) after settling",
-					i, j, len(tr), tr[j-1], tr[j])
+	// Replay all polls in global order, tracking each task's worker.
+	var all []poll
+	for _, tr := range traces {
+		all = append(all, tr...)
+	}
+	slices.SortFunc(all, func(a, b poll) int { return int(a.seq - b.seq) })
+	where := []int{-1, -1, -1, -1}
+	evenAt := -1
+	for k, p := range all {
+		if evenAt >= 0 && where[p.task] != p.worker {
+			t.Fatalf("task %d moved from worker %d to %d at poll %d of %d, after the load was even at poll %d; workers %+v",
+				p.task, where[p.task], p.worker, k, len(all), evenAt, rt.Stats().Workers)
+		}
+		where[p.task] = p.worker
+		if evenAt < 0 {
+			per := map[int]int{}
+			for _, w := range where {
+				per[w]++
+			}
+			if per[0] == 2 && per[1] == 2 {
+				evenAt = k
 			}
 		}
-		perWorker[tr[len(tr)-1]]++
 	}
-	if perWorker[0] != 2 || perWorker[1] != 2 {
-		t.Fatalf("tasks per worker after settling: %v, want 2 and 2", perWorker)
+	if evenAt < 0 {
+		t.Fatalf("load never evened out: final placement %v", where)
 	}
+	t.Logf("even after %d of %d polls; stats %+v", evenAt, len(all), rt.Stats().Total())
+}
+
+// TestYieldNowUnevenStartEvensOut: three deferred spinners started on one
+// worker and one on the other end up two and two.
+func TestYieldNowUnevenStartEvensOut(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	var stop atomic.Bool
+	polls := make([]atomic.Int64, 4)
+	last := make([]atomic.Int64, 4)
+	spinner := func(i int) Future[struct{}] {
+		return PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+			if stop.Load() {
+				return struct{}{}, true
+			}
+			polls[i].Add(1)
+			last[i].Store(int64(cx.WorkerID()))
+			spin(20 * time.Microsecond)
+			cx.YieldNow()
+			return struct{}{}, false
+		})
+	}
+	// A placer spawns 3 spinners locally, then holds its worker long enough
+	// for the other worker to pick up the fourth from the injector.
+	placed := make(chan int, 2)
+	var hs []*JoinHandle[struct{}]
+	var hsMu sync.Mutex
+	Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		hsMu.Lock()
+		for i := 0; i < 3; i++ {
+			hs = append(hs, Spawn(cx, spinner(i)))
+		}
+		hsMu.Unlock()
+		placed <- cx.WorkerID()
+		return struct{}{}, true
+	}))
+	w3 := <-placed
+	hsMu.Lock()
+	hs = append(hs, Spawn(rt, spinner(3)))
+	hsMu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	stop.Store(true)
+	for _, h := range hs {
+		wait(t, h)
+	}
+	per := map[int64]int{}
+	var sum, sumSq float64
+	for i := range polls {
+		per[last[i].Load()]++
+		x := float64(polls[i].Load())
+		sum += x
+		sumSq += x * x
+	}
+	jain := sum * sum / (4 * sumSq)
+	t.Logf("three placed on worker %d; final placement %v; polls %d %d %d %d; Jain %.3f; %+v", w3, per,
+		polls[0].Load(), polls[1].Load(), polls[2].Load(), polls[3].Load(), jain, rt.Stats().Total())
+	if per[0] != 2 || per[1] != 2 {
+		t.Fatalf("final placement %v, want 2 and 2", per)
+	}
+	// Jain's index is logged, not asserted: while the OS deschedules a
+	// worker thread (another process on the machine), that worker's
+	// deferred tasks wait, by design, so polls-over-time fairness depends
+	// on the machine. The quiet-machine figure is in BENCHMARKS.md.
+	_ = jain
 }
 
 // TestSleepNeverEarly: every sleep, poll-based and stackful, lasts at least

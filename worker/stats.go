@@ -18,6 +18,7 @@ type Stats struct {
 	LIFOPolls        uint64 // polls of a task taken from the LIFO slot
 	DeferredYields   uint64 // tasks put in the deferred queue (YieldNow)
 	DeferredReleases uint64 // tasks moved from the deferred queue back to the ring
+	Donated          uint64 // deferred tasks handed to the injector to even out load with a peer
 	Migrations       uint64 // polls of a task whose previous poll ran on another worker
 	BusyNanos        uint64 // time spent outside park
 	MeanPollNanos    uint64 // exponentially weighted mean duration of one poll
@@ -33,7 +34,7 @@ type counters struct {
 	polls, stealTasks, stealOps, parks, noopUnparks uint64
 	localSchedules, overflows, lifoPolls            uint64
 	deferredYields, deferredReleases, migrations    uint64
-	busyNanos                                       uint64
+	donated, busyNanos                              uint64
 	meanPollNanos                                   float64
 }
 
@@ -44,9 +45,9 @@ type published struct {
 	polls, stealTasks, stealOps, parks, noopUnparks atomic.Uint64
 	localSchedules, overflows, lifoPolls            atomic.Uint64
 	deferredYields, deferredReleases, migrations    atomic.Uint64
-	busyNanos, meanPollNanos                        atomic.Uint64
+	donated, busyNanos, meanPollNanos               atomic.Uint64
 	localDepth, deferredDepth                       atomic.Uint64
-	_                                               [128 - (15*8)%128]byte
+	_                                               [128 - (16*8)%128]byte
 }
 
 func (p *published) store(c *counters, localDepth, deferredDepth int) {
@@ -61,6 +62,7 @@ func (p *published) store(c *counters, localDepth, deferredDepth int) {
 	p.deferredYields.Store(c.deferredYields)
 	p.deferredReleases.Store(c.deferredReleases)
 	p.migrations.Store(c.migrations)
+	p.donated.Store(c.donated)
 	p.busyNanos.Store(c.busyNanos)
 	p.meanPollNanos.Store(uint64(c.meanPollNanos))
 	p.localDepth.Store(uint64(localDepth))
@@ -80,6 +82,7 @@ func (p *published) load() Stats {
 		DeferredYields:   p.deferredYields.Load(),
 		DeferredReleases: p.deferredReleases.Load(),
 		Migrations:       p.migrations.Load(),
+		Donated:          p.donated.Load(),
 		BusyNanos:        p.busyNanos.Load(),
 		MeanPollNanos:    p.meanPollNanos.Load(),
 		LocalQueueDepth:  p.localDepth.Load(),

@@ -40,15 +40,22 @@
 //     each other cannot starve the ring.
 //  4. The head of the ring.
 //  5. A batch from the injector (min(len/workers+1, capacity/2)).
-//  6. If the deferred queue is non-empty, the worker is not idle: it steals
-//     only from a peer whose runnable tasks (ring plus LIFO slot) outnumber
-//     its own deferred tasks, taking half the difference rounded up (the
-//     steal that evens the two out). Otherwise it polls the timer driver
-//     without blocking and releases its deferred tasks, in yield order, to
-//     the back of its ring. This is where wasmsched departs from Tokio,
-//     which steals before it releases and so migrates a third of all
-//     yields on a saturated runtime; here a deferred task stays on its
-//     worker unless a peer is clearly busier.
+//  6. If the deferred queue is non-empty, the worker is not idle: its load
+//     is its d deferred tasks. It steals only from a peer whose load is at
+//     least d+2, taking half the difference (rounded down), the steal that
+//     evens the two out; a difference of one is left alone, so an odd
+//     number of tasks does not ping-pong. A peer's load is the larger of
+//     (its runnable tasks, plus the one it is running if any) and the size
+//     of its last deferred release: the ring alone is the wrong signal for
+//     yielding tasks, because identical spinners phase-lock and a peer
+//     would always look at the moment the victim's ring is short. If no
+//     peer qualifies, the worker polls the timer driver without blocking
+//     and releases its deferred tasks, in yield order: the first runs at
+//     once, the rest go to the back of the ring (and a parked peer is
+//     notified, since they are now stealable). This is where wasmsched
+//     departs from Tokio, which steals before it releases and so migrates
+//     a third of all yields on a saturated runtime; here a deferred task
+//     stays on its worker unless a peer is clearly busier.
 //  7. Otherwise, search: if fewer than half of the workers are searching,
 //     become a searcher and steal half (rounded up) of a peer's ring,
 //     visiting peers from a random start. A peer's LIFO task may be taken
@@ -72,6 +79,9 @@
 package worker
 
 import (
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmsched/wasmsched/deferq"
@@ -166,6 +176,19 @@ type Worker struct {
 	ring     *ring
 	lifo     lifo.Slot[Task]
 	deferred deferq.Queue[Task]
+
+	// load estimates how many tasks this worker is cycling through, for
+	// deferred balancing: set to the size of each deferred release, raised
+	// when it takes tasks from the injector or a peer, lowered by peers
+	// that steal from it, zero when it parks. Peers read it; it changes a
+	// few times per cycle, never per poll.
+	load atomic.Int32
+
+	// inbox receives tasks donated by a busier peer (see surplus). Only
+	// this worker takes from it; peers push under the mutex.
+	inboxMu  sync.Mutex
+	inbox    []*Task
+	inboxLen atomic.Int32
 
 	tick         uint32
 	lifoInRow    int  // LIFO polls in a row
@@ -352,6 +375,9 @@ func (w *Worker) nextTask() *Task {
 	if t := w.ring.pop(); t != nil {
 		return t
 	}
+	if t := w.takeInbox(); t != nil {
+		return t
+	}
 	if t := w.popInjectorBatch(); t != nil {
 		return t
 	}
@@ -368,6 +394,11 @@ func (w *Worker) nextTask() *Task {
 		// ring: otherwise, between the push and the pop, a peer would see
 		// every task of this worker as runnable and steal to "balance"
 		// a load that is already even.
+		v, k := w.surplus(n)
+		w.load.Store(int32(n - k)) // before donating: peers must not count the gift twice
+		if k > 0 {
+			w.donate(v, k)
+		}
 		first := w.deferred.PopFront()
 		w.c.deferredReleases++
 		w.releaseDeferred()
@@ -397,19 +428,25 @@ func (w *Worker) popInjectorBatch() *Task {
 	if got == 0 {
 		return nil
 	}
+	w.load.Add(int32(got))
 	t := w.injectBuf[0]
 	w.ring.pushBackBatch(w.injectBuf[1:got])
 	clear(w.injectBuf[:got])
 	return t
 }
 
+// releaseDeferred moves every deferred task to the back of the ring. The
+// tasks become stealable, so a parked peer is notified: without it, a peer
+// that parked while this worker held every task would never come back.
 func (w *Worker) releaseDeferred() {
-	n := w.deferred.Drain(w.pushBack)
-	w.c.deferredReleases += uint64(n)
+	if n := w.deferred.Drain(w.pushBack); n > 0 {
+		w.c.deferredReleases += uint64(n)
+		w.shared.NotifyParked()
+	}
 }
 
-// stealBalanced is step 6: steal only from a peer whose runnable tasks
-// outnumber this worker's deferred ones, and only enough to even them out.
+// stealBalanced is step 6: steal only from a peer whose load exceeds this
+// worker's deferred load by two or more, and only enough to even them out.
 func (w *Worker) stealBalanced(deferred int) *Task {
 	peers := w.shared.Workers()
 	start := w.randN(len(peers))
@@ -418,15 +455,88 @@ func (w *Worker) stealBalanced(deferred int) *Task {
 		if v == w {
 			continue
 		}
-		runnable := v.Runnable()
-		if runnable <= deferred {
+		load := v.loadEstimate()
+		if load-deferred < 2 {
 			continue
 		}
-		if t := w.stealFrom(v, (runnable-deferred+1)/2); t != nil {
+		if t := w.stealFrom(v, (load-deferred)/2); t != nil {
 			return t
 		}
 	}
 	return nil
+}
+
+// surplus is the push half of deferred balancing. Pulling alone is not
+// enough: identical spinners phase-lock, and a lighter peer may always look
+// at this worker's ring at the moment it is empty. So at each release the
+// busier worker compares its n yielding tasks with the lightest peer's load
+// and, when the gap is two or more, returns that peer and half the gap.
+func (w *Worker) surplus(n int) (*Worker, int) {
+	if n < 2 {
+		return nil, 0
+	}
+	var lightest *Worker
+	least := n
+	for _, v := range w.shared.Workers() {
+		if v == w {
+			continue
+		}
+		if l := v.loadEstimate(); l < least {
+			lightest, least = v, l
+		}
+	}
+	if lightest == nil || n-least < 2 {
+		return nil, 0
+	}
+	return lightest, (n - least) / 2
+}
+
+// loadEstimate is what peers think this worker is busy with: the larger of
+// its runnable tasks (plus the one it runs, if it has any queued) and its
+// advertised load.
+func (w *Worker) loadEstimate() int {
+	l := w.Runnable()
+	if l > 0 {
+		l++
+	}
+	return max(l, int(w.load.Load()), 0)
+}
+
+// donate moves the k most recently deferred tasks into v's inbox, counts
+// them in v's load at once (so no one gives or steals twice for one gap),
+// and unparks v. The unpark token is buffered: if v is about to park it
+// returns at once and finds the inbox; if v is running, the token only
+// costs it one extra loop later.
+func (w *Worker) donate(v *Worker, k int) {
+	v.inboxMu.Lock()
+	for i := 0; i < k; i++ {
+		v.inbox = append(v.inbox, w.deferred.PopBack())
+	}
+	v.inboxLen.Store(int32(len(v.inbox)))
+	v.inboxMu.Unlock()
+	v.load.Add(int32(k))
+	w.c.donated += uint64(k)
+	v.Unpark()
+}
+
+// takeInbox returns one donated task and queues the rest in the ring.
+func (w *Worker) takeInbox() *Task {
+	if w.inboxLen.Load() == 0 {
+		return nil
+	}
+	w.inboxMu.Lock()
+	batch := w.inbox
+	w.inbox = nil
+	w.inboxLen.Store(0)
+	w.inboxMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	for _, t := range batch[1:] {
+		w.pushBack(t)
+	}
+	w.resetLIFO()
+	return batch[0]
 }
 
 // search is step 7.
@@ -454,21 +564,24 @@ func (w *Worker) search() *Task {
 // stealFrom takes up to limit tasks (0: half, rounded up) from v's ring,
 // or v's LIFO task when v's ring is empty.
 func (w *Worker) stealFrom(v *Worker, limit int) *Task {
-	if t, n := v.ring.stealInto(w.ring, limit); t != nil {
-		w.c.stealOps++
-		w.c.stealTasks += uint64(n)
-		w.resetLIFO()
-		return t
-	}
-	if v.cfg.LIFOSlot && v.ring.len() == 0 {
-		if t := v.lifo.Take(); t != nil {
-			w.c.stealOps++
-			w.c.stealTasks++
-			w.resetLIFO()
-			return t
+	t, n := v.ring.stealInto(w.ring, limit)
+	if t == nil && v.cfg.LIFOSlot && v.ring.len() == 0 {
+		if t = v.lifo.Take(); t != nil {
+			n = 1
 		}
 	}
-	return nil
+	if t == nil {
+		return nil
+	}
+	w.c.stealOps++
+	w.c.stealTasks += uint64(n)
+	w.resetLIFO()
+	// The victim's advertised load shrinks now, not at its next release:
+	// a stale figure would invite a second, unbalancing steal. (It may go
+	// below zero for a moment; readers take the max with the ring.)
+	v.load.Add(-int32(n))
+	w.load.Add(int32(n))
+	return t
 }
 
 // maintenance is step 1. It returns true when the worker must exit.
@@ -493,6 +606,7 @@ func (w *Worker) park() {
 		}
 	}
 	w.searching = false
+	w.load.Store(0)
 	w.c.parks++
 	w.mark()
 	w.c.busyNanos += uint64(w.lastMark - w.busySince)
@@ -569,6 +683,14 @@ func (w *Worker) publish() {
 }
 
 func (w *Worker) cancelQueued() {
+	w.inboxMu.Lock()
+	donated := w.inbox
+	w.inbox = nil
+	w.inboxLen.Store(0)
+	w.inboxMu.Unlock()
+	for _, t := range donated {
+		t.runner.CancelTask()
+	}
 	if t := w.lifo.Take(); t != nil {
 		t.runner.CancelTask()
 	}
@@ -586,4 +708,13 @@ func (w *Worker) randN(n int) int {
 	w.rng ^= w.rng << 25
 	w.rng ^= w.rng >> 27
 	return int((w.rng * 2685821657736338717) >> 33 % uint64(n))
+}
+
+// String describes the worker's queues, for diagnostics. It reads owner
+// state without synchronisation, so call it only when the worker is idle
+// or from its own goroutine.
+func (w *Worker) String() string {
+	return fmt.Sprintf("worker %d: ring %d, lifo %v (disabled %v, in row %d), deferred %d, inbox %d, load %d, searching %v",
+		w.id, w.ring.len(), w.lifo.Occupied(), w.lifoDisabled, w.lifoInRow, w.deferred.Len(),
+		w.inboxLen.Load(), w.load.Load(), w.searching)
 }

@@ -276,3 +276,41 @@ func names(ts []*Task) string {
 	}
 	return join(s)
 }
+
+// TestDonationToLightestPeer pins the push half of deferred balancing: a
+// worker releasing 3 deferred tasks while its peer cycles 1 hands its most
+// recent yielder to the peer's inbox, counts it in the peer's load, and the
+// peer runs it before its own deferred task.
+func TestDonationToLightestPeer(t *testing.T) {
+	_, ws := newWorkers(2, nil)
+	busy, light := ws[0], ws[1]
+	light.load.Store(1)
+	light.ScheduleDeferred(newTask("own"))
+	for _, n := range []string{"a", "b", "c"} {
+		busy.ScheduleDeferred(newTask(n))
+	}
+	if x := next(busy); nameOf(x) != "a" {
+		t.Fatalf("busy ran %s, want a (first released)", nameOf(x))
+	}
+	if busy.c.donated != 1 || light.load.Load() != 2 || busy.load.Load() != 2 {
+		t.Fatalf("donated %d, light load %d, busy load %d; want 1, 2, 2",
+			busy.c.donated, light.load.Load(), busy.load.Load())
+	}
+	if x := next(light); nameOf(x) != "c" {
+		t.Fatalf("light ran %s, want the donated c", nameOf(x))
+	}
+	if x := next(busy); nameOf(x) != "b" {
+		t.Fatalf("busy ran %s, want b", nameOf(x))
+	}
+}
+
+func TestNoDonationWhenEven(t *testing.T) {
+	_, ws := newWorkers(2, nil)
+	ws[1].load.Store(2)
+	ws[0].ScheduleDeferred(newTask("a"))
+	ws[0].ScheduleDeferred(newTask("b"))
+	next(ws[0])
+	if ws[0].c.donated != 0 {
+		t.Fatal("donated with an even load")
+	}
+}
