@@ -38,7 +38,8 @@
 //     until the worker polls a task from anywhere else: meanwhile local
 //     schedules go to the back of the ring, so two tasks that keep waking
 //     each other cannot starve the ring.
-//  4. The head of the ring.
+//  4. The head of the ring, then the inbox (tasks a busier peer donated
+//     to this worker, see step 6).
 //  5. A batch from the injector (min(len/workers+1, capacity/2)).
 //  6. If the deferred queue is non-empty, the worker is not idle: its load
 //     is its d deferred tasks. It steals only from a peer whose load is at
