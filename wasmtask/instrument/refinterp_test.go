@@ -21,7 +21,7 @@ type refFunc struct {
 	typ     int
 	nLocals int // including params
 	body    []byte
-	start   int // first operator
+	start   int         // first operator
 	ends    map[int]int // block/loop/if pc -> pc after its end
 	elses   map[int]int // if pc -> pc after its else
 }
