@@ -161,6 +161,7 @@ func BenchmarkSightglass(b *testing.B) {
 					v := os.Getenv("WASMSCHED_VARIANT")
 					defaultKnobs.checkEvery = strings.Contains(v, "checkEvery")
 					defaultKnobs.reloadCheck = strings.Contains(v, "reloadCheck")
+					defaultKnobs.allEntries = strings.Contains(v, "allEntries")
 				}
 				s := newSGRunner(b, ctx, m, mode != "plain")
 				defaultKnobs = saved

@@ -132,6 +132,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 	points = append(points, point{off: declEnd, kind: ptEntry, cost: costs.FunctionEntry})
 	hasTry := false
 	hasBulk := false
+	hasCall := false
 	nLoops := 0
 	prevConst := false
 	var constVal uint32
@@ -290,13 +291,16 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 		case opReturn:
 			writeback(start)
 		case opCall, opReturnCall:
+			hasCall = true
 			writeback(start)
 			funcIdx(r.pos)
 		case opCallIndirect, opReturnCallIndirect:
+			hasCall = true
 			writeback(start)
 			m.typeIdx(r)
 			r.u32()
 		case opCallRef, opReturnCallRef:
+			hasCall = true
 			writeback(start)
 			m.typeIdx(r)
 		case opSelectT:
@@ -508,7 +512,11 @@ done:
 	fs.points, fs.frames = points, frames
 	w.report.Functions++
 	w.report.Loops += nLoops
-	return w.emit(p, body, declsStart, declEnd, nDecl, nLocals, points, hasTry, hasBulk)
+	// A function without calls needs no check at its entry: it runs
+	// forward code and loops (whose headers check) and returns to a caller
+	// that checks after the call. Only a function that calls can recurse.
+	entryCheck := hasCall || w.knobs.allEntries
+	return w.emit(p, body, declsStart, declEnd, nDecl, nLocals, points, hasTry, hasBulk, entryCheck)
 }
 
 func (m *module) tagIdx(r *reader) { r.u32() }
@@ -519,7 +527,7 @@ func appendI64Const(b []byte, v int64) []byte {
 
 // emit writes the rewritten body: the local declarations plus the injected
 // locals, then the original code with the injected sequences at the points.
-func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, nLocals uint64, points []point, hasTry, hasBulk bool) ([]byte, error) {
+func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, nLocals uint64, points []point, hasTry, hasBulk, entryCheck bool) ([]byte, error) {
 	useLocal := !hasTry
 	added := uint32(0)
 	if useLocal {
@@ -591,9 +599,10 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 			b = appendU32(b, pt.idx)
 			pos = pt.end
 		case ptEntry, ptReload, ptLoop:
+			check := (pt.kind == ptEntry && entryCheck) || (pt.kind == ptReload && w.knobs.reloadCheck) || pt.kind == ptLoop
 			if !useLocal {
 				b = chargeGlobal(b, pt.cost)
-				if pt.kind != ptReload || w.knobs.reloadCheck {
+				if check {
 					b = checkGlobal(b)
 				}
 				break
@@ -609,7 +618,7 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 				b = appendI64Const(b, pt.cost)
 				b = append(b, opI64Sub)
 			}
-			if pt.kind == ptReload && !w.knobs.reloadCheck {
+			if !check {
 				b = append(b, opLocalSet)
 				b = append(b, L...)
 				break

@@ -67,16 +67,23 @@
 // charged size*unit just before it runs (in i64, so 2^32-1 units at
 // MaxUnitCost cannot overflow).
 //
-// Check points are the function entry, every loop header (so every loop
-// iteration), the return of every call, and every dynamic bulk charge. At a
-// check point, if the counter is negative after the charge, the guest
-// stores it into the global, calls the check import, and reloads the global
-// when the call returns. Segment charges that are not check points (after a
-// forward branch or at a join) only subtract; a negative counter there is
-// seen at the next check point, which every path reaches after at most one
-// forward path through the current function (no loop header in between by
-// construction). So an infinite loop or an infinite recursion reaches the
-// host within bounded fuel.
+// Check points are the entry of every function that contains a call
+// instruction, every loop header (so every loop iteration), the return of
+// every call, and every dynamic bulk charge. At a check point, if the
+// counter is negative after the charge, the guest stores it into the
+// global, calls the check import, and reloads the global when the call
+// returns. Other charges only subtract: segment starts after a forward
+// branch or at a join, and the entry of a function without calls (it can
+// neither recurse nor call; it runs forward code and loops, whose headers
+// check, and returns to a caller that checks right after the call). A
+// negative counter there is seen at the next check point, which every path
+// reaches within a bounded amount of code: at most one forward path through
+// the current function, or through a call-free callee and back to the
+// caller's check. So an infinite loop or an infinite recursion always
+// reaches the host within bounded fuel, and the host learns that a slice is
+// spent at most one such stretch late. (This is the placement Wasmtime uses
+// for fuel, plus the check after each call; checking after every single
+// charge costs more and buys little.)
 //
 // In functions that cache the counter in a local, the local is written to
 // the global before every call (so the callee, and a host function, see the

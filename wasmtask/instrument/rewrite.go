@@ -431,6 +431,7 @@ func (w *rewriter) custom(s section, p []byte) []byte {
 type knobs struct {
 	checkEvery  bool // check after every charge, not only at check points
 	reloadCheck bool // check after every call returns
+	allEntries  bool // check at every function entry, not only in functions that call
 }
 
 // defaultKnobs is what Instrument uses (tests may change it).
