@@ -98,7 +98,8 @@ func FuzzInstrument(f *testing.F) {
 
 // plausible reports whether every vector count that wazero preallocates by
 // (section counts, function type arities, local declarations, name maps) is
-// bounded by the bytes that follow it. Valid modules always are.
+// bounded by the bytes that follow it and read within its section. Valid
+// modules always are; it is only asked about inputs Instrument rejected.
 func plausible(wasm []byte) bool {
 	if len(wasm) < 8 {
 		return true
@@ -108,7 +109,7 @@ func plausible(wasm []byte) bool {
 		id := r.byte()
 		payload := r.bytes(int(r.u32()))
 		if r.err != nil {
-			return true // truncated: wazero fails before allocating
+			return false // truncated: certainly invalid
 		}
 		s := &reader{b: payload}
 		if id == secCustom {
@@ -155,11 +156,16 @@ func plausible(wasm []byte) bool {
 					total += uint64(body.u32())
 					body.byte()
 				}
-				if total > 1<<20 || int(nd) > len(body.b) {
+				if total > 1<<20 || int(nd) > len(body.b) || body.err != nil {
 					return false
 				}
 			}
 		}
+		if s.err != nil {
+			// A count cut off by the section's end: certainly invalid, and
+			// wazero would read the count on into the next section.
+			return false
+		}
 	}
-	return true
+	return r.err == nil
 }
