@@ -109,6 +109,11 @@ type YieldExpResult struct {
 	RtMigPer1k  yxNum    `json:"rt_migrations_per_1k"` // Stats().Total().Migrations (all tasks) per 1,000 spinner yields
 	DeferredPct yxNum    `json:"deferred_yields_pct"`  // Stats DeferredYields / spinner yields, % (sanity check)
 	Placement   string   `json:"placement,omitempty"`  // uneven: where spinners were spawned and first polled
+	// CPUShare is spinner iterations x 50 µs over the time the spinners
+	// could have spun (seconds x min(spinners, workers)): about 1 on a quiet
+	// machine, lower when other processes take the cores (then every
+	// latency figure of the row is inflated by that).
+	CPUShare yxNum `json:"spinner_cpu_share"`
 }
 
 // yxNum is a float64 that is written to JSON as null when it is NaN (no
@@ -482,6 +487,12 @@ func yxSummarise(c yxCase, rs []yxRun, secs float64) YieldExpResult {
 	r.RtMigPer1k = col(func(run yxRun) float64 { return per1k(run.rtMigs, run.yields) })
 	r.DeferredPct = col(func(run yxRun) float64 { return per1k(run.rtDeferred, run.yields) / 10 })
 	r.Jain = col(func(run yxRun) float64 { return yxJain(run.iters) })
+	r.CPUShare = col(func(run yxRun) float64 {
+		if c.Spinners == 0 {
+			return math.NaN()
+		}
+		return float64(run.yields) * float64(yxSpin) / (secs * float64(time.Second) * float64(min(c.Spinners, yxWorkers)))
+	})
 	// Show the iterations and placement of the run whose Jain is the median
 	// (the nearest one, for an even number of runs).
 	sorted := slices.Clone(rs)
@@ -508,12 +519,12 @@ var yxTokio = []struct {
 
 func yxTable(rs []YieldExpResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-22s %-30s %-30s %-8s %-7s %s\n", "case", "probe late p50/p99/max µs (n)", "ext wake p50/p99/max µs (n)", "mig/1k", "Jain", "iterations per spinner")
+	fmt.Fprintf(&b, "%-22s %-30s %-30s %-8s %-7s %-6s %s\n", "case", "probe late p50/p99/max µs (n)", "ext wake p50/p99/max µs (n)", "mig/1k", "Jain", "share", "iterations per spinner")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%-22s %-30s %-30s %-8.2f %-7.4f %v %s\n", r.Case,
+		fmt.Fprintf(&b, "%-22s %-30s %-30s %-8.2f %-7.4f %-6.2f %v %s\n", r.Case,
 			fmt.Sprintf("%.0f/%.0f/%.0f (%d)", r.Probe[0], r.Probe[1], r.Probe[2], r.ProbeN),
 			fmt.Sprintf("%.0f/%.0f/%.0f (%d)", r.Ext[0], r.Ext[1], r.Ext[2], r.ExtN),
-			r.MigPer1k, r.Jain, r.Iters, r.Placement)
+			r.MigPer1k, r.Jain, r.CPUShare, r.Iters, r.Placement)
 	}
 	b.WriteString("Tokio 1.24 (DESIGN.md):\n")
 	for _, t := range yxTokio {
