@@ -57,8 +57,25 @@ func TestExactFuelSpin(t *testing.T) {
 // fuel known by construction (see the comments in fuel.wat), under several
 // slice sizes, and checks every call's consumption exactly.
 func TestExactFuelConstructed(t *testing.T) {
+	// The measured variants of the injected code must be exact too.
+	variants := map[string]knobs{
+		"default":        defaultKnobs,
+		"check-every":    {checkEvery: true, reloadCheck: true, allEntries: true},
+		"no-call-checks": {},
+	}
+	for name, k := range variants {
+		t.Run(name, func(t *testing.T) {
+			saved := defaultKnobs
+			defaultKnobs = k
+			wasm := mustInstrument(t, readTestdata(t, "fuel.wasm"), Config{})
+			defaultKnobs = saved
+			testExactFuelConstructed(t, wasm)
+		})
+	}
+}
+
+func testExactFuelConstructed(t *testing.T, wasm []byte) {
 	ctx := context.Background()
-	wasm := mustInstrument(t, readTestdata(t, "fuel.wasm"), Config{})
 	type tc struct {
 		fn   string
 		args []uint64
