@@ -38,6 +38,17 @@ func (co *Co) Context() *Context { return co.cx }
 // suspension will unwind it.
 func (co *Co) Aborted() bool { return co.h.cancelRequested() }
 
+// CheckCancelled unwinds the task now if it has been aborted or the
+// runtime is shutting down; otherwise it returns at once. Long-running code
+// that is not about to suspend (a guest's fuel check that decides to keep
+// running) calls it so that Abort takes effect at that point.
+func (co *Co) CheckCancelled() {
+	if co.h.cancelRequested() {
+		co.stopped = true
+		panic(errUnwind)
+	}
+}
+
 // suspend returns control to the worker with the task pending. It unwinds
 // the task if it is cancelled.
 func (co *Co) suspend() {

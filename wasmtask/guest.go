@@ -1,0 +1,442 @@
+package wasmtask
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmsched/wasmsched/scheduler"
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
+)
+
+// Interrupt selects what makes a guest reach its deadline.
+type Interrupt uint8
+
+const (
+	// InterruptEpoch: the engine's epoch reaching the guest's deadline
+	// (EpochDeadline epochs after it started or last resumed).
+	InterruptEpoch Interrupt = iota
+	// InterruptFuel: the guest spending its fuel slice.
+	InterruptFuel
+	// InterruptBoth: whichever comes first.
+	InterruptBoth
+)
+
+func (i Interrupt) String() string {
+	switch i {
+	case InterruptFuel:
+		return "fuel"
+	case InterruptBoth:
+		return "both"
+	}
+	return "epoch"
+}
+
+// Options configure one guest.
+type Options struct {
+	// Name labels the guest in errors, stats and CPU profiles.
+	Name string
+	// Export is the function to call after instantiation, with Args. Empty
+	// means a WASI command: _start runs during instantiation with Argv,
+	// Env, Stdin, Stdout, Stderr and FS.
+	Export string
+	Args   []uint64
+	Argv   []string
+	Env    map[string]string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	FS     wazero.FSConfig
+
+	Interrupt Interrupt
+	// EpochDeadline is how many epochs the guest runs before its policy is
+	// consulted (default 1).
+	EpochDeadline uint64
+	// FuelBudget is the guest's total fuel; spending it fails the guest
+	// with ErrOutOfFuel (0: unlimited).
+	FuelBudget int64
+	// FuelSlice is the fuel between two policy calls in fuel mode
+	// (default 10,000,000: about 1 ms of guest time here).
+	FuelSlice int64
+	// MemoryLimitPages caps each memory of the instance (0: wazero's 4 GiB).
+	MemoryLimitPages uint32
+	// Policy decides at each deadline (default DeferredYield()).
+	Policy Policy
+	// Context is passed to host functions (default context.Background()).
+	Context context.Context
+}
+
+// GuestStats are one guest's counters.
+type GuestStats struct {
+	FuelUsed    int64         // exact, per the instrumenter's cost rule
+	Checks      int64         // host check calls
+	EpochYields int64         // suspensions at an epoch deadline
+	FuelYields  int64         // suspensions at a fuel deadline
+	HostWaits   int64         // suspensions in async host functions
+	Immediate   int64         // yields through the immediate path
+	Deferred    int64         // yields through the deferred path
+	Custom      int64         // YieldCustom suspensions
+	Polls       int64         // times the guest's task was polled
+	Migrations  int64         // polls on another worker than the previous one
+	Suspended   time.Duration // time spent suspended
+}
+
+// Yields is the number of policy suspensions (epoch and fuel).
+func (s GuestStats) Yields() int64 { return s.EpochYields + s.FuelYields }
+
+// Result is a successful guest's outcome.
+type Result struct {
+	Values   []uint64 // the export's results
+	ExitCode uint32   // a WASI command's exit code (0 here; non-zero is an error)
+	Stats    GuestStats
+}
+
+type guestKey struct{}
+
+func guestFrom(ctx context.Context) *guest {
+	g, _ := ctx.Value(guestKey{}).(*guest)
+	if g == nil {
+		panic("wasmtask: host function called outside a wasmtask guest")
+	}
+	return g
+}
+
+// guest is one running instance. All its fields are used only from its
+// task's coroutine.
+type guest struct {
+	m      *Module
+	e      *Engine
+	opts   Options
+	co     *scheduler.Co
+	name   string
+	hasE   bool // epoch interrupt
+	hasF   bool // fuel interrupt
+	policy Policy
+
+	fuel       api.MutableGlobal
+	credit     int64 // Σ (value written − value replaced) on the fuel global
+	sliceEnd   int64 // consumption at which the fuel slice ends
+	deadline   uint64
+	lastWorker int
+	failure    *Error
+	stats      GuestStats
+}
+
+// stop is panicked through wazero's frames to end a guest whose failure is
+// already recorded (wazero turns a host panic into an error from Call).
+type stop struct{}
+
+// Spawn runs m as a task of the runtime (s may be a *scheduler.Runtime, or
+// a Context/Co to spawn from inside a task). The guest is instantiated
+// inside its task, so a long start function is preemptible too. Its
+// JoinHandle yields a Result or an *Error.
+func Spawn(s scheduler.Spawner, m *Module, opts Options) *scheduler.JoinHandle[Result] {
+	return scheduler.SpawnFunc(s, func(co *scheduler.Co) (Result, error) {
+		g := newGuest(m, opts, co)
+		return g.run()
+	})
+}
+
+func newGuest(m *Module, opts Options, co *scheduler.Co) *guest {
+	if opts.EpochDeadline == 0 {
+		opts.EpochDeadline = 1
+	}
+	if opts.FuelSlice <= 0 {
+		opts.FuelSlice = 10_000_000
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	g := &guest{m: m, e: m.engine, opts: opts, co: co, name: opts.Name, policy: opts.Policy, lastWorker: -1}
+	if g.policy == nil {
+		g.policy = DeferredYield()
+	}
+	g.hasE = opts.Interrupt == InterruptEpoch || opts.Interrupt == InterruptBoth
+	g.hasF = opts.Interrupt == InterruptFuel || opts.Interrupt == InterruptBoth
+	return g
+}
+
+func (g *guest) consumed() int64 {
+	if g.fuel == nil {
+		return g.credit
+	}
+	return g.credit - int64(g.fuel.Get())
+}
+
+// arm writes the next fuel value: the smallest of the budget left, the
+// slice left (fuel mode) and the poll interval (epoch mode).
+func (g *guest) arm() {
+	used := g.consumed()
+	v := int64(math.MaxInt64 / 2)
+	if g.opts.FuelBudget > 0 {
+		v = min(v, g.opts.FuelBudget-used)
+	}
+	if g.hasF {
+		v = min(v, g.sliceEnd-used)
+	}
+	if g.hasE {
+		v = min(v, g.e.cfg.PollInterval)
+	}
+	v = max(v, 0)
+	cur := int64(g.fuel.Get())
+	g.fuel.Set(uint64(v))
+	g.credit += v - cur
+}
+
+func (g *guest) run() (res Result, err error) {
+	g.e.stats.started.Inc()
+	g.e.stats.running.Inc()
+	g.notePoll()
+	defer func() {
+		g.e.stats.running.Dec()
+		g.e.stats.finished.Inc()
+		g.stats.FuelUsed = g.consumed()
+		g.e.stats.fuel.Add(g.stats.FuelUsed)
+		res.Stats = g.stats
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Stats = g.stats
+				g.e.stats.countFailure(e.Kind)
+			}
+		}
+	}()
+	labels := pprof.Labels("wasm_guest", g.name)
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), labels))
+	ctx := context.WithValue(g.opts.Context, guestKey{}, g)
+
+	g.sliceEnd = g.opts.FuelSlice
+	g.deadline = g.e.Epoch() + g.opts.EpochDeadline
+	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
+	if cerr != nil {
+		return res, g.fail(ErrInstantiate, cerr)
+	}
+	r, _ := g.e.runtime(ctx, g.opts.MemoryLimitPages)
+	mc := wazero.NewModuleConfig().WithName("").
+		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(randReader{})
+	if g.opts.Export != "" {
+		mc = mc.WithStartFunctions()
+	}
+	if len(g.opts.Argv) > 0 {
+		mc = mc.WithArgs(g.opts.Argv...)
+	}
+	for k, v := range g.opts.Env {
+		mc = mc.WithEnv(k, v)
+	}
+	if g.opts.Stdin != nil {
+		mc = mc.WithStdin(g.opts.Stdin)
+	}
+	if g.opts.Stdout != nil {
+		mc = mc.WithStdout(g.opts.Stdout)
+	}
+	if g.opts.Stderr != nil {
+		mc = mc.WithStderr(g.opts.Stderr)
+	}
+	if g.opts.FS != nil {
+		mc = mc.WithFSConfig(g.opts.FS)
+	}
+	mod, ierr := r.InstantiateModule(ctx, compiled, mc)
+	if mod != nil {
+		defer mod.Close(context.Background())
+	}
+	if ierr != nil {
+		return res, g.classify(ierr, mod, true)
+	}
+	if g.opts.Export == "" {
+		return res, nil // a WASI command that returned from _start: exit code 0
+	}
+	fn := mod.ExportedFunction(g.opts.Export)
+	if fn == nil {
+		return res, g.fail(ErrInstantiate, fmt.Errorf("no exported function %q", g.opts.Export))
+	}
+	vals, cerr2 := fn.Call(ctx, g.opts.Args...)
+	if cerr2 != nil {
+		return res, g.classify(cerr2, mod, false)
+	}
+	res.Values = vals
+	return res, nil
+}
+
+// fail records the guest's failure (the first one wins).
+func (g *guest) fail(kind, cause error) error {
+	if g.failure == nil {
+		g.failure = &Error{Kind: kind, Cause: cause, Guest: g.name}
+	}
+	return g.failure
+}
+
+// classify turns the error of an instantiation or a call into an *Error.
+func (g *guest) classify(err error, mod api.Module, instantiating bool) error {
+	if g.failure != nil {
+		return g.failure
+	}
+	if g.co.Aborted() {
+		return err // the scheduler reports ErrAborted / ErrShutdown
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		if exit.ExitCode() == 0 {
+			return nil
+		}
+		if g.atMemoryLimit(mod) {
+			return g.fail(ErrMemoryLimit, err)
+		}
+		return g.fail(ErrExit, err)
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "wasm error:"):
+		if g.atMemoryLimit(mod) {
+			return g.fail(ErrMemoryLimit, err)
+		}
+		return g.fail(ErrTrap, err)
+	case instantiating && g.opts.MemoryLimitPages > 0 && strings.Contains(msg, "memory") &&
+		(strings.Contains(msg, "limit") || strings.Contains(msg, "max")):
+		return g.fail(ErrMemoryLimit, err)
+	case instantiating:
+		return g.fail(ErrInstantiate, err)
+	}
+	return g.fail(ErrTrap, err)
+}
+
+// atMemoryLimit: the guest failed with its memory grown to the limit, the
+// usual end of a guest whose memory.grow was refused.
+func (g *guest) atMemoryLimit(mod api.Module) bool {
+	if g.opts.MemoryLimitPages == 0 || mod == nil || mod.Memory() == nil {
+		return false
+	}
+	pages := mod.Memory().Size() / 65536
+	return pages+1 > g.opts.MemoryLimitPages || pages >= g.opts.MemoryLimitPages
+}
+
+// check is the injected host call: the fuel counter went negative.
+func (g *guest) check(mod api.Module) {
+	if g.fuel == nil {
+		gl, ok := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+		if !ok {
+			g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
+			panic(stop{})
+		}
+		g.fuel = gl
+	}
+	g.stats.Checks++
+	g.co.CheckCancelled() // Abort takes effect here, at the next check
+	used := g.consumed()
+	if g.opts.FuelBudget > 0 && used >= g.opts.FuelBudget {
+		g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", used, g.opts.FuelBudget))
+		panic(stop{})
+	}
+	switch {
+	case g.hasF && used >= g.sliceEnd:
+		g.deadlineReached(ReasonFuel)
+	case g.hasE && g.e.Epoch() >= g.deadline:
+		g.deadlineReached(ReasonEpoch)
+	}
+	g.arm()
+}
+
+func (g *guest) deadlineReached(reason Reason) {
+	info := GuestInfo{Name: g.name, Task: g.co.Context().TaskID(), Epoch: g.e.Epoch(),
+		FuelUsed: g.consumed(), Yields: g.stats.Yields(), Reason: reason}
+	act := g.policy(info)
+	switch act.Kind {
+	case ActYield, ActYieldCustom:
+		if reason == ReasonFuel {
+			g.stats.FuelYields++
+		} else {
+			g.stats.EpochYields++
+		}
+		g.suspend(func() {
+			if act.Kind == ActYieldCustom {
+				g.stats.Custom++
+				g.e.stats.yield(reason, pathCustom)
+				scheduler.Await(g.co, act.Future)
+				return
+			}
+			path := act.Path
+			if path == scheduler.PathDefault {
+				path = g.co.Context().Runtime().Config().DefaultYield
+			}
+			if path == scheduler.PathImmediate {
+				g.stats.Immediate++
+				g.e.stats.yield(reason, pathImmediate)
+			} else {
+				g.stats.Deferred++
+				g.e.stats.yield(reason, pathDeferred)
+			}
+			g.co.YieldVia(path)
+		})
+	case ActTrap:
+		err := act.Err
+		if err == nil {
+			err = errors.New("trapped by policy")
+		}
+		g.fail(ErrPolicyTrap, err)
+		panic(stop{})
+	}
+	// Re-arm relative to now: time spent suspended is not charged.
+	suspended := act.Kind != ActContinue
+	if reason == ReasonFuel {
+		slice := int64(act.Delta)
+		if slice <= 0 {
+			slice = g.opts.FuelSlice
+		}
+		g.sliceEnd = g.consumed() + slice
+	}
+	if g.hasE && (reason == ReasonEpoch || suspended) {
+		delta := g.opts.EpochDeadline
+		if reason == ReasonEpoch && act.Delta > 0 {
+			delta = act.Delta
+		}
+		g.deadline = g.e.Epoch() + delta
+	}
+}
+
+// suspend runs do (which suspends the task) and accounts for it.
+func (g *guest) suspend(do func()) {
+	g.e.stats.running.Dec()
+	g.e.stats.suspended.Inc()
+	t0 := time.Now()
+	defer func() {
+		g.stats.Suspended += time.Since(t0)
+		g.e.stats.suspended.Dec()
+		g.e.stats.running.Inc()
+		g.notePoll()
+	}()
+	do()
+}
+
+func (g *guest) notePoll() {
+	g.stats.Polls++
+	w := g.co.Context().WorkerID()
+	if g.lastWorker >= 0 && w != g.lastWorker {
+		g.stats.Migrations++
+	}
+	g.lastWorker = w
+}
+
+// hostFailure records a host function's failure and stops the guest.
+func (g *guest) hostFailure(fn string, v any) {
+	if scheduler.IsUnwind(v) {
+		panic(v) // cancellation must pass through
+	}
+	if _, ok := v.(stop); ok {
+		panic(v)
+	}
+	g.fail(ErrHost, &HostPanicError{Function: fn, Value: v, Stack: debug.Stack()})
+	panic(stop{})
+}
+
+type randReader struct{}
+
+func (randReader) Read(p []byte) (int, error) { return cryptoRand(p) }

@@ -1,0 +1,139 @@
+package wasmtask
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
+)
+
+// HostModule is a set of host functions guests import as Name.Function.
+type HostModule struct {
+	Name      string
+	Functions []HostFunction
+}
+
+// HostFunction is one host function. Fn runs on the guest's task (its
+// coroutine): it may return at once, or call hc.Await to suspend the guest
+// while Go-side work completes, without blocking a worker.
+type HostFunction struct {
+	Name    string
+	Params  []api.ValueType
+	Results []api.ValueType
+	// Fn receives the raw Wasm parameters and returns the results. An
+	// error, or a panic, fails the guest with ErrHost.
+	Fn func(hc *HostCall, params []uint64) ([]uint64, error)
+}
+
+func (hm HostModule) validate() error {
+	switch hm.Name {
+	case "":
+		return errors.New("wasmtask: host module needs a name")
+	case instrument.DefaultImportModule, "wasi_snapshot_preview1":
+		return fmt.Errorf("wasmtask: host module name %q is reserved", hm.Name)
+	}
+	seen := map[string]bool{}
+	for _, f := range hm.Functions {
+		if f.Name == "" || f.Fn == nil {
+			return fmt.Errorf("wasmtask: host module %q: function needs a name and Fn", hm.Name)
+		}
+		if seen[f.Name] {
+			return fmt.Errorf("wasmtask: host module %q: duplicate function %q", hm.Name, f.Name)
+		}
+		seen[f.Name] = true
+	}
+	return nil
+}
+
+func (hm HostModule) instantiate(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(hm.Name)
+	for _, f := range hm.Functions {
+		qualified := hm.Name + "." + f.Name
+		nParams, nResults := len(f.Params), len(f.Results)
+		b = b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			g := guestFrom(ctx)
+			defer func() {
+				if v := recover(); v != nil {
+					g.hostFailure(qualified, v)
+				}
+			}()
+			params := append([]uint64(nil), stack[:nParams]...)
+			res, err := f.Fn(&HostCall{g: g, mod: mod, ctx: ctx}, params)
+			if err != nil {
+				g.fail(ErrHost, fmt.Errorf("%s: %w", qualified, err))
+				panic(stop{})
+			}
+			if len(res) != nResults {
+				g.fail(ErrHost, fmt.Errorf("%s returned %d results, declared %d", qualified, len(res), nResults))
+				panic(stop{})
+			}
+			copy(stack, res)
+		}), f.Params, f.Results).Export(f.Name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// HostCall is a host function's view of the calling guest.
+type HostCall struct {
+	g   *guest
+	mod api.Module
+	ctx context.Context
+}
+
+// Context is Options.Context of the guest (with wasmtask's own values).
+func (hc *HostCall) Context() context.Context { return hc.ctx }
+
+// Memory is the guest's memory (nil if it has none).
+func (hc *HostCall) Memory() api.Memory { return hc.mod.Memory() }
+
+// GuestName is Options.Name.
+func (hc *HostCall) GuestName() string { return hc.g.name }
+
+// Await suspends the guest until complete is called, from any goroutine,
+// and returns what was passed to it. start is called once, on the guest's
+// task, with the completion function; it must not block (start a goroutine
+// or hand complete to an event loop). While suspended the guest costs no
+// worker, and the time is not charged to its epoch deadline (fuel is only
+// spent by guest code). A second call of complete is ignored. If the guest
+// is aborted while waiting, Await does not return: the guest unwinds.
+func (hc *HostCall) Await(start func(complete func(results []uint64, err error))) ([]uint64, error) {
+	g := hc.g
+	var mu sync.Mutex
+	var done bool
+	var results []uint64
+	var rerr error
+	waker := g.co.Context().Waker()
+	start(func(r []uint64, err error) {
+		mu.Lock()
+		if done {
+			mu.Unlock()
+			return
+		}
+		done, results, rerr = true, r, err
+		mu.Unlock()
+		waker.Wake()
+	})
+	g.stats.HostWaits++
+	g.e.stats.hostWaits.Inc()
+	g.suspend(func() {
+		for {
+			mu.Lock()
+			d := done
+			mu.Unlock()
+			if d {
+				return
+			}
+			g.co.Park()
+		}
+	})
+	if g.hasE {
+		g.deadline = g.e.Epoch() + g.opts.EpochDeadline
+	}
+	return results, rerr
+}
