@@ -43,36 +43,43 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 
 	out := make([]byte, 0, len(in)+len(in)/3+128)
 	out = append(out, in[:8]...)
-	var emitted [14]bool
-	needed := []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} // in rank order
-	emitMissing := func(belowRank int) error {
-		for _, id := range needed {
-			if !m.hasSec[id] && !emitted[id] && sectionRank[id] < belowRank {
-				var err error
-				out, err = w.section(out, section{id: id})
-				if err != nil {
-					return err
-				}
-				emitted[id] = true
+	// A missing section the output needs goes right after the last known
+	// section that must precede it (or first), so that trailing custom
+	// sections stay last: wazero reads a malformed "name" section past its
+	// declared end, so what follows it must not change.
+	after := make([][]byte, len(m.sections)+1) // after[i+1]: ids to emit after section i
+	for _, id := range []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} {
+		if m.hasSec[id] {
+			continue
+		}
+		pos := 0
+		for i, s := range m.sections {
+			if s.id != secCustom && sectionRank[s.id] < sectionRank[id] {
+				pos = i + 1
+			}
+		}
+		after[pos] = append(after[pos], id)
+	}
+	emit := func(ids []byte) error {
+		for _, id := range ids {
+			var err error
+			if out, err = w.section(out, section{id: id}); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
-	for _, s := range m.sections {
-		if s.id != secCustom {
-			if err := emitMissing(sectionRank[s.id]); err != nil {
-				return nil, err
-			}
-		}
+	if err := emit(after[0]); err != nil {
+		return nil, err
+	}
+	for i, s := range m.sections {
 		var err error
-		out, err = w.section(out, s)
-		if err != nil {
+		if out, err = w.section(out, s); err != nil {
 			return nil, err
 		}
-		emitted[s.id] = true
-	}
-	if err := emitMissing(1 << 30); err != nil {
-		return nil, err
+		if err := emit(after[i+1]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
