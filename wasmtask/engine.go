@@ -163,7 +163,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	}
 	m := &Module{engine: e, hash: h, wasm: res.Wasm, report: res.Report, compiled: map[uint32]wazero.CompiledModule{}}
 	if _, err := m.compiledFor(ctx, 0); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -186,7 +186,7 @@ func (m *Module) compiledFor(ctx context.Context, limitPages uint32) (wazero.Com
 	}
 	c, err := r.CompileModule(ctx, m.wasm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: compile: %w", ErrInstantiate, err)
+		return nil, fmt.Errorf("compile: %w", err)
 	}
 	m.compiled[limitPages] = c
 	return c, nil

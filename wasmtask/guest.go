@@ -219,6 +219,9 @@ func (g *guest) run() (res Result, err error) {
 	g.deadline = g.e.Epoch() + g.opts.EpochDeadline
 	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
 	if cerr != nil {
+		if g.opts.MemoryLimitPages > 0 && strings.Contains(cerr.Error(), "over limit") {
+			return res, g.fail(ErrMemoryLimit, cerr)
+		}
 		return res, g.fail(ErrInstantiate, cerr)
 	}
 	r, _ := g.e.runtime(ctx, g.opts.MemoryLimitPages)

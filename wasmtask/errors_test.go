@@ -1,0 +1,268 @@
+package wasmtask
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmsched/wasmsched/scheduler"
+)
+
+func localGuest(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testHost is the "test" host module guests.wat imports. add_async
+// completes from a foreign goroutine after a short delay.
+func testHost(asyncCalls *atomic.Int64) HostModule {
+	i64 := api.ValueTypeI64
+	return HostModule{Name: "test", Functions: []HostFunction{
+		{Name: "add_async", Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
+			Fn: func(hc *HostCall, p []uint64) ([]uint64, error) {
+				return hc.Await(func(done func([]uint64, error)) {
+					go func() {
+						if asyncCalls != nil {
+							asyncCalls.Add(1)
+						}
+						time.Sleep(50 * time.Microsecond)
+						done([]uint64{p[0] + p[1]}, nil)
+					}()
+				})
+			}},
+		{Name: "fail", Params: []api.ValueType{api.ValueTypeI32},
+			Fn: func(hc *HostCall, p []uint64) ([]uint64, error) {
+				return nil, errors.New("fail called")
+			}},
+		{Name: "boom", Fn: func(*HostCall, []uint64) ([]uint64, error) { panic("boom") }},
+	}}
+}
+
+func guestsEnv(t testing.TB, calls *atomic.Int64, opts ...scheduler.Option) *env {
+	t.Helper()
+	e := newEnv(t, "", EngineConfig{HostModules: []HostModule{testHost(calls)}}, opts...)
+	var err error
+	e.mod, err = e.eng.Compile(context.Background(), localGuest(t, "guests.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestErrorKinds(t *testing.T) {
+	e := guestsEnv(t, nil, scheduler.WithWorkers(2))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		mod  string
+		want error
+	}{
+		{"trap", Options{Export: "trap"}, "", ErrTrap},
+		{"out of fuel", Options{Export: "forever", FuelBudget: 5_000_000}, "", ErrOutOfFuel},
+		{"memory limit", Options{Export: "grow", MemoryLimitPages: 8}, "", ErrMemoryLimit},
+		{"instantiate over limit", Options{Export: "f", MemoryLimitPages: 10}, "bigmem.wasm", ErrMemoryLimit},
+		{"no such export", Options{Export: "nope"}, "", ErrInstantiate},
+		{"host error", Options{Export: "host_error"}, "", ErrHost},
+		{"host panic", Options{Export: "host_panic"}, "", ErrHost},
+		{"policy trap", Options{Export: "forever", Policy: func(GuestInfo) Action { return Trap(errors.New("tenant over quota")) }}, "", ErrPolicyTrap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := e.mod
+			if tc.mod != "" {
+				var err error
+				if m, err = e.eng.Compile(ctx, localGuest(t, tc.mod)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.opts.Name = tc.name
+			_, err := waitGuest(t, Spawn(e.rt, m, tc.opts))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			var ge *Error
+			if !errors.As(err, &ge) || ge.Guest != tc.name {
+				t.Fatalf("not a *Error naming the guest: %#v", err)
+			}
+			if tc.want == ErrOutOfFuel && ge.Stats.FuelUsed < tc.opts.FuelBudget {
+				t.Fatalf("out of fuel after %d of %d", ge.Stats.FuelUsed, tc.opts.FuelBudget)
+			}
+			var hp *HostPanicError
+			if tc.name == "host panic" && (!errors.As(err, &hp) || hp.Value != "boom") {
+				t.Fatalf("host panic not reported as HostPanicError: %v", err)
+			}
+		})
+	}
+	if _, err := e.eng.Compile(ctx, []byte("not wasm")); !errors.Is(err, ErrInstantiate) {
+		t.Fatalf("invalid module: %v", err)
+	}
+	// The workers survived every failure.
+	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{10}}))
+	if err != nil || r.Values[0] != spinRef(10) {
+		t.Fatalf("after failures: %v %v", r.Values, err)
+	}
+	st := e.eng.Stats()
+	if st.Failures[0] == 0 || st.Failures[1] == 0 || st.Failures[4] < 2 {
+		t.Fatalf("failure counters %v", st.Failures)
+	}
+}
+
+func TestAsyncHostFunctionFromForeignGoroutine(t *testing.T) {
+	var calls atomic.Int64
+	e := guestsEnv(t, &calls, scheduler.WithWorkers(2))
+	const n = 50
+	var hs []*scheduler.JoinHandle[Result]
+	for i := 0; i < 8; i++ {
+		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "async_sum", Args: []uint64{n}}))
+	}
+	for _, h := range hs {
+		r, err := waitGuest(t, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Values[0] != n*(n+1)/2 {
+			t.Fatalf("sum = %d", r.Values[0])
+		}
+		if r.Stats.HostWaits != n {
+			t.Fatalf("host waits = %d, want %d", r.Stats.HostWaits, n)
+		}
+	}
+	if calls.Load() != 8*n {
+		t.Fatalf("async completions %d", calls.Load())
+	}
+}
+
+// TestAsyncWaitCostsNoWorker: with one worker, a guest waiting in an async
+// host function does not stop another guest from running.
+func TestAsyncWaitCostsNoWorker(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	host := HostModule{Name: "test", Functions: []HostFunction{
+		{Name: "add_async", Params: []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}, Results: []api.ValueType{api.ValueTypeI64},
+			Fn: func(hc *HostCall, p []uint64) ([]uint64, error) {
+				return hc.Await(func(done func([]uint64, error)) {
+					started <- struct{}{}
+					go func() { <-release; done([]uint64{p[0] + p[1]}, nil) }()
+				})
+			}},
+		{Name: "fail", Params: []api.ValueType{api.ValueTypeI32}, Fn: func(*HostCall, []uint64) ([]uint64, error) { return nil, nil }},
+		{Name: "boom", Fn: func(*HostCall, []uint64) ([]uint64, error) { return nil, nil }},
+	}}
+	e := newEnv(t, "", EngineConfig{HostModules: []HostModule{host}}, scheduler.WithWorkers(1))
+	mod, err := e.eng.Compile(context.Background(), localGuest(t, "guests.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := Spawn(e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}})
+	<-started
+	r, err := waitGuest(t, Spawn(e.rt, mod, Options{Export: "spin", Args: []uint64{1000}}))
+	if err != nil || r.Values[0] != spinRef(1000) {
+		t.Fatalf("second guest: %v", err)
+	}
+	if waiting.IsFinished() {
+		t.Fatal("waiting guest finished before its host call completed")
+	}
+	if s := e.eng.Stats(); s.Suspended != 1 {
+		t.Fatalf("suspended guests = %d, want 1", s.Suspended)
+	}
+	close(release)
+	if r, err := waitGuest(t, waiting); err != nil || r.Values[0] != 1 {
+		t.Fatalf("waiting guest: %v %v", r.Values, err)
+	}
+}
+
+func TestAbortInEachState(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	host := testHost(nil)
+	host.Functions[0].Fn = func(hc *HostCall, p []uint64) ([]uint64, error) {
+		return hc.Await(func(done func([]uint64, error)) {
+			go func() { <-release; done([]uint64{0}, nil) }()
+		})
+	}
+	e := newEnv(t, "", EngineConfig{HostModules: []HostModule{host}}, scheduler.WithWorkers(2))
+	ctx := context.Background()
+	mod, err := e.eng.Compile(ctx, localGuest(t, "guests.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLoop, err := e.eng.Compile(ctx, localGuest(t, "startloop.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]*scheduler.JoinHandle[Result]{
+		// running: an endless loop that never yields (policy Continue)
+		"running": Spawn(e.rt, mod, Options{Export: "forever", Policy: NeverYield()}),
+		// suspended: yields every deadline
+		"suspended": Spawn(e.rt, mod, Options{Export: "forever", Policy: SleepPolicy(time.Hour)}),
+		// waiting in an async host function
+		"host wait": Spawn(e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}}),
+		// inside an endless start function
+		"instantiating": Spawn(e.rt, startLoop, Options{Export: "none"}),
+	}
+	time.Sleep(20 * time.Millisecond)
+	for name, h := range cases {
+		h.Abort()
+		if _, err := waitGuest(t, h); !errors.Is(err, scheduler.ErrAborted) {
+			t.Fatalf("%s: err = %v, want ErrAborted", name, err)
+		}
+	}
+	queued := Spawn(e.rt, mod, Options{Export: "forever"})
+	queued.Abort()
+	if _, err := waitGuest(t, queued); !errors.Is(err, scheduler.ErrAborted) {
+		t.Fatalf("queued: %v", err)
+	}
+}
+
+func TestShutdownWithManyGuestsInFlight(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	ctx := context.Background()
+	rt, err := scheduler.New(scheduler.WithWorkers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := NewEngine(ctx, EngineConfig{HostModules: []HostModule{testHost(nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	mod, err := eng.Compile(ctx, localGuest(t, "guests.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hs []*scheduler.JoinHandle[Result]
+	for i := 0; i < n; i++ {
+		opts := Options{Export: "forever"}
+		if i%3 == 0 {
+			opts.Policy = SleepPolicy(time.Hour)
+		}
+		hs = append(hs, Spawn(rt, mod, opts))
+	}
+	time.Sleep(50 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range hs {
+		if _, err := waitGuest(t, h); !errors.Is(err, scheduler.ErrShutdown) {
+			t.Fatalf("guest %d: %v", i, err)
+		}
+	}
+	if s := eng.Stats(); s.Running != 0 || s.Suspended != 0 || s.Finished != s.Started {
+		t.Fatalf("engine stats after shutdown: %+v", s)
+	}
+}

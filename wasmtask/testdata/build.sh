@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Rebuilds the wasmtask test guests (needs wabt's wat2wasm).
+set -euo pipefail
+cd "$(dirname "$0")"
+for f in guests startloop bigmem; do
+  wat2wasm "$f.wat" -o "$f.wasm"
+done
