@@ -11,6 +11,8 @@
 #   YIELD_SECONDS [2]  measured seconds per run
 #   SKIP_YIELD [0]     1: do not run the yield experiment
 #   OUT [BENCHMARKS.md]
+#   WAIT_QUIET [0]     wait up to this many seconds for the 1-minute load average to drop
+#                      below QUIET_LOAD [0.5] before starting (other work skews the figures)
 #   KEEP []            a directory to copy the raw outputs into (bench.txt, benchstat.txt, yieldexp.json, yieldexp.log)
 #   COMMIT [git describe --always --dirty]  the commit measured, for the report
 #
@@ -36,6 +38,15 @@ if ! command -v benchstat >/dev/null 2>&1; then
 fi
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown; }
+WAIT_QUIET=${WAIT_QUIET:-0}
+QUIET_LOAD=${QUIET_LOAD:-0.5}
+waited=0
+while [ "$waited" -lt "$WAIT_QUIET" ] && [ -r /proc/loadavg ] &&
+	awk -v max="$QUIET_LOAD" '{exit !($1 >= max)}' /proc/loadavg; do
+	sleep 10
+	waited=$((waited + 10))
+done
+[ "$WAIT_QUIET" -gt 0 ] && echo "benchmarks.sh: waited ${waited}s for a quiet machine (load $(loadavg))" >&2
 load_before=$(loadavg)
 
 bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
