@@ -45,8 +45,17 @@ func testHost(asyncCalls *atomic.Int64) HostModule {
 				return nil, errors.New("fail called")
 			}},
 		{Name: "boom", Fn: func(*HostCall, []uint64) ([]uint64, error) { panic("boom") }},
+		{Name: "mark", Fn: func(hc *HostCall, _ []uint64) ([]uint64, error) {
+			if f, ok := hc.Context().Value(markKey{}).(func(*HostCall)); ok {
+				f(hc)
+			}
+			return nil, nil
+		}},
 	}}
 }
+
+// markKey carries a test's callback for the "mark" host function.
+type markKey struct{}
 
 func guestsEnv(t testing.TB, calls *atomic.Int64, opts ...scheduler.Option) *env {
 	t.Helper()
@@ -157,6 +166,7 @@ func TestAsyncWaitCostsNoWorker(t *testing.T) {
 			}},
 		{Name: "fail", Params: []api.ValueType{api.ValueTypeI32}, Fn: func(*HostCall, []uint64) ([]uint64, error) { return nil, nil }},
 		{Name: "boom", Fn: func(*HostCall, []uint64) ([]uint64, error) { return nil, nil }},
+		{Name: "mark", Fn: func(*HostCall, []uint64) ([]uint64, error) { return nil, nil }},
 	}}
 	e := newEnv(t, "", EngineConfig{HostModules: []HostModule{host}}, scheduler.WithWorkers(1))
 	mod, err := e.eng.Compile(context.Background(), localGuest(t, "guests.wasm"))

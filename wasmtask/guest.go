@@ -349,7 +349,7 @@ func (g *guest) check(mod api.Module) {
 }
 
 func (g *guest) deadlineReached(reason Reason) {
-	info := GuestInfo{Name: g.name, Task: g.co.Context().TaskID(), Epoch: g.e.Epoch(),
+	info := GuestInfo{Name: g.name, Task: g.co.Context().TaskID(), Worker: g.co.Context().WorkerID(), Epoch: g.e.Epoch(),
 		FuelUsed: g.consumed(), Yields: g.stats.Yields(), Reason: reason}
 	act := g.policy(info)
 	switch act.Kind {

@@ -9,6 +9,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
@@ -91,6 +92,10 @@ func (hc *HostCall) Context() context.Context { return hc.ctx }
 
 // Memory is the guest's memory (nil if it has none).
 func (hc *HostCall) Memory() api.Memory { return hc.mod.Memory() }
+
+// Spawner spawns tasks from the host function onto the guest's current
+// worker (LIFO slot or ring), as a task would.
+func (hc *HostCall) Spawner() scheduler.Spawner { return hc.g.co }
 
 // GuestName is Options.Name.
 func (hc *HostCall) GuestName() string { return hc.g.name }

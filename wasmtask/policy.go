@@ -27,6 +27,7 @@ func (r Reason) String() string {
 type GuestInfo struct {
 	Name     string
 	Task     scheduler.TaskID
+	Worker   int    // the worker running the guest now
 	Epoch    uint64 // the engine's epoch now
 	FuelUsed int64  // fuel consumed so far (exact at this point)
 	Yields   int64  // yields so far

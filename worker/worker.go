@@ -29,8 +29,10 @@
 // # What runs next (each tick)
 //
 //  1. Every EventInterval ticks: maintenance — poll the timer driver without
-//     blocking, release the deferred queue to the back of the ring, publish
-//     stats, check for shutdown.
+//     blocking, publish stats, check for shutdown, and release the deferred
+//     queue to the back of the ring if it has been non-empty for at least
+//     EventInterval ticks (the starvation guard for a worker whose ring
+//     never empties; released tasks are ordinary ring tasks from then on).
 //  2. Every GlobalQueueInterval ticks: one task from the injector first, so
 //     a busy worker cannot starve remote spawns.
 //  3. The LIFO slot, while fewer than MaxLIFOPollsPerTick LIFO polls have
@@ -191,11 +193,12 @@ type Worker struct {
 	inbox    []*Task
 	inboxLen atomic.Int32
 
-	tick         uint32
-	lifoInRow    int  // LIFO polls in a row
-	lifoDisabled bool // MaxLIFOPollsPerTick reached: local schedules bypass the slot
-	searching    bool
-	rng          uint64
+	tick          uint32
+	deferredSince uint32 // tick at which the deferred queue last became non-empty
+	lifoInRow     int    // LIFO polls in a row
+	lifoDisabled  bool   // MaxLIFOPollsPerTick reached: local schedules bypass the slot
+	searching     bool
+	rng           uint64
 
 	unparkCh        chan struct{}
 	timer           *time.Timer
@@ -288,6 +291,9 @@ func (w *Worker) ScheduleYield(t *Task) {
 // worker's deferred queue.
 func (w *Worker) ScheduleDeferred(t *Task) {
 	w.c.deferredYields++
+	if w.deferred.Len() == 0 {
+		w.deferredSince = w.tick
+	}
 	w.deferred.Push(t)
 }
 
@@ -588,7 +594,14 @@ func (w *Worker) stealFrom(v *Worker, limit int) *Task {
 // maintenance is step 1. It returns true when the worker must exit.
 func (w *Worker) maintenance() bool {
 	w.shared.PollTimers(w)
-	w.releaseDeferred()
+	// Starvation guard only: release deferred tasks here if the queue has
+	// stayed non-empty for a whole interval (the ring never ran dry). A
+	// task that yielded a moment ago waits for step 6 instead, where it is
+	// released unstealably; releasing it into the ring now would let an
+	// idle peer steal it while this worker runs whatever was ready.
+	if w.deferred.Len() > 0 && w.tick-w.deferredSince >= w.cfg.EventInterval {
+		w.releaseDeferred()
+	}
 	w.mark()
 	w.publish()
 	return w.shared.ShuttingDown()

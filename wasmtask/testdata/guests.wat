@@ -4,6 +4,7 @@
   (import "test" "add_async" (func $add_async (param i64 i64) (result i64)))
   (import "test" "fail" (func $fail (param i32)))
   (import "test" "boom" (func $boom))
+  (import "test" "mark" (func $mark))
   (memory (export "memory") 1)
 
   ;; loop forever (abort, fuel budget, shutdown)
@@ -32,6 +33,11 @@
         (local.set $n (i64.sub (local.get $n) (i64.const 1)))
         (br $l)))
     (local.get $acc))
+
+  ;; call the host's mark, then spin n iterations
+  (func (export "mark_spin") (param $n i64) (result i64)
+    (call $mark)
+    (call $spin (local.get $n)))
 
   ;; host function that returns an error / panics
   (func (export "host_error") (call $fail (i32.const 7)))

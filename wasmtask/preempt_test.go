@@ -1,0 +1,175 @@
+package wasmtask
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/wasmsched/wasmsched/scheduler"
+)
+
+// guestIters is spin's trip count for the CPU-bound guests here: about
+// 0.3 s of guest time each on this machine (1.5e7 operators per ms).
+func guestIters() uint64 {
+	if testing.Short() {
+		return 100_000_000
+	}
+	return 300_000_000
+}
+
+type lateness []time.Duration
+
+func (l lateness) pct(p float64) time.Duration {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// TestProbeNotStarved is the point of it all. On a 2-worker runtime, four
+// CPU-bound guests in epoch mode (1 ms tick) leave a probe task that sleeps
+// 1 ms in a loop on time; the same guests run uninstrumented on plain
+// goroutines delay a plain goroutine's 1 ms sleep by about their whole run
+// time, because Go cannot preempt wazero's compiled code.
+func TestProbeNotStarved(t *testing.T) {
+	if runtime.GOMAXPROCS(0) != 2 {
+		t.Skipf("needs GOMAXPROCS=2 to reproduce the starvation baseline (have %d)", runtime.GOMAXPROCS(0))
+	}
+	n := guestIters()
+	ours := probeOnRuntime(t, n)
+	plain := probeOnGoroutines(t, n)
+	t.Logf("wasmsched: %d probes, late p50 %v p99 %v max %v", len(ours), ours.pct(0.5), ours.pct(0.99), ours.pct(1))
+	t.Logf("goroutines: %d probes, late p50 %v p99 %v max %v", len(plain), plain.pct(0.5), plain.pct(0.99), plain.pct(1))
+	if ours.pct(0.99) > 10*time.Millisecond || ours.pct(1) > 50*time.Millisecond {
+		t.Fatalf("probe starved on the runtime: p99 %v max %v", ours.pct(0.99), ours.pct(1))
+	}
+	if plain.pct(1) < 5*ours.pct(1) || plain.pct(1) < 50*time.Millisecond {
+		t.Fatalf("baseline not worse: plain max %v vs ours %v", plain.pct(1), ours.pct(1))
+	}
+}
+
+func probeOnRuntime(t *testing.T, n uint64) lateness {
+	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(2))
+	var hs []*scheduler.JoinHandle[Result]
+	for i := 0; i < 4; i++ {
+		hs = append(hs, Spawn(e.rt, e.mod, Options{Name: "spin", Export: "spin", Args: []uint64{n}}))
+	}
+	done := make(chan struct{})
+	probe := scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (lateness, error) {
+		var late lateness
+		for {
+			select {
+			case <-done:
+				return late, nil
+			default:
+			}
+			t0 := time.Now()
+			co.Sleep(time.Millisecond)
+			late = append(late, time.Since(t0)-time.Millisecond)
+		}
+	})
+	for _, h := range hs {
+		if r, err := waitGuest(t, h); err != nil || r.Values[0] != spinRef(n) {
+			t.Fatalf("guest: %v", err)
+		}
+	}
+	close(done)
+	late, err := probe.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return late
+}
+
+func probeOnGoroutines(t *testing.T, n uint64) lateness {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	c, err := r.CompileModule(ctx, readGuest(t, "spin.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var late lateness
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			t0 := time.Now()
+			time.Sleep(time.Millisecond)
+			late = append(late, time.Since(t0)-time.Millisecond)
+		}
+	}()
+	time.Sleep(5 * time.Millisecond) // the probe is running before the guests start
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := r.InstantiateModule(ctx, c, wazero.NewModuleConfig().WithName(""))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer m.Close(ctx)
+			if _, err := m.ExportedFunction("spin").Call(ctx, n); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	<-probeDone
+	return late
+}
+
+// TestOutsideGoroutineNotStarved: with Workers = GOMAXPROCS-1 the runtime
+// leaves a P free, so a goroutine outside it keeps its timing.
+func TestOutsideGoroutineNotStarved(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		t.Skip("needs GOMAXPROCS >= 2")
+	}
+	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(procs-1))
+	n := guestIters() / 2
+	var hs []*scheduler.JoinHandle[Result]
+	for i := 0; i < 4; i++ {
+		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
+	}
+	var late lateness
+	for !allFinished(hs) {
+		t0 := time.Now()
+		time.Sleep(time.Millisecond)
+		late = append(late, time.Since(t0)-time.Millisecond)
+	}
+	for _, h := range hs {
+		if _, err := waitGuest(t, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("outside goroutine: %d sleeps, late p50 %v p99 %v max %v", len(late), late.pct(0.5), late.pct(0.99), late.pct(1))
+	if late.pct(0.99) > 10*time.Millisecond || late.pct(1) > 50*time.Millisecond {
+		t.Fatalf("outside goroutine starved: p99 %v max %v", late.pct(0.99), late.pct(1))
+	}
+}
+
+func allFinished(hs []*scheduler.JoinHandle[Result]) bool {
+	for _, h := range hs {
+		if !h.IsFinished() {
+			return false
+		}
+	}
+	return true
+}
