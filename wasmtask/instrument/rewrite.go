@@ -49,7 +49,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	// declared end, so what follows it must not change.
 	after := make([][]byte, len(m.sections)+1) // after[i+1]: ids to emit after section i
 	for _, id := range []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} {
-		if m.hasSec[id] {
+		if m.hasSec[id] || ((id == secFunction || id == secCode) && !w.hasHelper()) {
 			continue
 		}
 		pos := 0
@@ -123,7 +123,26 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 		p = appendName(p, w.cfg.ImportName)
 		p = append(p, 0)
 		p = appendU32(p, w.checkType)
-	case secFunction:
+	case secFunction, secCode:
+		if !w.hasHelper() { // no defined function: nothing to rewrite, no helper
+			if s.id == secCode {
+				r.u32()
+				if r.err == nil && !r.eof() {
+					r.fail("function and code section have inconsistent lengths")
+				}
+			}
+			p = append(p, s.payload...)
+			r.pos = len(r.b)
+			break
+		}
+		if s.id == secCode {
+			var err error
+			p, err = w.code(r, p, missing)
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
 		n := count()
 		p = appendU32(p, n+1)
 		p = append(p, r.b[r.pos:]...)
@@ -188,12 +207,6 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 	case secData:
 		w.checkData(r)
 		p = append(p, s.payload...)
-	case secCode:
-		var err error
-		p, err = w.code(r, p, missing)
-		if err != nil {
-			return nil, err
-		}
 	case secCustom:
 		p = w.custom(s, p)
 		r.pos = len(r.b)
@@ -443,3 +456,8 @@ type knobs struct {
 
 // defaultKnobs is what Instrument uses (tests may change it).
 var defaultKnobs = knobs{reloadCheck: true}
+
+// hasHelper reports whether the output gets the slow-path helper function:
+// only modules with defined functions need it (and a module without them
+// keeps its function and code sections, if any, unchanged).
+func (w *rewriter) hasHelper() bool { return len(w.m.funcTypes) > 0 }
