@@ -28,6 +28,8 @@
 //   - one helper function after the defined functions: it stores its
 //     argument into the global, calls the check import and returns the
 //     global (the slow path of a check in functions that cache the counter);
+//     a module without defined functions gets no helper, and one without any
+//     function at all (it runs no code) gets only the global;
 //   - in every function an i64 local caching the counter (except in
 //     functions with exception handlers, which work on the global directly
 //     because a caught exception would lose the cached value), and an i32

@@ -49,7 +49,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	// declared end, so what follows it must not change.
 	after := make([][]byte, len(m.sections)+1) // after[i+1]: ids to emit after section i
 	for _, id := range []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} {
-		if m.hasSec[id] || ((id == secFunction || id == secCode) && !w.hasHelper()) {
+		if m.hasSec[id] || ((id == secFunction || id == secCode) && !w.hasHelper()) || (id == secImport && !w.hasCheck()) {
 			continue
 		}
 		pos := 0
@@ -115,6 +115,11 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 		r.pos = len(r.b)
 		p = append(p, 0x60, 0, 0, 0x60, 1, valI64, 1, valI64)
 	case secImport:
+		if !w.hasCheck() {
+			p = append(p, s.payload...)
+			r.pos = len(r.b)
+			break
+		}
 		n := count()
 		p = appendU32(p, n+1)
 		p = append(p, r.b[r.pos:]...)
@@ -461,3 +466,9 @@ var defaultKnobs = knobs{reloadCheck: true}
 // only modules with defined functions need it (and a module without them
 // keeps its function and code sections, if any, unchanged).
 func (w *rewriter) hasHelper() bool { return len(w.m.funcTypes) > 0 }
+
+// hasCheck reports whether the output imports the check function: a module
+// without any function runs no code, so it gets only the fuel global. (This
+// also keeps function index 0 absent where the input has none, which wazero's
+// validation of table initialisers depends on.)
+func (w *rewriter) hasCheck() bool { return w.m.nFuncs() > 0 }

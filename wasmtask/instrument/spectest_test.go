@@ -113,16 +113,7 @@ func (v specVal) words() []uint64 {
 
 // specExclusions are commands whose outcome legitimately differs, keyed by
 // suite/file.json:line, with the reason.
-var specExclusions = map[string]string{
-	// wazero v1.12 validates a table initialiser `ref.null func` as if it
-	// were `ref.func` of the last ref.func index seen (default 0) whenever
-	// the module has a function 0 (module.go validateConstExpression). The
-	// plain module has no function, so it is rejected as the spec expects;
-	// the instrumented one always has the check import as a function, and
-	// wazero then (wrongly) accepts it.
-	"typed-function-references/table.json:57": "wazero bug: ref.null func table initialiser typed as ref.func 0 once the module has a function",
-	"typed-function-references/table.json:61": "wazero bug: ref.null func table initialiser typed as ref.func 0 once the module has a function",
-}
+var specExclusions = map[string]string{}
 
 type specSuite struct {
 	dir      string
