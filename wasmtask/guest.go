@@ -62,8 +62,10 @@ type Options struct {
 	// EpochDeadline is how many epochs the guest runs before its policy is
 	// consulted (default 1).
 	EpochDeadline uint64
-	// FuelBudget is the guest's total fuel; spending it fails the guest
-	// with ErrOutOfFuel (0: unlimited).
+	// FuelBudget is the guest's total fuel: a guest that consumes more
+	// fails with ErrOutOfFuel (0: unlimited). It is detected at the first
+	// check point past the budget, and at the end of the call, so a guest
+	// that returns succeeds iff it stayed within the budget.
 	FuelBudget int64
 	// FuelSlice is the fuel between two policy calls in fuel mode
 	// (default 10,000,000: about 1 ms of guest time here).
@@ -256,7 +258,7 @@ func (g *guest) run() (res Result, err error) {
 		return res, g.classify(ierr, mod, true)
 	}
 	if g.opts.Export == "" {
-		return res, nil // a WASI command that returned from _start: exit code 0
+		return res, g.budgetCheck() // a WASI command that returned from _start: exit code 0
 	}
 	fn := mod.ExportedFunction(g.opts.Export)
 	if fn == nil {
@@ -267,7 +269,17 @@ func (g *guest) run() (res Result, err error) {
 		return res, g.classify(cerr2, mod, false)
 	}
 	res.Values = vals
-	return res, nil
+	return res, g.budgetCheck()
+}
+
+// budgetCheck catches a budget overrun in the last segment before return,
+// which no check point follows: the budget is exact for a whole call (it
+// fails iff the guest consumed more than the budget).
+func (g *guest) budgetCheck() error {
+	if g.opts.FuelBudget > 0 && g.fuel != nil && g.consumed() > g.opts.FuelBudget {
+		return g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", g.consumed(), g.opts.FuelBudget))
+	}
+	return nil
 }
 
 // fail records the guest's failure (the first one wins).
@@ -335,7 +347,7 @@ func (g *guest) check(mod api.Module) {
 	g.stats.Checks++
 	g.co.CheckCancelled() // Abort takes effect here, at the next check
 	used := g.consumed()
-	if g.opts.FuelBudget > 0 && used >= g.opts.FuelBudget {
+	if g.opts.FuelBudget > 0 && used > g.opts.FuelBudget {
 		g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", used, g.opts.FuelBudget))
 		panic(stop{})
 	}

@@ -42,16 +42,36 @@ func TestProbeNotStarved(t *testing.T) {
 	if runtime.GOMAXPROCS(0) != 2 {
 		t.Skipf("needs GOMAXPROCS=2 to reproduce the starvation baseline (have %d)", runtime.GOMAXPROCS(0))
 	}
+	skipTimingUnderRace(t)
 	n := guestIters()
-	ours := probeOnRuntime(t, n)
-	plain := probeOnGoroutines(t, n)
-	t.Logf("wasmsched: %d probes, late p50 %v p99 %v max %v", len(ours), ours.pct(0.5), ours.pct(0.99), ours.pct(1))
-	t.Logf("goroutines: %d probes, late p50 %v p99 %v max %v", len(plain), plain.pct(0.5), plain.pct(0.99), plain.pct(1))
-	if ours.pct(0.99) > 10*time.Millisecond || ours.pct(1) > 50*time.Millisecond {
-		t.Fatalf("probe starved on the runtime: p99 %v max %v", ours.pct(0.99), ours.pct(1))
+	// Real-time bounds also depend on the OS giving the workers' threads a
+	// CPU: on a machine shared with other processes (go test runs packages
+	// in parallel) a thread can wait tens of ms. That cannot make three
+	// attempts in a row fail unless the runtime itself starves the probe.
+	for attempt := 1; attempt <= 3; attempt++ {
+		ours := probeOnRuntime(t, n)
+		plain := probeOnGoroutines(t, n)
+		t.Logf("attempt %d: wasmsched: %d probes, late p50 %v p99 %v max %v", attempt, len(ours), ours.pct(0.5), ours.pct(0.99), ours.pct(1))
+		t.Logf("attempt %d: goroutines: %d probes, late p50 %v p99 %v max %v", attempt, len(plain), plain.pct(0.5), plain.pct(0.99), plain.pct(1))
+		if plain.pct(1) < 50*time.Millisecond {
+			t.Fatalf("baseline did not starve: plain goroutines' probe max late %v", plain.pct(1))
+		}
+		if ours.pct(0.99) <= 10*time.Millisecond && ours.pct(1) <= 50*time.Millisecond {
+			if plain.pct(1) < 5*ours.pct(1) {
+				t.Fatalf("baseline not far worse: plain max %v vs ours %v", plain.pct(1), ours.pct(1))
+			}
+			return
+		}
 	}
-	if plain.pct(1) < 5*ours.pct(1) || plain.pct(1) < 50*time.Millisecond {
-		t.Fatalf("baseline not worse: plain max %v vs ours %v", plain.pct(1), ours.pct(1))
+	t.Fatal("probe late beyond p99 10 ms / max 50 ms in three attempts")
+}
+
+// skipTimingUnderRace: the race detector slows Go code 5-20x, which makes
+// real-time latency bounds meaningless; the same code paths run under the
+// race detector in the other tests, and this one runs without it.
+func skipTimingUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("real-time latency bounds are not meaningful under the race detector; checked in the non-race run")
 	}
 }
 
@@ -142,27 +162,31 @@ func TestOutsideGoroutineNotStarved(t *testing.T) {
 	if procs < 2 {
 		t.Skip("needs GOMAXPROCS >= 2")
 	}
+	skipTimingUnderRace(t)
 	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(procs-1))
 	n := guestIters() / 2
-	var hs []*scheduler.JoinHandle[Result]
-	for i := 0; i < 4; i++ {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
-	}
-	var late lateness
-	for !allFinished(hs) {
-		t0 := time.Now()
-		time.Sleep(time.Millisecond)
-		late = append(late, time.Since(t0)-time.Millisecond)
-	}
-	for _, h := range hs {
-		if _, err := waitGuest(t, h); err != nil {
-			t.Fatal(err)
+	for attempt := 1; attempt <= 3; attempt++ { // retried for the reason given in TestProbeNotStarved
+		var hs []*scheduler.JoinHandle[Result]
+		for i := 0; i < 4; i++ {
+			hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
+		}
+		var late lateness
+		for !allFinished(hs) {
+			t0 := time.Now()
+			time.Sleep(time.Millisecond)
+			late = append(late, time.Since(t0)-time.Millisecond)
+		}
+		for _, h := range hs {
+			if _, err := waitGuest(t, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("attempt %d: outside goroutine: %d sleeps, late p50 %v p99 %v max %v", attempt, len(late), late.pct(0.5), late.pct(0.99), late.pct(1))
+		if late.pct(0.99) <= 10*time.Millisecond && late.pct(1) <= 50*time.Millisecond {
+			return
 		}
 	}
-	t.Logf("outside goroutine: %d sleeps, late p50 %v p99 %v max %v", len(late), late.pct(0.5), late.pct(0.99), late.pct(1))
-	if late.pct(0.99) > 10*time.Millisecond || late.pct(1) > 50*time.Millisecond {
-		t.Fatalf("outside goroutine starved: p99 %v max %v", late.pct(0.99), late.pct(1))
-	}
+	t.Fatal("outside goroutine late beyond p99 10 ms / max 50 ms in three attempts")
 }
 
 func allFinished(hs []*scheduler.JoinHandle[Result]) bool {

@@ -1,0 +1,5 @@
+//go:build race
+
+package wasmtask
+
+const raceEnabled = true
