@@ -49,10 +49,27 @@ done
 [ "$WAIT_QUIET" -gt 0 ] && echo "benchmarks.sh: waited ${waited}s for a quiet machine (load $(loadavg))" >&2
 load_before=$(loadavg)
 
+# CPU seconds: every process on the machine (/proc/stat, USER_HZ=100) and
+# this script's children, so that the report can say how much of the
+# machine other processes used while we measured.
+machine_cpu() { awk '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat 2>/dev/null || echo 0; }
+# `times` must run in this shell (not in $(...)) to see this shell's children.
+children_cpu() { awk 'NR==2{split($1,u,"m"); split($2,s,"m"); printf "%.2f", u[1]*60+u[2]+s[1]*60+s[2]}' "$1"; }
+now() { date +%s.%N; }
+foreign_cores() { # machine0 children0 wall0 machine1 children1 wall1
+	awk -v m0="$1" -v c0="$2" -v w0="$3" -v m1="$4" -v c1="$5" -v w1="$6" \
+		'BEGIN{f=((m1-m0)-(c1-c0))/(w1-w0); if (f<0) f=0; printf "%.2f", f}'
+}
+
 bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
 bench_cmd="go test -run '^\$' -bench '$bench_re' -benchtime $BENCHTIME -count $COUNT -timeout 60m ./scheduler/"
 echo "+ $bench_cmd" >&2
+times > "$work/times0"
+m0=$(machine_cpu) w0=$(now)
 eval "$bench_cmd" | tee "$work/bench.txt"
+times > "$work/times1"
+m1=$(machine_cpu) w1=$(now)
+bench_foreign=$(foreign_cores "$m0" "$(children_cpu "$work/times0")" "$w0" "$m1" "$(children_cpu "$work/times1")" "$w1")
 
 stat_args=()
 if command -v benchstat >/dev/null 2>&1; then
@@ -81,7 +98,8 @@ go run ./cmd/benchreport \
 	-bench "$work/bench.txt" "${stat_args[@]}" "${yield_args[@]}" "${part_args[@]}" \
 	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
 	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" \
-	-load "before the benchmarks: $load_before; after the experiment: $load_after" -o "$OUT"
+	-load "before the benchmarks: $load_before; after the experiment: $load_after" \
+	-foreign "$bench_foreign" -o "$OUT"
 if [ -n "${KEEP:-}" ]; then
 	mkdir -p "$KEEP"
 	cp "$work"/* "$KEEP"/

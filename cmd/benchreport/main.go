@@ -115,6 +115,7 @@ func main() {
 		yieldCmd   = flag.String("yieldcmd", "", "the exact command of the yield experiment")
 		goVersion  = flag.String("goversion", "", "output of `go version` (default: this program's runtime.Version)")
 		commit     = flag.String("commit", "", "the commit measured (git describe --always --dirty)")
+		foreign    = flag.String("foreign", "", "cores other processes kept busy, on average, during the benchmarks")
 		load       = flag.String("load", "", "load averages seen around the runs (other work on the machine skews the figures)")
 		out        = flag.String("o", "BENCHMARKS.md", "output file")
 		partsFlags multiFlag
@@ -128,7 +129,7 @@ func main() {
 	if err := run(config{
 		bench: *benchFile, stat: *statFile, yield: *yieldFile, yieldLog: *yieldLog,
 		command: *command, benchCmd: *benchCmd, yieldCmd: *yieldCmd,
-		goVersion: *goVersion, commit: *commit, load: *load, out: *out, parts: partsFlags,
+		goVersion: *goVersion, commit: *commit, load: *load, foreign: *foreign, out: *out, parts: partsFlags,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
@@ -144,6 +145,7 @@ type config struct {
 	bench, stat, yield, yieldLog string
 	command, benchCmd, yieldCmd  string
 	goVersion, commit, out, load string
+	foreign                      string
 	parts                        []string
 	now                          time.Time // zero: time.Now()
 }
@@ -352,6 +354,9 @@ func writeReport(w *strings.Builder, c config, bs *benchSet, stat string, ys []y
 	}
 	if c.load != "" {
 		p("| load average (1/5/15 min) | %s |\n", c.load)
+	}
+	if c.foreign != "" {
+		p("| other processes during the benchmarks | %s cores busy on average (of %d; /proc/stat minus the benchmarks' own CPU time) |\n", c.foreign, runtime.NumCPU())
 	}
 	if c.benchCmd != "" {
 		p("| benchmarks | `%s` |\n", c.benchCmd)
