@@ -76,6 +76,9 @@ func New(opts ...Option) (*Runtime, error) {
 // Config returns the runtime's configuration.
 func (rt *Runtime) Config() Config { return rt.cfg }
 
+// DefaultYield is Config().DefaultYield, without copying the Config.
+func (rt *Runtime) DefaultYield() YieldPath { return rt.cfg.DefaultYield }
+
 // Now is the runtime's monotonic clock: time since the runtime started.
 func (rt *Runtime) Now() time.Duration { return time.Since(rt.start) }
 

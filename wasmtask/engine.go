@@ -35,10 +35,10 @@ type EngineConfig struct {
 // Engine owns wazero runtimes, a compile cache keyed by the module's hash,
 // the instrumentation settings and the epoch.
 type Engine struct {
-	cfg   EngineConfig
-	cache wazero.CompilationCache
-	start time.Time
-	bump  atomic.Uint64
+	cfg        EngineConfig
+	cache      wazero.CompilationCache
+	startNanos int64
+	bump       atomic.Uint64
 
 	mu       sync.Mutex
 	runtimes map[uint32]wazero.Runtime // by memory limit in pages (0: none)
@@ -68,11 +68,11 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg:      cfg,
-		cache:    wazero.NewCompilationCache(),
-		start:    time.Now(),
-		runtimes: map[uint32]wazero.Runtime{},
-		modules:  map[[32]byte]*Module{},
+		cfg:        cfg,
+		cache:      wazero.NewCompilationCache(),
+		startNanos: nanos(),
+		runtimes:   map[uint32]wazero.Runtime{},
+		modules:    map[[32]byte]*Module{},
 	}
 	if _, err := e.runtime(ctx, 0); err != nil {
 		e.cache.Close(ctx)
@@ -85,9 +85,17 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 // started plus every IncrementEpoch. It is computed from the monotonic
 // clock when read, so it advances even when no goroutine can run (guest
 // code holding every P), which a ticker goroutine could not guarantee.
-func (e *Engine) Epoch() uint64 {
-	return uint64(time.Since(e.start)/e.cfg.EpochTick) + e.bump.Load()
+func (e *Engine) Epoch() uint64 { return e.epochAt(nanos()) }
+
+func (e *Engine) epochAt(now int64) uint64 {
+	return uint64((now-e.startNanos)/int64(e.cfg.EpochTick)) + e.bump.Load()
 }
+
+// clockBase anchors nanos: time.Since on a monotonic reading costs one
+// vDSO clock read, where time.Now costs two.
+var clockBase = time.Now()
+
+func nanos() int64 { return int64(time.Since(clockBase)) }
 
 // IncrementEpoch advances the epoch by one, like Wasmtime's
 // Engine::increment_epoch.

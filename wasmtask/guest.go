@@ -130,6 +130,7 @@ type guest struct {
 	sliceEnd   int64 // consumption at which the fuel slice ends
 	deadline   uint64
 	lastWorker int
+	openWait   *counterShard // shard counting this guest as suspended, while it is
 	failure    *Error
 	stats      GuestStats
 }
@@ -197,10 +198,11 @@ func (g *guest) arm() {
 
 func (g *guest) run() (res Result, err error) {
 	g.e.stats.started.Inc()
-	g.e.stats.running.Inc()
 	g.notePoll()
 	defer func() {
-		g.e.stats.running.Dec()
+		if g.openWait != nil { // unwound (abort, shutdown) while suspended
+			g.openWait.suspended.Dec()
+		}
 		g.e.stats.finished.Inc()
 		g.stats.FuelUsed = g.consumed()
 		g.e.stats.fuel.Add(g.stats.FuelUsed)
@@ -361,7 +363,9 @@ func (g *guest) check(mod api.Module) {
 }
 
 func (g *guest) deadlineReached(reason Reason) {
-	info := GuestInfo{Name: g.name, Task: g.co.Context().TaskID(), Worker: g.co.Context().WorkerID(), Epoch: g.e.Epoch(),
+	cx := g.co.Context()
+	now := nanos()
+	info := GuestInfo{Name: g.name, Task: cx.TaskID(), Worker: cx.WorkerID(), Epoch: g.e.epochAt(now),
 		FuelUsed: g.consumed(), Yields: g.stats.Yields(), Reason: reason}
 	act := g.policy(info)
 	switch act.Kind {
@@ -371,26 +375,28 @@ func (g *guest) deadlineReached(reason Reason) {
 		} else {
 			g.stats.EpochYields++
 		}
-		g.suspend(func() {
-			if act.Kind == ActYieldCustom {
-				g.stats.Custom++
-				g.e.stats.yield(reason, pathCustom)
-				scheduler.Await(g.co, act.Future)
-				return
-			}
+		sh := g.e.stats.shard(info.Worker)
+		sh.suspended.Inc()
+		g.openWait = sh
+		if act.Kind == ActYieldCustom {
+			g.stats.Custom++
+			sh.yields[reason][pathCustom].Inc()
+			scheduler.Await(g.co, act.Future)
+		} else {
 			path := act.Path
 			if path == scheduler.PathDefault {
-				path = g.co.Context().Runtime().Config().DefaultYield
+				path = cx.Runtime().DefaultYield()
 			}
 			if path == scheduler.PathImmediate {
 				g.stats.Immediate++
-				g.e.stats.yield(reason, pathImmediate)
+				sh.yields[reason][pathImmediate].Inc()
 			} else {
 				g.stats.Deferred++
-				g.e.stats.yield(reason, pathDeferred)
+				sh.yields[reason][pathDeferred].Inc()
 			}
 			g.co.YieldVia(path)
-		})
+		}
+		g.resumed(sh, now)
 	case ActTrap:
 		err := act.Err
 		if err == nil {
@@ -417,18 +423,14 @@ func (g *guest) deadlineReached(reason Reason) {
 	}
 }
 
-// suspend runs do (which suspends the task) and accounts for it.
-func (g *guest) suspend(do func()) {
-	g.e.stats.running.Dec()
-	g.e.stats.suspended.Inc()
-	t0 := time.Now()
-	defer func() {
-		g.stats.Suspended += time.Since(t0)
-		g.e.stats.suspended.Dec()
-		g.e.stats.running.Inc()
-		g.notePoll()
-	}()
-	do()
+// resumed accounts for a suspension that started at start (a nanos()
+// reading) and counted itself in sh: one clock read on each side, no
+// closure on the hot path.
+func (g *guest) resumed(sh *counterShard, start int64) {
+	sh.suspended.Dec()
+	g.openWait = nil
+	g.stats.Suspended += time.Duration(nanos() - start)
+	g.notePoll()
 }
 
 func (g *guest) notePoll() {

@@ -125,18 +125,21 @@ func (hc *HostCall) Await(start func(complete func(results []uint64, err error))
 		waker.Wake()
 	})
 	g.stats.HostWaits++
-	g.e.stats.hostWaits.Inc()
-	g.suspend(func() {
-		for {
-			mu.Lock()
-			d := done
-			mu.Unlock()
-			if d {
-				return
-			}
-			g.co.Park()
+	sh := g.e.stats.shard(g.co.Context().WorkerID())
+	sh.hostWaits.Inc()
+	sh.suspended.Inc()
+	g.openWait = sh
+	waitStart := nanos()
+	for {
+		mu.Lock()
+		d := done
+		mu.Unlock()
+		if d {
+			break
 		}
-	})
+		g.co.Park()
+	}
+	g.resumed(sh, waitStart)
 	if g.hasE {
 		g.deadline = g.e.Epoch() + g.opts.EpochDeadline
 	}
