@@ -124,6 +124,15 @@ func (m *module) valType(r *reader) {
 	}
 }
 
+// tableRefType reads a table's element type. Like wazero, it accepts any
+// single-byte type here (validation of the value is left to the runtime);
+// only the two-byte (ref null? ht) forms need decoding.
+func (m *module) tableRefType(r *reader) {
+	if c := r.byte(); c == valRef || c == valRefNull {
+		m.heapType(r)
+	}
+}
+
 func (m *module) heapType(r *reader) {
 	start := r.pos
 	v := r.s33()
@@ -228,7 +237,7 @@ func (m *module) parseImports(s section) error {
 			m.typeIdx(r)
 			m.nImpFuncs++
 		case 1:
-			m.valType(r)
+			m.tableRefType(r)
 			m.limits(r)
 		case 2:
 			m.limits(r)

@@ -240,13 +240,13 @@ func (w *rewriter) tables(r *reader, p []byte) []byte {
 			if r.byte() != 0 {
 				r.fail("invalid table initializer prefix")
 			}
-			w.m.valType(r)
+			w.m.tableRefType(r)
 			w.m.limits(r)
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
 			continue
 		}
-		w.m.valType(r)
+		w.m.tableRefType(r)
 		w.m.limits(r)
 		p = append(p, r.b[mark:r.pos]...)
 	}
