@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // YieldPath says how a task that yields re-enters the scheduler.
@@ -54,6 +55,11 @@ type Config struct {
 	// DefaultYield is the path of an unqualified yield (PathDefault);
 	// default PathDeferred.
 	DefaultYield YieldPath
+	// StallTimeout: a worker that publishes no progress for this long is
+	// taken to be stuck in a poll that does not return (a guest that never
+	// yields, blocking code), and peers steal its queued tasks regardless
+	// of the deferred balance rule (default 50 ms).
+	StallTimeout time.Duration
 	// BeforePark and AfterUnpark, if set, run on the worker's goroutine
 	// with its ID just before it blocks and just after it resumes.
 	BeforePark  func(worker int)
@@ -70,6 +76,7 @@ func DefaultConfig() Config {
 		EventInterval:       61,
 		GlobalQueueInterval: 31,
 		DefaultYield:        PathDeferred,
+		StallTimeout:        50 * time.Millisecond,
 	}
 }
 
@@ -128,6 +135,8 @@ func (c *Config) validate() error {
 		return bad("EventInterval = %d, want >= 1", c.EventInterval)
 	case c.GlobalQueueInterval < 1:
 		return bad("GlobalQueueInterval = %d, want >= 1", c.GlobalQueueInterval)
+	case c.StallTimeout <= 0:
+		return bad("StallTimeout = %v, want > 0", c.StallTimeout)
 	case c.DefaultYield != PathImmediate && c.DefaultYield != PathDeferred:
 		return bad("DefaultYield = %v, want PathImmediate or PathDeferred", c.DefaultYield)
 	}

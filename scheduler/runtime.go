@@ -58,6 +58,7 @@ func New(opts ...Option) (*Runtime, error) {
 			EventInterval:       uint32(cfg.EventInterval),
 			GlobalQueueInterval: uint32(cfg.GlobalQueueInterval),
 			Seed:                cfg.Seed,
+			StallTimeout:        cfg.StallTimeout,
 			BeforePark:          cfg.BeforePark,
 			AfterUnpark:         cfg.AfterUnpark,
 		}, rt.shared)

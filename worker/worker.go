@@ -58,7 +58,11 @@
 //     notified, since they are now stealable). This is where wasmsched
 //     departs from Tokio, which steals before it releases and so migrates
 //     a third of all yields on a saturated runtime; here a deferred task
-//     stays on its worker unless a peer is clearly busier.
+//     stays on its worker unless a peer is clearly busier. One exception:
+//     a peer that has published no progress (maintenance, deferred
+//     release, parking) for StallTimeout (50 ms) is stalled in a poll that
+//     does not return; its queued tasks are stolen as if this worker were
+//     idle, so they cannot wait behind it forever.
 //  7. Otherwise, search: if fewer than half of the workers are searching,
 //     become a searcher and steal half (rounded up) of a peer's ring,
 //     visiting peers from a random start. A peer's LIFO task may be taken
@@ -155,6 +159,11 @@ type Shared interface {
 	ShuttingDown() bool
 }
 
+type peerProgress struct {
+	value uint32
+	since int64 // nanotime when value last changed
+}
+
 // Config is one worker's configuration; package scheduler validates it.
 type Config struct {
 	ID                  int
@@ -164,8 +173,12 @@ type Config struct {
 	EventInterval       uint32
 	GlobalQueueInterval uint32
 	Seed                uint64 // steal-victim order; 0 gives a fixed default
-	BeforePark          func(id int)
-	AfterUnpark         func(id int)
+	// StallTimeout: a peer that publishes no progress for this long is
+	// stalled (a poll that does not return) and its queue is stolen from
+	// regardless of the balance rule. Zero means 50 ms.
+	StallTimeout time.Duration
+	BeforePark   func(id int)
+	AfterUnpark  func(id int)
 }
 
 // Worker is one worker. Its exported methods that schedule work must be
@@ -186,6 +199,16 @@ type Worker struct {
 	// that steal from it, zero when it parks. Peers read it; it changes a
 	// few times per cycle, never per poll.
 	load atomic.Int32
+
+	// progress is this worker's tick, published at maintenance, at each
+	// deferred release and when it parks: a peer that sees it unchanged for a long time while this
+	// worker has queued tasks knows the current poll is not returning
+	// (a guest that never yields, a blocking call) and steals regardless of
+	// the balance rule.
+	progress atomic.Uint32
+	// peerSeen is, per peer, the last progress value seen and this worker's
+	// tick when it changed. Owner only.
+	peerSeen []peerProgress
 
 	// inbox receives tasks donated by a busier peer (see surplus). Only
 	// this worker takes from it; peers push under the mutex.
@@ -215,6 +238,9 @@ type Worker struct {
 
 // New creates a worker. Call Run on its own goroutine.
 func New(cfg Config, shared Shared) *Worker {
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 50 * time.Millisecond
+	}
 	seed := cfg.Seed*0x9E3779B97F4A7C15 + uint64(cfg.ID)*0xBF58476D1CE4E5B9 + 1
 	return &Worker{
 		id:        cfg.ID,
@@ -402,6 +428,7 @@ func (w *Worker) nextTask() *Task {
 		// every task of this worker as runnable and steal to "balance"
 		// a load that is already even.
 		v, k := w.surplus(n)
+		w.progress.Store(w.tick)
 		w.load.Store(int32(n - k)) // before donating: peers must not count the gift twice
 		if k > 0 {
 			w.donate(v, k)
@@ -457,9 +484,16 @@ func (w *Worker) releaseDeferred() {
 func (w *Worker) stealBalanced(deferred int) *Task {
 	peers := w.shared.Workers()
 	start := w.randN(len(peers))
+	now := w.nanotime()
 	for i := range peers {
 		v := peers[(start+i)%len(peers)]
 		if v == w {
+			continue
+		}
+		if w.stalled(v, now) && v.Runnable() > 0 {
+			if t := w.stealFrom(v, 0); t != nil {
+				return t
+			}
 			continue
 		}
 		load := v.loadEstimate()
@@ -471,6 +505,24 @@ func (w *Worker) stealBalanced(deferred int) *Task {
 		}
 	}
 	return nil
+}
+
+// stalled reports whether v has published no progress (maintenance,
+// deferred release, parking) for Config.StallTimeout, by this worker's
+// clock. A time threshold, not a tick count: a healthy peer can look idle
+// for a few milliseconds (its polls may be much longer than ours, or the
+// OS may have descheduled its thread), while a poll that never returns
+// stalls it for good.
+func (w *Worker) stalled(v *Worker, now int64) bool {
+	if w.peerSeen == nil {
+		w.peerSeen = make([]peerProgress, len(w.shared.Workers()))
+	}
+	seen := &w.peerSeen[v.id]
+	if p := v.progress.Load(); p != seen.value || seen.since == 0 {
+		seen.value, seen.since = p, now
+		return false
+	}
+	return now-seen.since > int64(w.cfg.StallTimeout)
 }
 
 // surplus is the push half of deferred balancing. Pulling alone is not
@@ -604,6 +656,7 @@ func (w *Worker) maintenance() bool {
 	}
 	w.mark()
 	w.publish()
+	w.progress.Store(w.tick)
 	return w.shared.ShuttingDown()
 }
 
@@ -621,6 +674,7 @@ func (w *Worker) park() {
 	}
 	w.searching = false
 	w.load.Store(0)
+	w.progress.Store(w.tick)
 	w.c.parks++
 	w.mark()
 	w.c.busyNanos += uint64(w.lastMark - w.busySince)

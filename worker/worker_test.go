@@ -314,3 +314,24 @@ func TestNoDonationWhenEven(t *testing.T) {
 		t.Fatal("donated with an even load")
 	}
 }
+
+// TestStalledPeerIsStolenFrom: a worker cycling one deferred task does not
+// steal from a peer with one queued task (the balance rule) until that
+// peer has published no progress for StallTimeout; then it does.
+func TestStalledPeerIsStolenFrom(t *testing.T) {
+	_, ws := newWorkers(2, func(c *Config) { c.StallTimeout = 20 * time.Millisecond })
+	thief, victim := ws[1], ws[0]
+	victim.ScheduleBack(newTask("queued"))
+	start := time.Now()
+	var stolenAfter time.Duration
+	for time.Since(start) < time.Second && stolenAfter == 0 {
+		thief.ScheduleDeferred(newTask("own"))
+		if x := next(thief); nameOf(x) == "queued" {
+			stolenAfter = time.Since(start)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if stolenAfter < 20*time.Millisecond {
+		t.Fatalf("stolen after %v: before the peer could be judged stalled (20 ms), or never", stolenAfter)
+	}
+}
