@@ -68,7 +68,16 @@
 //     empty.
 //   - When the deferred queue is released because nothing else is ready,
 //     its first task runs at once instead of passing through the ring, so a
-//     peer never sees an already-even load as uneven.
+//     peer never sees an already-even load as uneven. A maintenance tick
+//     releases the deferred queue only if it has waited a whole
+//     EventInterval (the starvation guard for a worker whose ring never
+//     empties): a task that yielded a moment ago is never made stealable.
+//   - A worker that publishes no progress for StallTimeout (50 ms) is taken
+//     to be stuck in a poll that does not return (a guest on a Continue
+//     policy, blocking Go code); peers steal its queued tasks regardless of
+//     the balance rule. The threshold is in time because a healthy worker
+//     can look idle for milliseconds (long polls, OS descheduling) and a
+//     tick count cannot tell the two apart.
 //
 // # Timers
 //

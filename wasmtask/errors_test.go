@@ -223,6 +223,7 @@ func TestAbortInEachState(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	for name, h := range cases {
 		h.Abort()
+		t.Logf("aborting %s", name)
 		if _, err := waitGuest(t, h); !errors.Is(err, scheduler.ErrAborted) {
 			t.Fatalf("%s: err = %v, want ErrAborted", name, err)
 		}

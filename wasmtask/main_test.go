@@ -14,6 +14,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+var guestTimeout = 60 * time.Second
+
 func readGuest(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
@@ -62,7 +64,7 @@ func newEnv(t testing.TB, guest string, ecfg EngineConfig, opts ...scheduler.Opt
 
 func waitGuest(t testing.TB, h *scheduler.JoinHandle[Result]) (Result, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
 	defer cancel()
 	r, err := h.Wait(ctx)
 	if err == context.DeadlineExceeded {

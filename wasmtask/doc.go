@@ -1,0 +1,69 @@
+// Package wasmtask runs WebAssembly guests as tasks of a scheduler.Runtime,
+// preemptible although Go cannot preempt wazero's compiled code.
+//
+// # How a guest is made preemptible
+//
+// Engine.Compile instruments the module (package instrument): the guest
+// counts its own fuel in an exported i64 global and calls the host import
+// wasmsched.check whenever the counter goes negative, at the latest at the
+// next function entry or loop header. The guest runs on a stackful task
+// (scheduler.SpawnFunc): wazero executes it on the task's coroutine, and
+// the check — a Go host function — can suspend the whole wazero call stack
+// by suspending the coroutine. While suspended the guest costs no worker.
+//
+// The counter is armed with the smallest of: the fuel budget left, the fuel
+// slice left (fuel interrupt) and the poll interval (epoch interrupt,
+// EngineConfig.PollInterval, default 20,000 fuel ≈ 1.5 µs of guest time).
+// Fuel consumed is exact: Σ(written − replaced) − current, per the
+// instrumenter's contract.
+//
+// The epoch advances with time (EpochTick, default 1 ms) and with
+// IncrementEpoch. It is computed from the monotonic clock at each check,
+// not by a ticker goroutine: when guests hold every P a ticker cannot run,
+// which is the very starvation this package exists to prevent.
+//
+// # Deadlines and policies
+//
+// When the guest's epoch deadline passes (EpochDeadline epochs after it
+// started or last resumed) or its fuel slice is spent, its Policy decides,
+// as Wasmtime's epoch_deadline_callback does (here for fuel too):
+// Continue(delta) keeps running; Yield(delta, path) suspends and re-enters
+// through scheduler.PathImmediate (self-wake: LIFO slot, stealable) or
+// PathDeferred (yield_now: after the worker's other ready work and a timer
+// poll, never stolen); YieldCustom(delta, future) suspends until a future
+// completes (a Sleep, a token bucket, a tenant gate); Trap(err) stops the
+// guest with ErrPolicyTrap. The default is Yield on the deferred path.
+// Deadlines are re-armed on resume, so time spent suspended is not charged.
+// A fuel budget is exact per call: a guest that returns succeeds iff it
+// consumed no more than FuelBudget.
+//
+// # Host functions
+//
+// EngineConfig.HostModules declares the embedder's host functions once per
+// engine; each call finds its guest through the call's context. A host
+// function may finish at once or call HostCall.Await to start Go-side work
+// and suspend the guest until a completion callback runs on any goroutine.
+//
+// # Errors, cancellation, observability
+//
+// A guest's JoinHandle returns a Result or an *Error whose Kind is one of
+// ErrTrap, ErrOutOfFuel, ErrMemoryLimit, ErrInstantiate, ErrHost,
+// ErrPolicyTrap, ErrExit — or scheduler.ErrAborted / ErrShutdown. Abort
+// stops a running guest at its next check and a suspended one at once; the
+// module instance is closed and no goroutine is left. Each guest reports
+// GuestStats (fuel, yields by reason and path, host waits, polls,
+// migrations, suspended time); the engine aggregates them in EngineStats
+// for the metrics package. The goroutine running a guest carries the pprof
+// label wasm_guest=<Options.Name>, so CPU profiles show time per guest.
+//
+// # Invariants
+//
+//   - A guest is instantiated inside its task: a long start function is
+//     preemptible and abortable like any other code.
+//   - One module instance per task; it is closed when the task ends, on
+//     every path.
+//   - A guest never crashes a worker: traps, host errors and panics become
+//     its *Error.
+//
+// See Example for an embedding: engine, policy, spawn, async host function.
+package wasmtask
