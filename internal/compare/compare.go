@@ -1,0 +1,790 @@
+// Package compare is the experiment behind `wasmsched compare`: it runs
+// CPU-bound Wasm guests on a wasmsched runtime under each scheduling mode
+// and measures what DESIGN.md says the modes trade: guest throughput and
+// fairness against timer and external-wake latency and migrations.
+//
+// # The experiment
+//
+// One run is a (scenario, mode) pair on a fresh runtime of Config.Workers
+// workers. In it:
+//
+//   - Guests: instances of a Wasm export that runs "forever" (by default
+//     spin(2^62) from testdata/spin.wasm: a tight CPU-bound loop, 14 fuel per
+//     iteration, no memory, no host calls). Each guest is interrupted by the
+//     engine's epoch (default: every 1 ms tick) or by its fuel slice, and its
+//     deadline policy yields through the mode's path. The policy is also the
+//     measuring instrument: at every deadline it records the guest's exact
+//     fuel (wasmtask.GuestInfo.FuelUsed) and the worker it is on. A guest's
+//     fuel in the window is its reading at the last deadline in the window
+//     minus its reading at the last deadline before it, so every guest's
+//     figure is off by at most one slice at each end, the same for all.
+//     Migrations are counted the same way: one yield is followed by exactly
+//     one resume, so consecutive deadlines on different workers are one
+//     migration. At the end the policy traps (wasmtask.Trap), which is how
+//     a never-ending guest is stopped with its counters intact
+//     (JoinHandle.Abort would report scheduler.ErrAborted without the
+//     guest's stats). A guest that returns (a user's --module) is started
+//     again at once, and its final fuel is counted.
+//   - A timer probe: a stackful task that sleeps 1 ms in a loop (co.Sleep)
+//     and records how late each sleep ends.
+//   - An external waker: a goroutine outside the runtime wakes a parked
+//     task every 1 ms through Waker.Wake and the task records, at its next
+//     poll, the delay since each send.
+//
+// After a warm-up the window opens (Config.Duration); at its end the
+// guests are stopped and the runtime is shut down, which publishes the
+// workers' final counters. Steals, LIFO polls, deferred releases and parks
+// are those counters over the whole run (warm-up, window and stop) divided
+// by the run's wall time, as rates: per-worker counters are published only
+// every EventInterval polls, which with guests polling for ~1 ms each would
+// make a windowed difference lag by up to 61 ms at each end.
+//
+// # Modes and scenarios
+//
+// Modes: immediate-lifo (the self-wake through the LIFO slot, what
+// Wasmtime's default yield did in issue 10667), immediate-nolifo (the
+// self-wake to the back of the ring, Tokio's treatment of a self-wake),
+// deferred (yield_now: the worker's deferred queue).
+//
+// Scenarios: saturated (2 guests per worker, spawned from outside through
+// the injector), light (fewer guests than workers), uneven (the same
+// number of guests as saturated, spawned by placer tasks running at the
+// same time on every worker, three quarters of them on worker one's
+// placer, so they start unevenly and the scheduler must even them out).
+//
+// # GOMAXPROCS
+//
+// The workers are goroutines that do not block while they have work, and
+// Go cannot preempt compiled Wasm, so with GOMAXPROCS equal to the worker
+// count the external waker goroutine would get a thread only when a guest
+// reaches a check. Like the scheduler's yield experiment, Run sets
+// GOMAXPROCS to Workers+1 for its duration (Config.GOMAXPROCS overrides it)
+// and restores it afterwards; the machine's cores are unchanged.
+//
+// The package never prints: Run reports progress through a callback, and
+// WriteTable / WriteHTML render a Report to a writer the caller provides.
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmsched/wasmsched/scheduler"
+	"github.com/wasmsched/wasmsched/wasmtask"
+)
+
+// Mode is one scheduling mode: the path guests yield through and whether
+// the runtime's LIFO slot is on.
+type Mode struct {
+	Name string
+	Path scheduler.YieldPath
+	LIFO bool
+}
+
+// Modes are the modes compared by default, in column order.
+var Modes = []Mode{
+	{"immediate-lifo", scheduler.PathImmediate, true},
+	{"immediate-nolifo", scheduler.PathImmediate, false},
+	{"deferred", scheduler.PathDeferred, true},
+}
+
+// Scenarios are the scenario names, in run order.
+var Scenarios = []string{"saturated", "light", "uneven"}
+
+// ModeByName finds a mode (also accepted: "immediate" for immediate-lifo,
+// "nolifo" for immediate-nolifo, "yield_now" for deferred).
+func ModeByName(name string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "immediate", "immediate-lifo":
+		return Modes[0], nil
+	case "nolifo", "immediate-nolifo":
+		return Modes[1], nil
+	case "deferred", "yield_now", "yield-now":
+		return Modes[2], nil
+	}
+	return Mode{}, fmt.Errorf("unknown mode %q (want immediate-lifo, immediate-nolifo or deferred)", name)
+}
+
+// Config is one compare invocation. The zero value of every field but Wasm
+// means its default; Validate reports bad values.
+type Config struct {
+	Scenarios []string      // default Scenarios
+	Modes     []Mode        // default Modes
+	Workers   int           // default 2
+	Guests    int           // 0: per scenario (saturated and uneven 2*Workers, light Workers-1, at least 1)
+	Duration  time.Duration // measured window per run (default 2 s)
+	Warmup    time.Duration // before the window (default 200 ms)
+	Interrupt wasmtask.Interrupt
+	EpochTick time.Duration // the engine's epoch period (default 1 ms)
+	FuelSlice int64         // fuel between deadlines in fuel mode (default 10,000,000)
+	// GOMAXPROCS during the runs (default Workers+1; see the package doc).
+	GOMAXPROCS int
+
+	// The guest: Wasm bytes, the export to call with Args (empty: a WASI
+	// command's _start, with Argv), and a name for reports.
+	Wasm       []byte
+	Export     string
+	Args       []uint64
+	Argv       []string
+	ModuleName string
+
+	// Progress, if set, is called before each run and with elapsed time
+	// during it (about every 100 ms), from Run's goroutine.
+	Progress func(Progress)
+
+	// Diagnosis knobs (package tests only): run without the timer probe
+	// or the external waker, to see what they change.
+	noProbe, noExternal bool
+}
+
+// Progress is a progress report.
+type Progress struct {
+	Run, Runs        int // 1-based index of the current run, and how many
+	Scenario, Mode   string
+	Elapsed, Planned time.Duration // in the current run
+}
+
+// DefaultGuest is the export the default workload calls: spin(2^62), which
+// would take years; the experiment stops it.
+var DefaultGuest = struct {
+	Export string
+	Args   []uint64
+}{"spin", []uint64{1 << 62}}
+
+func (c *Config) defaults() {
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = Scenarios
+	}
+	if len(c.Modes) == 0 {
+		c.Modes = Modes
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Duration == 0 {
+		c.Duration = 2 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 200 * time.Millisecond
+	}
+	if c.EpochTick == 0 {
+		c.EpochTick = time.Millisecond
+	}
+	if c.FuelSlice == 0 {
+		c.FuelSlice = 10_000_000
+	}
+	if c.GOMAXPROCS == 0 {
+		c.GOMAXPROCS = c.Workers + 1
+	}
+	if c.ModuleName == "" {
+		c.ModuleName = "guest"
+	}
+}
+
+// Validate applies defaults and checks the configuration.
+func (c *Config) Validate() error {
+	c.defaults()
+	var errs []error
+	if c.Workers < 1 || c.Workers > 256 {
+		errs = append(errs, fmt.Errorf("workers must be 1..256, got %d", c.Workers))
+	}
+	if c.Guests < 0 || c.Guests > 10000 {
+		errs = append(errs, fmt.Errorf("guests must be 0..10000 (0: per scenario), got %d", c.Guests))
+	}
+	if c.Duration < 10*time.Millisecond || c.Duration > time.Hour {
+		errs = append(errs, fmt.Errorf("duration must be 10ms..1h, got %v", c.Duration))
+	}
+	if c.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warm-up must not be negative, got %v", c.Warmup))
+	}
+	if c.EpochTick < 10*time.Microsecond || c.EpochTick > time.Second {
+		errs = append(errs, fmt.Errorf("epoch tick must be 10µs..1s, got %v", c.EpochTick))
+	}
+	if c.FuelSlice < 1000 {
+		errs = append(errs, fmt.Errorf("fuel slice must be at least 1000, got %d", c.FuelSlice))
+	}
+	if c.Interrupt > wasmtask.InterruptBoth {
+		errs = append(errs, fmt.Errorf("unknown interrupt %d", c.Interrupt))
+	}
+	if c.GOMAXPROCS < 1 {
+		errs = append(errs, fmt.Errorf("GOMAXPROCS must be positive, got %d", c.GOMAXPROCS))
+	}
+	for _, s := range c.Scenarios {
+		if !slices.Contains(Scenarios, s) {
+			errs = append(errs, fmt.Errorf("unknown scenario %q (want saturated, light or uneven)", s))
+		}
+	}
+	if len(c.Wasm) == 0 {
+		errs = append(errs, errors.New("no guest module"))
+	}
+	return errors.Join(errs...)
+}
+
+// guestsFor is the number of guests of a scenario.
+func (c *Config) guestsFor(scenario string) int {
+	if c.Guests > 0 {
+		return c.Guests
+	}
+	if scenario == "light" {
+		return max(c.Workers-1, 1)
+	}
+	return 2 * c.Workers
+}
+
+// Report is the result of Run.
+type Report struct {
+	Started    time.Time        `json:"started"`
+	GoVersion  string           `json:"go_version"`
+	NumCPU     int              `json:"num_cpu"`
+	GOMAXPROCS int              `json:"gomaxprocs"`
+	Workers    int              `json:"workers"`
+	Interrupt  string           `json:"interrupt"`
+	EpochTick  string           `json:"epoch_tick"`
+	FuelSlice  int64            `json:"fuel_slice"`
+	Duration   string           `json:"duration"`
+	Guest      string           `json:"guest"`
+	Scenarios  []ScenarioResult `json:"scenarios"`
+}
+
+// ScenarioResult is one scenario: one result per mode.
+type ScenarioResult struct {
+	Name   string       `json:"name"`
+	About  string       `json:"about"`
+	Guests int          `json:"guests"`
+	Modes  []ModeResult `json:"modes"`
+}
+
+// ModeResult is one run's measurements.
+type ModeResult struct {
+	Mode            string  `json:"mode"`
+	Path            string  `json:"path"`
+	LIFO            bool    `json:"lifo"`
+	WindowSeconds   float64 `json:"window_seconds"`
+	RunSeconds      float64 `json:"run_seconds"`
+	FuelPerSecond   float64 `json:"fuel_per_second"`
+	GuestFuel       []int64 `json:"guest_fuel"` // per guest, in the window
+	Jain            float64 `json:"jain"`
+	Probe           Latency `json:"probe_late"`
+	ExternalWake    Latency `json:"external_wake"`
+	GuestYields     int64   `json:"guest_yields"`     // in the window
+	GuestMigrations int64   `json:"guest_migrations"` // in the window
+	MigrationsPer1k float64 `json:"migrations_per_1k_yields"`
+	// Runtime counters over the whole run, per second of run time.
+	StealsPerSec           float64   `json:"steals_per_second"`
+	LIFOPollsPerSec        float64   `json:"lifo_polls_per_second"`
+	DeferredReleasesPerSec float64   `json:"deferred_releases_per_second"`
+	ParksPerSec            float64   `json:"parks_per_second"`
+	WorkerBusy             []float64 `json:"worker_busy"` // fraction of run time each worker was not parked
+	Placement              string    `json:"placement,omitempty"`
+	Restarts               int       `json:"guest_restarts,omitempty"`
+	Errors                 []string  `json:"errors,omitempty"`
+}
+
+// Latency summarises samples; Samples (µs) is kept for charts, not JSON.
+type Latency struct {
+	N       int       `json:"n"`
+	P50     float64   `json:"p50_us"`
+	P99     float64   `json:"p99_us"`
+	Max     float64   `json:"max_us"`
+	Samples []float64 `json:"-"`
+}
+
+func summarise(ds []time.Duration) Latency {
+	l := Latency{N: len(ds)}
+	if len(ds) == 0 {
+		l.P50, l.P99, l.Max = math.NaN(), math.NaN(), math.NaN()
+		return l
+	}
+	s := make([]float64, len(ds))
+	for i, d := range ds {
+		s[i] = float64(d) / float64(time.Microsecond)
+	}
+	slices.Sort(s)
+	l.P50, l.P99, l.Max = Quantile(s, 0.5), Quantile(s, 0.99), s[len(s)-1]
+	l.Samples = s
+	return l
+}
+
+// Quantile is the nearest-rank quantile q of sorted samples.
+func Quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	return sorted[int(q*float64(len(sorted)-1)+0.5)]
+}
+
+// Jain is Jain's fairness index (Σx)² / (n Σx²): 1 when every guest got
+// the same, 1/n when one got everything. NaN with no samples or all zero.
+func Jain(xs []int64) float64 {
+	var sum, sq float64
+	for _, x := range xs {
+		sum += float64(x)
+		sq += float64(x) * float64(x)
+	}
+	if len(xs) == 0 || sq == 0 {
+		return math.NaN()
+	}
+	return sum * sum / (float64(len(xs)) * sq)
+}
+
+var scenarioAbout = map[string]string{
+	"saturated": "2 guests per worker, spawned from outside",
+	"light":     "fewer guests than workers",
+	"uneven":    "guests spawned on the workers unevenly (3/4 on one)",
+}
+
+// Run runs every (scenario, mode) pair in turn.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	prev := runtime.GOMAXPROCS(cfg.GOMAXPROCS)
+	defer runtime.GOMAXPROCS(prev)
+
+	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: cfg.EpochTick})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close(context.Background())
+	mod, err := eng.Compile(ctx, cfg.Wasm)
+	if err != nil {
+		return nil, fmt.Errorf("guest module: %w", err)
+	}
+	if cfg.Export != "" {
+		exps, err := mod.Exports(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("guest module: %w", err)
+		}
+		if !slices.Contains(exps, cfg.Export) {
+			return nil, fmt.Errorf("guest module has no export %q (it exports: %s)", cfg.Export, strings.Join(exps, ", "))
+		}
+	}
+
+	rep := &Report{
+		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
+		GOMAXPROCS: cfg.GOMAXPROCS, Workers: cfg.Workers, Interrupt: cfg.Interrupt.String(),
+		EpochTick: cfg.EpochTick.String(), FuelSlice: cfg.FuelSlice, Duration: cfg.Duration.String(),
+		Guest: cfg.ModuleName,
+	}
+	if cfg.Export != "" {
+		rep.Guest += " " + cfg.Export + fmt.Sprint(cfg.Args)
+	}
+	total := len(cfg.Scenarios) * len(cfg.Modes)
+	i := 0
+	for _, sc := range cfg.Scenarios {
+		sr := ScenarioResult{Name: sc, About: scenarioAbout[sc], Guests: cfg.guestsFor(sc)}
+		for _, m := range cfg.Modes {
+			i++
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			r, err := runOne(ctx, &cfg, eng, mod, sc, m, i, total)
+			if err != nil {
+				return rep, fmt.Errorf("%s/%s: %w", sc, m.Name, err)
+			}
+			sr.Modes = append(sr.Modes, r)
+		}
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	return rep, nil
+}
+
+// errStopped is the policy's trap at the end of a run.
+var errStopped = errors.New("compare: run over")
+
+// instance is one guest instance's measurements, written by its policy on
+// the guest's task and read after the guest's JoinHandle completes.
+type instance struct {
+	began      bool  // has had a deadline in the window
+	base       int64 // fuel at the last deadline before the window
+	last       int64 // fuel at the latest deadline
+	lastWorker int
+	yields     int64 // in the window
+	migrations int64 // in the window
+}
+
+type flags struct {
+	measuring atomic.Bool
+	stop      atomic.Bool
+}
+
+func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
+	return func(info wasmtask.GuestInfo) wasmtask.Action {
+		if f.stop.Load() {
+			return wasmtask.Trap(errStopped)
+		}
+		if f.measuring.Load() {
+			if !in.began {
+				in.began, in.base = true, in.last
+			}
+			in.yields++
+			if in.lastWorker >= 0 && info.Worker != in.lastWorker {
+				in.migrations++
+			}
+		}
+		in.last = info.FuelUsed
+		in.lastWorker = info.Worker
+		return wasmtask.Yield(0, path)
+	}
+}
+
+// slot is one guest position: its instances over the run (more than one
+// only if the guest returns and is restarted).
+type slot struct {
+	mu        sync.Mutex
+	fuel      int64 // window fuel of finished instances
+	yields    int64
+	migs      int64
+	restarts  int
+	firstErr  error
+	cur       *instance
+	curHandle *scheduler.JoinHandle[wasmtask.Result]
+}
+
+func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtask.Module, scenario string, m Mode, idx, total int) (ModeResult, error) {
+	res := ModeResult{Mode: m.Name, Path: m.Path.String(), LIFO: m.LIFO}
+	report := func(el time.Duration) {
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Run: idx, Runs: total, Scenario: scenario, Mode: m.Name, Elapsed: el, Planned: cfg.Warmup + cfg.Duration})
+		}
+	}
+	report(0)
+	runStart := time.Now()
+	rt, err := scheduler.New(scheduler.WithWorkers(cfg.Workers), scheduler.WithLIFOSlot(m.LIFO), scheduler.WithDefaultYield(m.Path))
+	if err != nil {
+		return res, err
+	}
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return rt.Shutdown(sctx)
+	}
+	var f flags
+	var wg sync.WaitGroup // goroutines of this run
+	defer func() {
+		f.stop.Store(true)
+		shutdown()
+		wg.Wait()
+	}()
+
+	// The external waker's task, then its goroutine.
+	ext := &extTask{f: &f, wakerCh: make(chan scheduler.Waker, 1)}
+	extH := scheduler.Spawn[struct{}](rt, ext)
+	waker := <-ext.wakerCh
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !f.stop.Load() {
+			time.Sleep(time.Millisecond)
+			if cfg.noExternal {
+				continue
+			}
+			ext.mu.Lock()
+			ext.sent = append(ext.sent, time.Now())
+			ext.mu.Unlock()
+			waker.Wake()
+		}
+		waker.Wake() // let the task see stop
+	}()
+
+	// The timer probe.
+	var probe []time.Duration
+	probeH := scheduler.SpawnFunc(rt, func(co *scheduler.Co) (struct{}, error) {
+		for !f.stop.Load() && !cfg.noProbe {
+			t0 := time.Now()
+			co.Sleep(time.Millisecond)
+			if late := time.Since(t0) - time.Millisecond; f.measuring.Load() {
+				probe = append(probe, late)
+			}
+		}
+		return struct{}{}, nil
+	})
+
+	// The guests.
+	n := cfg.guestsFor(scenario)
+	slots := make([]*slot, n)
+	for i := range slots {
+		slots[i] = &slot{}
+	}
+	opts := func(i int, in *instance) wasmtask.Options {
+		o := wasmtask.Options{
+			Name: fmt.Sprintf("%s-%d", cfg.ModuleName, i), Export: cfg.Export, Args: cfg.Args, Argv: cfg.Argv,
+			Stdout: io.Discard, Stderr: io.Discard,
+			Interrupt: cfg.Interrupt, FuelSlice: cfg.FuelSlice, Policy: in.policy(&f, m.Path),
+		}
+		if o.Export == "" && len(o.Argv) == 0 {
+			o.Argv = []string{cfg.ModuleName}
+		}
+		return o
+	}
+	newInstance := func() *instance { return &instance{lastWorker: -1, began: f.measuring.Load()} }
+	start := func(s scheduler.Spawner, i int) *scheduler.JoinHandle[wasmtask.Result] {
+		in := newInstance()
+		h := wasmtask.Spawn(s, mod, opts(i, in))
+		sl := slots[i]
+		sl.mu.Lock()
+		sl.cur, sl.curHandle = in, h
+		sl.mu.Unlock()
+		return h
+	}
+	if scenario == "uneven" {
+		placement, err := placeUneven(ctx, rt, cfg.Workers, n, func(cx *scheduler.Context, i int) { start(cx, i) })
+		if err != nil {
+			return res, err
+		}
+		res.Placement = placement
+	} else {
+		for i := range slots {
+			start(rt, i)
+		}
+	}
+	// A supervisor per slot: wait for the instance; if it returned before
+	// the stop, account for it and start another (from outside).
+	for i, sl := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				sl.mu.Lock()
+				h, in := sl.curHandle, sl.cur
+				sl.mu.Unlock()
+				r, err := h.Wait(context.Background())
+				sl.mu.Lock()
+				switch {
+				case err == nil:
+					// Returned by itself: count its fuel since the window
+					// began (none if it finished before the window).
+					if in.began || f.measuring.Load() || f.stop.Load() {
+						if !in.began {
+							in.base = in.last
+						}
+						sl.fuel += r.Stats.FuelUsed - in.base
+					}
+				case in.began:
+					sl.fuel += in.last - in.base
+				}
+				sl.yields += in.yields
+				sl.migs += in.migrations
+				if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, scheduler.ErrShutdown) && sl.firstErr == nil {
+					sl.firstErr = err
+				}
+				if err == nil && !f.stop.Load() {
+					sl.restarts++
+					sl.mu.Unlock()
+					start(rt, i)
+					continue
+				}
+				sl.mu.Unlock()
+				return
+			}
+		}()
+	}
+
+	// Warm up, measure, stop.
+	tick := func(until time.Time) error {
+		for {
+			now := time.Now()
+			if !now.Before(until) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(min(until.Sub(now), 100*time.Millisecond)):
+			}
+			report(time.Since(runStart))
+		}
+	}
+	if err := tick(time.Now().Add(cfg.Warmup)); err != nil {
+		return res, err
+	}
+	f.measuring.Store(true)
+	w0 := time.Now()
+	err = tick(w0.Add(cfg.Duration))
+	f.measuring.Store(false)
+	window := time.Since(w0)
+	f.stop.Store(true)
+	if err != nil {
+		return res, err
+	}
+
+	// Wait for the tasks, then shut down (publishes final worker stats).
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := probeH.Wait(wctx); err != nil {
+		return res, fmt.Errorf("timer probe: %w", err)
+	}
+	if _, err := extH.Wait(wctx); err != nil {
+		return res, fmt.Errorf("external-wake task: %w", err)
+	}
+	for i, sl := range slots {
+		sl.mu.Lock()
+		h := sl.curHandle
+		sl.mu.Unlock()
+		if _, err := h.Wait(wctx); errors.Is(err, context.DeadlineExceeded) {
+			return res, fmt.Errorf("guest %d did not stop: %w", i, err)
+		}
+	}
+	if err := shutdown(); err != nil {
+		return res, fmt.Errorf("runtime shutdown: %w", err)
+	}
+	wg.Wait()
+	runSecs := time.Since(runStart).Seconds()
+	st := rt.Stats()
+
+	res.WindowSeconds = window.Seconds()
+	res.RunSeconds = runSecs
+	var sum int64
+	for i, sl := range slots {
+		res.GuestFuel = append(res.GuestFuel, sl.fuel)
+		sum += sl.fuel
+		res.GuestYields += sl.yields
+		res.GuestMigrations += sl.migs
+		res.Restarts += sl.restarts
+		if sl.firstErr != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("guest %d: %v", i, sl.firstErr))
+		}
+	}
+	if len(res.Errors) > 0 {
+		return res, fmt.Errorf("guest failed: %s", res.Errors[0])
+	}
+	res.FuelPerSecond = float64(sum) / res.WindowSeconds
+	res.Jain = Jain(res.GuestFuel)
+	if res.GuestYields > 0 {
+		res.MigrationsPer1k = 1000 * float64(res.GuestMigrations) / float64(res.GuestYields)
+	} else {
+		res.MigrationsPer1k = math.NaN()
+	}
+	res.Probe = summarise(probe)
+	res.ExternalWake = summarise(ext.delays)
+	tot := st.Total()
+	res.StealsPerSec = float64(tot.StealTasks) / runSecs
+	res.LIFOPollsPerSec = float64(tot.LIFOPolls) / runSecs
+	res.DeferredReleasesPerSec = float64(tot.DeferredReleases) / runSecs
+	res.ParksPerSec = float64(tot.Parks) / runSecs
+	for _, w := range st.Workers {
+		res.WorkerBusy = append(res.WorkerBusy, float64(w.BusyNanos)/1e9/runSecs)
+	}
+	report(time.Since(runStart))
+	return res, nil
+}
+
+// extTask is the task the external goroutine wakes. Each poll records, for
+// every send not yet seen, the delay from the send to this poll.
+type extTask struct {
+	f       *flags
+	wakerCh chan scheduler.Waker
+	mu      sync.Mutex
+	sent    []time.Time
+	delays  []time.Duration
+	started bool
+}
+
+func (e *extTask) Poll(cx *scheduler.Context) (struct{}, bool) {
+	now := time.Now()
+	if !e.started {
+		e.started = true
+		e.wakerCh <- cx.Waker()
+	}
+	e.mu.Lock()
+	if e.f.measuring.Load() {
+		for _, s := range e.sent {
+			e.delays = append(e.delays, now.Sub(s))
+		}
+	}
+	e.sent = e.sent[:0]
+	e.mu.Unlock()
+	return struct{}{}, e.f.stop.Load()
+}
+
+// placeUneven starts n guests from placer tasks running at the same time on
+// every worker (so no worker is idle to steal while they spawn): the first
+// placer spawns three quarters of them (rounded up), the others the rest
+// round-robin. It returns a description of the placement.
+func placeUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spawn func(cx *scheduler.Context, i int)) (string, error) {
+	share := make([][]int, workers)
+	first := min(n, (3*n+3)/4)
+	if workers == 1 {
+		first = n
+	}
+	for i := 0; i < n; i++ {
+		if i < first {
+			share[0] = append(share[0], i)
+		} else {
+			share[1+(i-first)%(workers-1)] = append(share[1+(i-first)%(workers-1)], i)
+		}
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		arrived := make([]atomic.Int64, workers)
+		for i := range arrived {
+			arrived[i].Store(-1)
+		}
+		var placed atomic.Int64
+		spawnedOn := make([]int, n)
+		var hs []*scheduler.JoinHandle[bool]
+		for p := 0; p < workers; p++ {
+			hs = append(hs, scheduler.Spawn[bool](rt, scheduler.PollFunc[bool](func(cx *scheduler.Context) (bool, bool) {
+				me := int64(cx.WorkerID())
+				arrived[p].Store(me)
+				// Rendezvous: every placer running at once, on distinct workers.
+				deadline := time.Now().Add(50 * time.Millisecond)
+				for {
+					ok := true
+					seen := map[int64]bool{}
+					for q := range arrived {
+						v := arrived[q].Load()
+						if v < 0 || seen[v] {
+							ok = false
+							break
+						}
+						seen[v] = true
+					}
+					if ok {
+						break
+					}
+					if time.Now().After(deadline) {
+						return false, true
+					}
+				}
+				for _, i := range share[p] {
+					spawn(cx, i)
+					spawnedOn[i] = int(me)
+					placed.Add(1)
+				}
+				// Hold the worker a little so the other placers finish
+				// spawning before any worker goes looking for work.
+				for t := time.Now(); time.Since(t) < time.Millisecond; {
+				}
+				return true, true
+			})))
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for _, h := range hs {
+			if _, err := h.Wait(wctx); err != nil {
+				cancel()
+				return "", fmt.Errorf("uneven placement: %w", err)
+			}
+		}
+		cancel()
+		switch got := placed.Load(); {
+		case got == int64(n):
+			counts := make([]int, workers)
+			for _, w := range spawnedOn {
+				counts[w]++
+			}
+			return fmt.Sprintf("guests spawned per worker: %v", counts), nil
+		case got > 0:
+			return "", fmt.Errorf("uneven placement: only %d of %d guests placed", got, n)
+		}
+	}
+	return "", errors.New("uneven placement: could not get a placer task onto every worker at once (is the machine very busy?)")
+}

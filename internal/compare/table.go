@@ -1,0 +1,93 @@
+package compare
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// Row names of the table, in order (tests look for them).
+var RowNames = []string{
+	"guest throughput (Gfuel/s)",
+	"fairness (Jain's index)",
+	"timer probe late p50/p99/max (µs)",
+	"external wake p50/p99/max (µs)",
+	"migrations per 1,000 yields",
+	"steals /s",
+	"LIFO polls /s",
+	"deferred releases /s",
+	"parks /s",
+}
+
+// WriteTable writes the report as plain-text tables, one per scenario, a
+// column per mode.
+func WriteTable(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wasmsched compare: %d workers (GOMAXPROCS %d, %d CPUs, %s), guest %s, %s interrupt (epoch tick %s, fuel slice %d), %s window per run\n",
+		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration)
+	for _, sc := range rep.Scenarios {
+		fmt.Fprintf(&b, "\n%s: %s (%d guests)\n", sc.Name, sc.About, sc.Guests)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		row := func(name string, cell func(ModeResult) string) {
+			fmt.Fprintf(tw, "%s\t", name)
+			for _, m := range sc.Modes {
+				fmt.Fprintf(tw, "%s\t", cell(m))
+			}
+			fmt.Fprintln(tw)
+		}
+		row("", func(m ModeResult) string { return m.Mode })
+		cells := []func(ModeResult) string{
+			func(m ModeResult) string { return num(m.FuelPerSecond / 1e9) },
+			func(m ModeResult) string { return fmt.Sprintf("%.4f", m.Jain) },
+			func(m ModeResult) string { return lat(m.Probe) },
+			func(m ModeResult) string { return lat(m.ExternalWake) },
+			func(m ModeResult) string { return num(m.MigrationsPer1k) },
+			func(m ModeResult) string { return num(m.StealsPerSec) },
+			func(m ModeResult) string { return num(m.LIFOPollsPerSec) },
+			func(m ModeResult) string { return num(m.DeferredReleasesPerSec) },
+			func(m ModeResult) string { return num(m.ParksPerSec) },
+		}
+		for i, name := range RowNames {
+			row(name, cells[i])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, m := range sc.Modes {
+			if m.Placement != "" {
+				fmt.Fprintf(&b, "  %s: %s\n", m.Mode, m.Placement)
+			}
+			if m.Restarts > 0 {
+				fmt.Fprintf(&b, "  %s: guests returned and were restarted %d times\n", m.Mode, m.Restarts)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// num formats with three significant digits (no exponent).
+func num(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "—"
+	case x == 0:
+		return "0"
+	case math.Abs(x) >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case math.Abs(x) >= 10:
+		return fmt.Sprintf("%.1f", x)
+	case math.Abs(x) >= 1:
+		return fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("%.3f", x)
+}
+
+func lat(l Latency) string {
+	if l.N == 0 {
+		return "—"
+	}
+	return num(l.P50) + " / " + num(l.P99) + " / " + num(l.Max)
+}
