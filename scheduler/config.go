@@ -60,6 +60,10 @@ type Config struct {
 	// yields, blocking code), and peers steal its queued tasks regardless
 	// of the deferred balance rule (default 50 ms).
 	StallTimeout time.Duration
+	// Observer, if set, receives every poll's duration and every task's
+	// schedule latency (runnable to polled). Opt-in because it costs two
+	// clock reads per poll and one per wake.
+	Observer Observer
 	// BeforePark and AfterUnpark, if set, run on the worker's goroutine
 	// with its ID just before it blocks and just after it resumes.
 	BeforePark  func(worker int)
@@ -79,6 +83,21 @@ func DefaultConfig() Config {
 		StallTimeout:        50 * time.Millisecond,
 	}
 }
+
+// Observer receives timings from the workers. Its methods run on worker
+// goroutines in the hot path: keep them cheap and non-blocking (a
+// Prometheus histogram's Observe is fine).
+type Observer interface {
+	// ObservePoll reports how long one poll took on worker.
+	ObservePoll(worker int, d time.Duration)
+	// ObserveScheduleLatency reports the time from a task becoming
+	// runnable (spawned, woken, or re-queued after a yield) to the start
+	// of its poll on worker.
+	ObserveScheduleLatency(worker int, d time.Duration)
+}
+
+// WithObserver sets Config.Observer.
+func WithObserver(o Observer) Option { return func(c *Config) { c.Observer = o } }
 
 // Option changes a Config.
 type Option func(*Config)

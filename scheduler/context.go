@@ -109,6 +109,7 @@ func spawnBody[T any](s Spawner, body pollable[T]) *JoinHandle[T] {
 	t.lastWorker = -1
 	t.state.Store(stScheduled)
 	h := &JoinHandle[T]{t}
+	t.markReady()
 	if !rt.owned.insert(&t.header) {
 		var zero T
 		t.result, t.err, t.body = zero, ErrShutdown, nil

@@ -306,3 +306,40 @@ func TestParkHooksRun(t *testing.T) {
 		t.Fatalf("hooks: before %d after %d", before.Load(), after.Load())
 	}
 }
+
+type countingObserver struct {
+	polls, latencies atomic.Int64
+	maxLatency       atomic.Int64
+}
+
+func (o *countingObserver) ObservePoll(int, time.Duration) { o.polls.Add(1) }
+func (o *countingObserver) ObserveScheduleLatency(_ int, d time.Duration) {
+	o.latencies.Add(1)
+	for {
+		m := o.maxLatency.Load()
+		if int64(d) <= m || o.maxLatency.CompareAndSwap(m, int64(d)) {
+			return
+		}
+	}
+}
+
+// TestObserverSeesEveryPoll: with an Observer, every poll reports its
+// duration and its schedule latency, and a task that waited behind a 5 ms
+// poll reports at least that wait.
+func TestObserverSeesEveryPoll(t *testing.T) {
+	o := &countingObserver{}
+	rt := newRT(t, WithWorkers(1), WithObserver(o))
+	wait(t, Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+		Spawn(cx, PollFunc[int](func(*Context) (int, bool) { return 0, true })) // waits behind us
+		spin(5 * time.Millisecond)
+		return 0, true
+	})))
+	wait(t, Spawn(rt, yielder(&recorder{}, "y", 10, PathDeferred)))
+	waitAlive(t, rt)
+	if o.polls.Load() != 12 || o.latencies.Load() != 12 {
+		t.Fatalf("observed %d polls and %d latencies, want 12 and 12", o.polls.Load(), o.latencies.Load())
+	}
+	if time.Duration(o.maxLatency.Load()) < 5*time.Millisecond {
+		t.Fatalf("max schedule latency %v, want >= 5ms (the spawned task waited behind a 5 ms poll)", time.Duration(o.maxLatency.Load()))
+	}
+}

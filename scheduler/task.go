@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"runtime/debug"
+	"time"
 
 	"go.uber.org/atomic"
 
@@ -46,6 +47,7 @@ type header struct {
 	id         TaskID
 	rt         *Runtime
 	lastWorker int32
+	readyAt    int64 // runtime nanotime when last made runnable; only with an Observer
 	prev, next *header
 	join       atomic.Pointer[joinWaiter]
 }
@@ -68,6 +70,7 @@ type task[T any] struct {
 // one of this task's runtime's workers, else through the injector.
 func (h *header) wake(cx *Context) {
 	if h.transitionToScheduled() {
+		h.markReady()
 		if cx != nil && cx.w != nil && cx.rt == h.rt {
 			cx.w.Schedule(&h.wt)
 		} else {
@@ -79,7 +82,17 @@ func (h *header) wake(cx *Context) {
 // wakeBack is wake for timers: always the back of w's ring.
 func (h *header) wakeBack(w *worker.Worker) {
 	if h.transitionToScheduled() {
+		h.markReady()
 		w.ScheduleBack(&h.wt)
+	}
+}
+
+// markReady stamps the moment the task became runnable, for the Observer.
+// Only the goroutine that won the transition to scheduled writes it, before
+// enqueuing; the queue hand-off orders it before the worker's read.
+func (h *header) markReady() {
+	if h.rt.cfg.Observer != nil {
+		h.readyAt = h.rt.nanotime()
 	}
 }
 
@@ -124,6 +137,7 @@ func (h *header) requestCancel(reason error) {
 		}
 		if h.state.CompareAndSwap(s, ns) {
 			if idle {
+				h.markReady()
 				h.rt.scheduleRemote(h)
 			}
 			return
@@ -165,7 +179,16 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 	cx := t.rt.contexts[w.ID()]
 	cx.cur, cx.yield = &t.header, PathDefault
 	cx.yielded = false
+	obs := t.rt.cfg.Observer
+	var pollStart int64
+	if obs != nil {
+		pollStart = t.rt.nanotime()
+		obs.ObserveScheduleLatency(w.ID(), time.Duration(pollStart-t.readyAt))
+	}
 	v, err, ready := t.pollGuarded(cx)
+	if obs != nil {
+		obs.ObservePoll(w.ID(), time.Duration(t.rt.nanotime()-pollStart))
+	}
 	yielded, path := cx.yielded, cx.yield
 	cx.cur = nil
 	if ready {
@@ -185,6 +208,7 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 			if !t.state.CompareAndSwap(s, stScheduled) {
 				continue
 			}
+			t.markReady()
 			switch {
 			case !yielded:
 				w.ScheduleYield(&t.wt) // woken during its own poll: a self-wake
