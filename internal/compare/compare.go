@@ -67,6 +67,7 @@ package compare
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -272,12 +273,12 @@ type ModeResult struct {
 	RunSeconds      float64 `json:"run_seconds"`
 	FuelPerSecond   float64 `json:"fuel_per_second"`
 	GuestFuel       []int64 `json:"guest_fuel"` // per guest, in the window
-	Jain            float64 `json:"jain"`
+	Jain            Num     `json:"jain"`
 	Probe           Latency `json:"probe_late"`
 	ExternalWake    Latency `json:"external_wake"`
 	GuestYields     int64   `json:"guest_yields"`     // in the window
 	GuestMigrations int64   `json:"guest_migrations"` // in the window
-	MigrationsPer1k float64 `json:"migrations_per_1k_yields"`
+	MigrationsPer1k Num     `json:"migrations_per_1k_yields"`
 	// Runtime counters over the whole run, per second of run time.
 	StealsPerSec           float64   `json:"steals_per_second"`
 	LIFOPollsPerSec        float64   `json:"lifo_polls_per_second"`
@@ -289,19 +290,30 @@ type ModeResult struct {
 	Errors                 []string  `json:"errors,omitempty"`
 }
 
+// Num is a float64 written to JSON as null when it is NaN (no samples).
+type Num float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Num) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(n))
+}
+
 // Latency summarises samples; Samples (µs) is kept for charts, not JSON.
 type Latency struct {
 	N       int       `json:"n"`
-	P50     float64   `json:"p50_us"`
-	P99     float64   `json:"p99_us"`
-	Max     float64   `json:"max_us"`
+	P50     Num       `json:"p50_us"`
+	P99     Num       `json:"p99_us"`
+	Max     Num       `json:"max_us"`
 	Samples []float64 `json:"-"`
 }
 
 func summarise(ds []time.Duration) Latency {
 	l := Latency{N: len(ds)}
 	if len(ds) == 0 {
-		l.P50, l.P99, l.Max = math.NaN(), math.NaN(), math.NaN()
+		l.P50, l.P99, l.Max = Num(math.NaN()), Num(math.NaN()), Num(math.NaN())
 		return l
 	}
 	s := make([]float64, len(ds))
@@ -309,7 +321,7 @@ func summarise(ds []time.Duration) Latency {
 		s[i] = float64(d) / float64(time.Microsecond)
 	}
 	slices.Sort(s)
-	l.P50, l.P99, l.Max = Quantile(s, 0.5), Quantile(s, 0.99), s[len(s)-1]
+	l.P50, l.P99, l.Max = Num(Quantile(s, 0.5)), Num(Quantile(s, 0.99)), Num(s[len(s)-1])
 	l.Samples = s
 	return l
 }
@@ -345,7 +357,7 @@ var scenarioAbout = map[string]string{
 // Run runs every (scenario, mode) pair in turn.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	prev := runtime.GOMAXPROCS(cfg.GOMAXPROCS)
 	defer runtime.GOMAXPROCS(prev)
@@ -357,7 +369,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer eng.Close(context.Background())
 	mod, err := eng.Compile(ctx, cfg.Wasm)
 	if err != nil {
-		return nil, fmt.Errorf("guest module: %w", err)
+		return nil, fmt.Errorf("%w: guest module: %w", ErrInput, err)
 	}
 	if cfg.Export != "" {
 		exps, err := mod.Exports(ctx)
@@ -365,7 +377,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("guest module: %w", err)
 		}
 		if !slices.Contains(exps, cfg.Export) {
-			return nil, fmt.Errorf("guest module has no export %q (it exports: %s)", cfg.Export, strings.Join(exps, ", "))
+			return nil, fmt.Errorf("%w: guest module has no export %q (it exports: %s)", ErrInput, cfg.Export, strings.Join(exps, ", "))
 		}
 	}
 
@@ -397,6 +409,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// ErrInput is wrapped by Run's errors about its input: a module that does
+// not compile, an export it lacks, an invalid configuration.
+var ErrInput = errors.New("compare: bad input")
 
 // errStopped is the policy's trap at the end of a run.
 var errStopped = errors.New("compare: run over")
@@ -658,11 +674,11 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		return res, fmt.Errorf("guest failed: %s", res.Errors[0])
 	}
 	res.FuelPerSecond = float64(sum) / res.WindowSeconds
-	res.Jain = Jain(res.GuestFuel)
+	res.Jain = Num(Jain(res.GuestFuel))
 	if res.GuestYields > 0 {
-		res.MigrationsPer1k = 1000 * float64(res.GuestMigrations) / float64(res.GuestYields)
+		res.MigrationsPer1k = Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))
 	} else {
-		res.MigrationsPer1k = math.NaN()
+		res.MigrationsPer1k = Num(math.NaN())
 	}
 	res.Probe = summarise(probe)
 	res.ExternalWake = summarise(ext.delays)

@@ -21,6 +21,19 @@ var RowNames = []string{
 	"parks /s",
 }
 
+// rowCells format each row of RowNames for one mode.
+var rowCells = []func(ModeResult) string{
+	func(m ModeResult) string { return num(m.FuelPerSecond / 1e9) },
+	func(m ModeResult) string { return jain(m.Jain) },
+	func(m ModeResult) string { return lat(m.Probe) },
+	func(m ModeResult) string { return lat(m.ExternalWake) },
+	func(m ModeResult) string { return num(float64(m.MigrationsPer1k)) },
+	func(m ModeResult) string { return num(m.StealsPerSec) },
+	func(m ModeResult) string { return num(m.LIFOPollsPerSec) },
+	func(m ModeResult) string { return num(m.DeferredReleasesPerSec) },
+	func(m ModeResult) string { return num(m.ParksPerSec) },
+}
+
 // WriteTable writes the report as plain-text tables, one per scenario, a
 // column per mode.
 func WriteTable(w io.Writer, rep *Report) error {
@@ -38,19 +51,8 @@ func WriteTable(w io.Writer, rep *Report) error {
 			fmt.Fprintln(tw)
 		}
 		row("", func(m ModeResult) string { return m.Mode })
-		cells := []func(ModeResult) string{
-			func(m ModeResult) string { return num(m.FuelPerSecond / 1e9) },
-			func(m ModeResult) string { return fmt.Sprintf("%.4f", m.Jain) },
-			func(m ModeResult) string { return lat(m.Probe) },
-			func(m ModeResult) string { return lat(m.ExternalWake) },
-			func(m ModeResult) string { return num(m.MigrationsPer1k) },
-			func(m ModeResult) string { return num(m.StealsPerSec) },
-			func(m ModeResult) string { return num(m.LIFOPollsPerSec) },
-			func(m ModeResult) string { return num(m.DeferredReleasesPerSec) },
-			func(m ModeResult) string { return num(m.ParksPerSec) },
-		}
 		for i, name := range RowNames {
-			row(name, cells[i])
+			row(name, rowCells[i])
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -89,5 +91,12 @@ func lat(l Latency) string {
 	if l.N == 0 {
 		return "—"
 	}
-	return num(l.P50) + " / " + num(l.P99) + " / " + num(l.Max)
+	return num(float64(l.P50)) + " / " + num(float64(l.P99)) + " / " + num(float64(l.Max))
+}
+
+func jain(j Num) string {
+	if math.IsNaN(float64(j)) {
+		return "—"
+	}
+	return fmt.Sprintf("%.4f", float64(j))
 }

@@ -1,0 +1,245 @@
+package compare
+
+import (
+	"fmt"
+	"html"
+	"html/template"
+	"io"
+	"math"
+	"strings"
+)
+
+// modeColors are the series colours, by mode position.
+var modeColors = []string{"#d1495b", "#edae49", "#00798c", "#30638e", "#6a4c93"}
+
+func color(i int) string { return modeColors[i%len(modeColors)] }
+
+// WriteHTML writes a self-contained HTML page (inline CSS and SVG, no
+// external assets or scripts): the tables, and per scenario the latency
+// distributions per mode, each guest's share of the fuel and each worker's
+// busy time.
+func WriteHTML(w io.Writer, rep *Report) error {
+	var tbl strings.Builder
+	if err := WriteTable(&tbl, rep); err != nil {
+		return err
+	}
+	type scen struct {
+		Title                  string
+		Table                  template.HTML
+		Probe, Ext, Fuel, Busy template.HTML
+		Notes                  []string
+	}
+	data := struct {
+		Header    string
+		Raw       string
+		Scenarios []scen
+	}{Raw: tbl.String()}
+	data.Header = fmt.Sprintf("%d workers, GOMAXPROCS %d, %d CPUs, %s; guest %s; %s interrupt (epoch tick %s, fuel slice %d); %s measured per run; started %s",
+		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration, rep.Started.Format("2006-01-02 15:04 UTC"))
+	for _, sc := range rep.Scenarios {
+		s := scen{Title: fmt.Sprintf("%s: %s (%d guests)", sc.Name, sc.About, sc.Guests)}
+		s.Table = htmlTable(sc)
+		var names []string
+		var probe, ext [][]float64
+		for _, m := range sc.Modes {
+			names = append(names, m.Mode)
+			probe = append(probe, m.Probe.Samples)
+			ext = append(ext, m.ExternalWake.Samples)
+			if m.Placement != "" {
+				s.Notes = append(s.Notes, m.Mode+": "+m.Placement)
+			}
+		}
+		s.Probe = cdfChart("Timer probe: how late sleep(1 ms) ended (µs, log scale)", names, probe)
+		s.Ext = cdfChart("External wake: send → poll (µs, log scale)", names, ext)
+		var fuel, busy [][]float64
+		for _, m := range sc.Modes {
+			var tot float64
+			for _, x := range m.GuestFuel {
+				tot += float64(x)
+			}
+			var share []float64
+			for _, x := range m.GuestFuel {
+				if tot > 0 {
+					share = append(share, 100*float64(x)/tot)
+				} else {
+					share = append(share, 0)
+				}
+			}
+			fuel = append(fuel, share)
+			var b []float64
+			for _, x := range m.WorkerBusy {
+				b = append(b, 100*x)
+			}
+			busy = append(busy, b)
+		}
+		even := 0.0
+		if sc.Guests > 0 {
+			even = 100 / float64(sc.Guests)
+		}
+		s.Fuel = barChart("Fuel share per guest (%; dashed: an even share)", "guest", names, fuel, even)
+		s.Busy = barChart("Busy time per worker (% of the run)", "worker", names, busy, math.NaN())
+		data.Scenarios = append(data.Scenarios, s)
+	}
+	return pageTmpl.Execute(w, data)
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>wasmsched compare</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:1em 0} td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:right}
+td:first-child,th:first-child{text-align:left} .charts{display:flex;flex-wrap:wrap;gap:1em}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.85em} .note{color:#555;font-size:.9em}
+</style></head><body>
+<h1>wasmsched compare</h1>
+<p class="note">{{.Header}}</p>
+<p class="note">Modes: <b>immediate-lifo</b> — a yielding guest self-wakes into the LIFO slot (stealable, a peer is notified);
+<b>immediate-nolifo</b> — the same to the back of the ring; <b>deferred</b> — Tokio's yield_now: the worker's deferred queue,
+released after the work that was ready and a timer poll. Lower latency and fewer migrations are better; throughput and Jain's index (1 = even) higher.</p>
+{{range .Scenarios}}
+<h2>{{.Title}}</h2>
+{{.Table}}
+{{range .Notes}}<p class="note">{{.}}</p>{{end}}
+<div class="charts">{{.Probe}}{{.Ext}}{{.Fuel}}{{.Busy}}</div>
+{{end}}
+<h2>As text</h2>
+<pre>{{.Raw}}</pre>
+</body></html>
+`))
+
+func htmlTable(sc ScenarioResult) template.HTML {
+	var b strings.Builder
+	b.WriteString("<table><tr><th></th>")
+	for _, m := range sc.Modes {
+		b.WriteString("<th>" + html.EscapeString(m.Mode) + "</th>")
+	}
+	b.WriteString("</tr>")
+	for i, name := range RowNames {
+		b.WriteString("<tr><td>" + html.EscapeString(name) + "</td>")
+		for _, m := range sc.Modes {
+			b.WriteString("<td>" + html.EscapeString(rowCells[i](m)) + "</td>")
+		}
+		b.WriteString("</tr>")
+	}
+	b.WriteString("</table>")
+	return template.HTML(b.String())
+}
+
+const chartW, chartH, padL, padR, padT, padB = 520.0, 300.0, 55.0, 15.0, 30.0, 45.0
+
+func svgOpen(b *strings.Builder, title string) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="11">`, chartW, chartH, chartW, chartH)
+	fmt.Fprintf(b, `<text x="%.0f" y="16" font-size="12" font-weight="bold">%s</text>`, padL, html.EscapeString(title))
+	fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#999"/>`, padL, padT, chartW-padL-padR, chartH-padT-padB)
+}
+
+func legend(b *strings.Builder, names []string) {
+	x := padL
+	for i, n := range names {
+		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`,
+			x, chartH-14, color(i), x+14, chartH-5, html.EscapeString(n))
+		x += 30 + 6.5*float64(len(n))
+	}
+}
+
+// cdfChart plots each series' empirical CDF on a log x axis.
+func cdfChart(title string, names []string, series [][]float64) template.HTML {
+	var b strings.Builder
+	svgOpen(&b, title)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, x := range s {
+			x = math.Max(x, 0.1)
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+	}
+	iw, ih := chartW-padL-padR, chartH-padT-padB
+	if math.IsInf(lo, 1) {
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">no samples</text></svg>`, padL+10, padT+20)
+		return template.HTML(b.String())
+	}
+	l0, l1 := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if l1 <= l0 {
+		l1 = l0 + 1
+	}
+	xOf := func(v float64) float64 { return padL + iw*(math.Log10(math.Max(v, 0.1))-l0)/(l1-l0) }
+	yOf := func(p float64) float64 { return padT + ih*(1-p) }
+	for e := l0; e <= l1; e++ {
+		x := xOf(math.Pow(10, e))
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#eee"/><text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`,
+			x, padT, x, padT+ih, x, padT+ih+13, num(math.Pow(10, e)))
+	}
+	for _, p := range []float64{0, 0.5, 0.99, 1} {
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/><text x="%.0f" y="%.1f" text-anchor="end">p%g</text>`,
+			padL, yOf(p), padL+iw, yOf(p), padL-4, yOf(p)+4, 100*p)
+	}
+	for i, s := range series {
+		if len(s) == 0 {
+			continue
+		}
+		var pts strings.Builder
+		// At most ~400 points per line: evenly spaced ranks plus the max.
+		step := max(1, len(s)/400)
+		for k := 0; k < len(s); k += step {
+			fmt.Fprintf(&pts, "%.1f,%.1f ", xOf(s[k]), yOf(float64(k+1)/float64(len(s))))
+		}
+		fmt.Fprintf(&pts, "%.1f,%.1f", xOf(s[len(s)-1]), yOf(1))
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, color(i), pts.String())
+	}
+	legend(&b, names)
+	b.WriteString("</svg>")
+	return template.HTML(b.String())
+}
+
+// barChart draws grouped bars: one group per index (guest, worker), one
+// bar per series (mode). ref, if not NaN, is drawn as a dashed line.
+func barChart(title, unit string, names []string, series [][]float64, ref float64) template.HTML {
+	var b strings.Builder
+	svgOpen(&b, title)
+	groups, top := 0, 0.0
+	for _, s := range series {
+		groups = max(groups, len(s))
+		for _, x := range s {
+			top = math.Max(top, x)
+		}
+	}
+	if !math.IsNaN(ref) {
+		top = math.Max(top, ref)
+	}
+	if top <= 0 {
+		top = 1
+	}
+	top *= 1.1
+	iw, ih := chartW-padL-padR, chartH-padT-padB
+	yOf := func(v float64) float64 { return padT + ih*(1-v/top) }
+	for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		v := top * f
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/><text x="%.0f" y="%.1f" text-anchor="end">%s</text>`,
+			padL, yOf(v), padL+iw, yOf(v), padL-4, yOf(v)+4, num(v))
+	}
+	if groups > 0 {
+		gw := iw / float64(groups)
+		bw := gw * 0.8 / float64(max(1, len(series)))
+		for g := 0; g < groups; g++ {
+			x0 := padL + gw*float64(g) + gw*0.1
+			for i, s := range series {
+				if g >= len(s) {
+					continue
+				}
+				y := yOf(s[g])
+				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s %d: %s</title></rect>`,
+					x0+bw*float64(i), y, math.Max(bw-1, 1), padT+ih-y, color(i), html.EscapeString(names[i]), unit, g, num(s[g]))
+			}
+			if groups <= 32 {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`, x0+gw*0.4, padT+ih+13, g)
+			}
+		}
+	}
+	if !math.IsNaN(ref) {
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#333" stroke-dasharray="4 3"/>`, padL, yOf(ref), padL+iw, yOf(ref))
+	}
+	legend(&b, names)
+	b.WriteString("</svg>")
+	return template.HTML(b.String())
+}
