@@ -84,6 +84,21 @@ func (cx *Context) WakeAt(deadline time.Duration) {
 	cx.rt.timers.add(int64(deadline), cx.cur)
 }
 
+// TimersDue reports whether a timer of the runtime has expired and waits to
+// be fired. Long-running code that checks in often (a Wasm guest's fuel
+// check) uses it to give way to timers without waiting for its deadline.
+// Cheap: one atomic load, plus a clock read while any timer is pending.
+func (cx *Context) TimersDue() bool { return cx.rt.timers.due() }
+
+// FireTimers fires every expired timer now, waking their tasks onto the
+// back of this worker's ring (as the worker itself would at its next timer
+// poll).
+func (cx *Context) FireTimers() {
+	if cx.w != nil {
+		cx.rt.timers.poll(cx.w, &cx.timers)
+	}
+}
+
 // Spawner is where a task can be spawned: a *Runtime (from any goroutine:
 // the task goes through the injector) or a *Context / *Co (from inside a
 // task: it goes to the current worker's LIFO slot or ring).

@@ -47,6 +47,7 @@ func New(opts ...Option) (*Runtime, error) {
 	rt.owned.init(cfg.Workers)
 	rt.timers.rt = rt
 	rt.timers.driver = -1
+	rt.timers.next.Store(maxWhen)
 	rt.workers = make([]*worker.Worker, cfg.Workers)
 	rt.contexts = make([]*Context, cfg.Workers)
 	for i := range rt.workers {

@@ -38,6 +38,15 @@ func (co *Co) Context() *Context { return co.cx }
 // suspension will unwind it.
 func (co *Co) Aborted() bool { return co.h.cancelRequested() }
 
+// CancelReason is ErrAborted or ErrShutdown once the task has been asked
+// to stop, nil before.
+func (co *Co) CancelReason() error {
+	if !co.h.cancelRequested() {
+		return nil
+	}
+	return co.h.cancelReason()
+}
+
 // CheckCancelled unwinds the task now if it has been aborted or the
 // runtime is shutting down; otherwise it returns at once. Long-running code
 // that is not about to suspend (a guest's fuel check that decides to keep
@@ -148,19 +157,24 @@ func (b *coBody[T]) run(yield func(struct{}) bool) {
 		}
 	}()
 	b.res, b.err = b.fn(&b.co)
-	if b.co.stopped {
+	if reason := b.co.h.cancelReason(); b.co.stopped && !errors.Is(b.err, reason) {
 		// fn swallowed the unwind (e.g. a wazero host call turned the
 		// panic into an error): report the cancellation, not that error.
-		b.err = b.co.h.cancelReason()
+		// An error that already says why (wraps the reason) is kept.
+		b.err = reason
 	}
 }
 
 // cancel stops a suspended coroutine: its pending suspension panics with
-// errUnwind, which runs its deferred calls with cx as their Context.
-func (b *coBody[T]) cancel(cx *Context) {
-	if b.stop != nil && !b.ended {
-		b.ended = true
-		b.co.cx = cx
-		b.stop()
+// errUnwind, which runs its deferred calls with cx as their Context. It
+// returns what the function returned while unwinding.
+func (b *coBody[T]) cancel(cx *Context) (T, error, bool) {
+	if b.stop == nil || b.ended {
+		var zero T
+		return zero, nil, false
 	}
+	b.ended = true
+	b.co.cx = cx
+	b.stop()
+	return b.res, b.err, true
 }

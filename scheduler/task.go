@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"runtime/debug"
 	"time"
 
@@ -38,7 +39,10 @@ type pollable[T any] interface {
 
 // canceller is implemented by bodies that hold resources to release when
 // the task is cancelled without completing (a stackful task's coroutine).
-type canceller interface{ cancel(cx *Context) }
+// cancel returns what the body produced while unwinding, if anything.
+type canceller[T any] interface {
+	cancel(cx *Context) (v T, err error, ok bool)
+}
 
 // header is the type-independent part of a task.
 type header struct {
@@ -192,8 +196,8 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 	yielded, path := cx.yielded, cx.yield
 	cx.cur = nil
 	if ready {
-		if t.cancelRequested() && err != nil {
-			err = t.cancelReason()
+		if reason := t.cancelReason(); t.cancelRequested() && err != nil && !errors.Is(err, reason) {
+			err = reason // an error that already says why it stopped is kept
 		}
 		t.complete(v, err, cx)
 		return
@@ -243,12 +247,17 @@ func (t *task[T]) finishCancelled(w *worker.Worker) {
 		cx = t.rt.contexts[w.ID()]
 	}
 	cx.cur = &t.header
-	if c, ok := t.body.(canceller); ok {
-		c.cancel(cx)
+	var v T
+	err := t.cancelReason()
+	if c, ok := t.body.(canceller[T]); ok {
+		// Keep what the unwound body returned if its error says why it
+		// stopped (wasmtask's *Error carries the guest's stats).
+		if bv, berr, ok := c.cancel(cx); ok && errors.Is(berr, err) {
+			v, err = bv, berr
+		}
 	}
 	cx.cur = nil
-	var zero T
-	t.complete(zero, t.cancelReason(), cx)
+	t.complete(v, err, cx)
 }
 
 // CancelTask cancels a task found in a queue at shutdown (worker.Runner),

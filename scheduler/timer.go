@@ -33,6 +33,23 @@ type timerDriver struct {
 	driver     int   // worker parked as driver, or -1
 	driverWhen int64 // the deadline the driver will wake at
 	pending    atomic.Int64
+	next       atomic.Int64 // earliest deadline, or maxWhen when none
+}
+
+const maxWhen = int64(^uint64(0) >> 1)
+
+// setNext publishes the earliest deadline; call with mu held.
+func (d *timerDriver) setNext() {
+	if len(d.h) == 0 {
+		d.next.Store(maxWhen)
+	} else {
+		d.next.Store(d.h[0].when)
+	}
+}
+
+// due reports, without locking, whether some timer has expired.
+func (d *timerDriver) due() bool {
+	return d.pending.Load() > 0 && d.rt.nanotime() >= d.next.Load()
 }
 
 type timerEntry struct {
@@ -63,6 +80,7 @@ func (d *timerDriver) add(when int64, t *header) {
 	d.seq++
 	heap.Push(&d.h, timerEntry{when: when, seq: d.seq, task: t})
 	d.pending.Store(int64(len(d.h)))
+	d.setNext()
 	wakeDriver := -1
 	if d.driver >= 0 && when < d.driverWhen {
 		wakeDriver, d.driverWhen = d.driver, when
@@ -90,6 +108,7 @@ func (d *timerDriver) poll(w *worker.Worker, buf *[]*header) {
 		fired = append(fired, heap.Pop(&d.h).(timerEntry).task)
 	}
 	d.pending.Store(int64(len(d.h)))
+	d.setNext()
 	d.mu.Unlock()
 	for i, t := range fired {
 		t.wakeBack(w)
@@ -126,5 +145,6 @@ func (d *timerDriver) drain() {
 	d.mu.Lock()
 	d.h = nil
 	d.pending.Store(0)
+	d.setNext()
 	d.mu.Unlock()
 }

@@ -34,6 +34,11 @@
 // completes (a Sleep, a token bucket, a tenant gate); Trap(err) stops the
 // guest with ErrPolicyTrap. The default is Yield on the deferred path.
 // Deadlines are re-armed on resume, so time spent suspended is not charged.
+// In epoch mode a guest also treats an expired runtime timer as a deadline
+// (reason epoch; counted in GuestStats.TimerYields): the check fires the
+// timer onto the guest's worker and consults the policy, so on the deferred
+// path a sleeping task wakes within microseconds instead of at the next
+// epoch boundary.
 // A fuel budget is exact per call: a guest that returns succeeds iff it
 // consumed no more than FuelBudget.
 //

@@ -18,7 +18,8 @@ var (
 	ErrExit        = errors.New("wasmtask: guest exited with a non-zero code")
 )
 
-// Error is a failed guest's outcome: what kind of failure, its cause, and
+// Error is a failed guest's outcome (Kind scheduler.ErrAborted or
+// scheduler.ErrShutdown for a cancelled one): what kind of failure, its cause, and
 // the guest's counters at the end.
 type Error struct {
 	Kind  error

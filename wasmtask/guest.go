@@ -84,6 +84,7 @@ type GuestStats struct {
 	Checks      int64         // host check calls
 	EpochYields int64         // suspensions at an epoch deadline
 	FuelYields  int64         // suspensions at a fuel deadline
+	TimerYields int64         // of EpochYields, those taken because a runtime timer was due
 	HostWaits   int64         // suspensions in async host functions
 	Immediate   int64         // yields through the immediate path
 	Deferred    int64         // yields through the deferred path
@@ -297,8 +298,8 @@ func (g *guest) classify(err error, mod api.Module, instantiating bool) error {
 	if g.failure != nil {
 		return g.failure
 	}
-	if g.co.Aborted() {
-		return err // the scheduler reports ErrAborted / ErrShutdown
+	if reason := g.co.CancelReason(); reason != nil {
+		return g.fail(reason, nil) // Kind scheduler.ErrAborted or ErrShutdown
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
@@ -357,6 +358,15 @@ func (g *guest) check(mod api.Module) {
 	case g.hasF && used >= g.sliceEnd:
 		g.deadlineReached(ReasonFuel)
 	case g.hasE && g.e.Epoch() >= g.deadline:
+		g.deadlineReached(ReasonEpoch)
+	case g.hasE && g.co.Context().TimersDue():
+		// A runtime timer has expired while this guest holds the worker:
+		// fire it onto this worker and treat it as a deadline, so that on
+		// the deferred path the woken task runs now instead of at the
+		// guest's next epoch deadline (all guests' deadlines fall on the
+		// same epoch grid, which would phase-lock timer latency to it).
+		g.co.Context().FireTimers()
+		g.stats.TimerYields++
 		g.deadlineReached(ReasonEpoch)
 	}
 	g.arm()

@@ -2,6 +2,7 @@ package wasmtask
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -196,4 +197,43 @@ func allFinished(hs []*scheduler.JoinHandle[Result]) bool {
 		}
 	}
 	return true
+}
+
+// TestDueTimerPreemptsGuest: one worker, one guest whose epoch deadline is
+// 50 ms away, and a task sleeping 1 ms in a loop. The guest gives way as
+// soon as a timer is due (it fires the timer and yields on the deferred
+// path), so the sleeper is late by far less than the guest's deadline.
+func TestDueTimerPreemptsGuest(t *testing.T) {
+	skipTimingUnderRace(t)
+	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1))
+	for attempt := 1; attempt <= 3; attempt++ {
+		g := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, EpochDeadline: 50})
+		probe := scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (lateness, error) {
+			var late lateness
+			for i := 0; i < 50; i++ {
+				t0 := time.Now()
+				co.Sleep(time.Millisecond)
+				late = append(late, time.Since(t0)-time.Millisecond)
+			}
+			return late, nil
+		})
+		late, err := probe.Wait(context.Background())
+		g.Abort()
+		gr, gerr := g.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ge *Error
+		if !errors.As(gerr, &ge) {
+			t.Fatalf("guest: %v %v", gr, gerr)
+		}
+		t.Logf("attempt %d: sleeper late p50 %v max %v; guest timer yields %d of %d", attempt, late.pct(0.5), late.pct(1), ge.Stats.TimerYields, ge.Stats.EpochYields)
+		if ge.Stats.TimerYields < 40 {
+			t.Fatalf("guest yielded for only %d of the sleeper's 50 timers", ge.Stats.TimerYields)
+		}
+		if late.pct(0.5) < time.Millisecond && late.pct(1) < 10*time.Millisecond {
+			return
+		}
+	}
+	t.Fatal("sleeper late by p50 >= 1 ms or max >= 10 ms in three attempts: the guest did not give way to due timers")
 }
