@@ -4,7 +4,6 @@ import (
 	"context"
 	"iter"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,23 +100,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			var wg sync.WaitGroup
-			for g := 0; g < guests; g++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					m, err := r.InstantiateModule(ctx, c, wazero.NewModuleConfig().WithName(""))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					defer m.Close(ctx)
-					if _, err := m.ExportedFunction("spin").Call(ctx, n); err != nil {
-						b.Error(err)
-					}
-				}()
-			}
-			wg.Wait()
+			spinOnGoroutines(b, r, c, guests, n)
 		}
 	})
 }

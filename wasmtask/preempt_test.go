@@ -117,7 +117,6 @@ func probeOnGoroutines(t *testing.T, n uint64) lateness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
 	done := make(chan struct{})
 	var late lateness
 	probeDone := make(chan struct{})
@@ -135,22 +134,7 @@ func probeOnGoroutines(t *testing.T, n uint64) lateness {
 		}
 	}()
 	time.Sleep(5 * time.Millisecond) // the probe is running before the guests start
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := r.InstantiateModule(ctx, c, wazero.NewModuleConfig().WithName(""))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer m.Close(ctx)
-			if _, err := m.ExportedFunction("spin").Call(ctx, n); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	spinOnGoroutines(t, r, c, 4, n)
 	close(done)
 	<-probeDone
 	return late
@@ -236,4 +220,27 @@ func TestDueTimerPreemptsGuest(t *testing.T) {
 		}
 	}
 	t.Fatal("sleeper late by p50 >= 1 ms or max >= 10 ms in three attempts: the guest did not give way to due timers")
+}
+
+// spinOnGoroutines runs spin(n) uninstrumented on plain wazero, on count
+// goroutines at once, and waits for them: the baseline Go cannot preempt.
+func spinOnGoroutines(t testing.TB, r wazero.Runtime, c wazero.CompiledModule, count int, n uint64) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < count; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := r.InstantiateModule(ctx, c, wazero.NewModuleConfig().WithName(""))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer m.Close(ctx)
+			if _, err := m.ExportedFunction("spin").Call(ctx, n); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 }
