@@ -670,8 +670,10 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 			res.Errors = append(res.Errors, fmt.Sprintf("guest %d: %v", i, sl.firstErr))
 		}
 	}
-	if len(res.Errors) > 0 {
-		return res, fmt.Errorf("guest failed: %s", res.Errors[0])
+	for i, sl := range slots {
+		if sl.firstErr != nil {
+			return res, fmt.Errorf("guest failed: guest %d: %w", i, sl.firstErr)
+		}
 	}
 	res.FuelPerSecond = float64(sum) / res.WindowSeconds
 	res.Jain = Num(Jain(res.GuestFuel))

@@ -1,0 +1,175 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/wasmsched/wasmsched/wasmtask"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func spinWasm(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/spin.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestJain(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []int64
+		want float64
+	}{
+		{[]int64{5, 5, 5, 5}, 1},
+		{[]int64{1, 0, 0, 0}, 0.25},
+		{[]int64{3, 1}, 16.0 / 20},
+	} {
+		if got := Jain(tc.xs); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("Jain(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+	}
+	if !math.IsNaN(Jain(nil)) || !math.IsNaN(Jain([]int64{0, 0})) {
+		t.Error("Jain of nothing should be NaN")
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	s := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if Quantile(s, 0) != 1 || Quantile(s, 0.5) != 6 || Quantile(s, 1) != 10 || Quantile(s, 0.99) != 10 {
+		t.Errorf("quantiles of 1..10: %v %v %v", Quantile(s, 0), Quantile(s, 0.5), Quantile(s, 1))
+	}
+	if !math.IsNaN(Quantile(nil, 0.5)) {
+		t.Error("quantile of nothing should be NaN")
+	}
+}
+
+func TestModeByName(t *testing.T) {
+	for name, want := range map[string]string{"immediate": "immediate-lifo", "nolifo": "immediate-nolifo", "yield_now": "deferred", " Deferred ": "deferred"} {
+		if m, err := ModeByName(name); err != nil || m.Name != want {
+			t.Errorf("ModeByName(%q) = %v, %v; want %s", name, m.Name, err, want)
+		}
+	}
+	if _, err := ModeByName("sideways"); err == nil {
+		t.Error("unknown mode accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := Config{Wasm: []byte{0}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Workers != 2 || c.GOMAXPROCS != 3 || len(c.Modes) != 3 || len(c.Scenarios) != 3 || c.guestsFor("saturated") != 4 || c.guestsFor("light") != 1 {
+		t.Errorf("defaults: %+v", c)
+	}
+	bad := Config{Workers: -1, Duration: time.Millisecond, Scenarios: []string{"x"}}
+	err := bad.Validate()
+	for _, want := range []string{"workers", "duration", `unknown scenario "x"`, "no guest module"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; want it to mention %q", err, want)
+		}
+	}
+	if _, err := Run(context.Background(), bad); !errors.Is(err, ErrInput) {
+		t.Errorf("Run with a bad config: %v, want ErrInput", err)
+	}
+}
+
+// TestOneWorkerFuelMode: on one worker nothing can migrate or be stolen,
+// and in fuel mode every guest yields at every slice, so the counts are
+// exact properties: no migrations, no steals, yields in proportion to
+// fuel, and the guests' fuel adds up to the throughput.
+func TestOneWorkerFuelMode(t *testing.T) {
+	const slice = 2_000_000
+	rep, err := Run(context.Background(), Config{
+		Wasm: spinWasm(t), Export: "spin", Args: []uint64{1 << 62}, Workers: 1,
+		Scenarios: []string{"saturated"}, Modes: Modes[1:], Interrupt: wasmtask.InterruptFuel, FuelSlice: slice,
+		Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rep.Scenarios[0].Modes {
+		if m.GuestMigrations != 0 || m.StealsPerSec != 0 {
+			t.Errorf("%s: %d migrations, %v steals/s on one worker", m.Mode, m.GuestMigrations, m.StealsPerSec)
+		}
+		var sum int64
+		for _, f := range m.GuestFuel {
+			sum += f
+			// Each guest's window fuel is the difference of two readings
+			// taken at slice ends; a slice ends at the first loop header
+			// past it, so each overshoots by less than one iteration of
+			// spin's loop (14 fuel).
+			k := f / slice
+			if r := f - k*slice; r > 14*k {
+				t.Errorf("%s: guest fuel %d is not whole slices of %d (remainder %d)", m.Mode, f, slice, r)
+			}
+		}
+		if sum == 0 || math.Abs(m.FuelPerSecond-float64(sum)/m.WindowSeconds) > 1 {
+			t.Errorf("%s: throughput %v vs fuel %d over %v s", m.Mode, m.FuelPerSecond, sum, m.WindowSeconds)
+		}
+		// One yield per slice, in the window.
+		if want := float64(sum) / slice; math.Abs(float64(m.GuestYields)-want) > float64(len(m.GuestFuel))+1 {
+			t.Errorf("%s: %d yields for %d fuel (%v slices)", m.Mode, m.GuestYields, sum, want)
+		}
+	}
+}
+
+// TestReturningGuestIsRestarted: a guest export that returns (spin of a
+// small n) is started again, and its fuel keeps counting.
+func TestReturningGuestIsRestarted(t *testing.T) {
+	rep, err := Run(context.Background(), Config{
+		Wasm: spinWasm(t), Export: "spin", Args: []uint64{200_000}, Workers: 2,
+		Scenarios: []string{"light"}, Modes: Modes[2:], Duration: 100 * time.Millisecond, Warmup: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Scenarios[0].Modes[0]
+	if m.Restarts < 10 || m.FuelPerSecond <= 0 {
+		t.Fatalf("restarts %d, throughput %v", m.Restarts, m.FuelPerSecond)
+	}
+}
+
+// TestUnevenPlacement: three quarters of the guests start on one worker.
+func TestUnevenPlacement(t *testing.T) {
+	rep, err := Run(context.Background(), Config{
+		Wasm: spinWasm(t), Export: "spin", Args: []uint64{1 << 62}, Workers: 2, Guests: 8,
+		Scenarios: []string{"uneven"}, Modes: Modes[2:], Duration: 50 * time.Millisecond, Warmup: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Scenarios[0].Modes[0].Placement
+	if p != "guests spawned per worker: [6 2]" && p != "guests spawned per worker: [2 6]" {
+		t.Fatalf("placement %q, want 6 and 2", p)
+	}
+}
+
+func TestTrappingGuestIsReported(t *testing.T) {
+	_, err := Run(context.Background(), Config{
+		Wasm: trapWasm, Export: "boom", Workers: 1,
+		Scenarios: []string{"light"}, Modes: Modes[2:], Duration: 50 * time.Millisecond, Warmup: 10 * time.Millisecond,
+	})
+	if err == nil || !strings.Contains(err.Error(), "guest failed") || !errors.Is(err, wasmtask.ErrTrap) {
+		t.Fatalf("err = %v, want a guest failure", err)
+	}
+}
+
+// trapWasm exports boom: `unreachable`.
+var trapWasm = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00,
+	0x03, 0x02, 0x01, 0x00,
+	0x07, 0x08, 0x01, 0x04, 'b', 'o', 'o', 'm', 0x00, 0x00,
+	0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b,
+}
