@@ -285,9 +285,13 @@ type ModeResult struct {
 	DeferredReleasesPerSec float64   `json:"deferred_releases_per_second"`
 	ParksPerSec            float64   `json:"parks_per_second"`
 	WorkerBusy             []float64 `json:"worker_busy"` // fraction of run time each worker was not parked
-	Placement              string    `json:"placement,omitempty"`
-	Restarts               int       `json:"guest_restarts,omitempty"`
-	Errors                 []string  `json:"errors,omitempty"`
+	// ForeignCores is how many cores other processes kept busy during the
+	// window (Linux; null elsewhere): when it is not near 0, latency
+	// figures are inflated by them, not by the scheduler.
+	ForeignCores Num      `json:"foreign_cores"`
+	Placement    string   `json:"placement,omitempty"`
+	Restarts     int      `json:"guest_restarts,omitempty"`
+	Errors       []string `json:"errors,omitempty"`
 }
 
 // Num is a float64 written to JSON as null when it is NaN (no samples).
@@ -623,11 +627,13 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	if err := tick(time.Now().Add(cfg.Warmup)); err != nil {
 		return res, err
 	}
+	cpu0 := sampleCPU()
 	f.measuring.Store(true)
 	w0 := time.Now()
 	err = tick(w0.Add(cfg.Duration))
 	f.measuring.Store(false)
 	window := time.Since(w0)
+	res.ForeignCores = Num(foreignCores(cpu0, sampleCPU()))
 	f.stop.Store(true)
 	if err != nil {
 		return res, err

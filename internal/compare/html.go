@@ -126,7 +126,7 @@ func htmlTable(sc ScenarioResult) template.HTML {
 	return template.HTML(b.String())
 }
 
-const chartW, chartH, padL, padR, padT, padB = 520.0, 300.0, 55.0, 15.0, 30.0, 45.0
+const chartW, chartH, padL, padR, padT, padB = 520.0, 300.0, 55.0, 30.0, 30.0, 45.0
 
 func svgOpen(b *strings.Builder, title string) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="11">`, chartW, chartH, chartW, chartH)
@@ -170,9 +170,12 @@ func cdfChart(title string, names []string, series [][]float64) template.HTML {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#eee"/><text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`,
 			x, padT, x, padT+ih, x, padT+ih+13, num(math.Pow(10, e)))
 	}
-	for _, p := range []float64{0, 0.5, 0.99, 1} {
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/><text x="%.0f" y="%.1f" text-anchor="end">p%g</text>`,
-			padL, yOf(p), padL+iw, yOf(p), padL-4, yOf(p)+4, 100*p)
+	for _, t := range []struct {
+		p     float64
+		label string
+	}{{0.25, "p25"}, {0.5, "p50"}, {0.75, "p75"}, {0.9, "p90"}, {1, "max"}} {
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#eee"/><text x="%.0f" y="%.1f" text-anchor="end">%s</text>`,
+			padL, yOf(t.p), padL+iw, yOf(t.p), padL-4, yOf(t.p)+4, t.label)
 	}
 	for i, s := range series {
 		if len(s) == 0 {

@@ -19,6 +19,7 @@ var RowNames = []string{
 	"LIFO polls /s",
 	"deferred releases /s",
 	"parks /s",
+	"other processes' CPU (cores)",
 }
 
 // rowCells format each row of RowNames for one mode.
@@ -32,6 +33,12 @@ var rowCells = []func(ModeResult) string{
 	func(m ModeResult) string { return num(m.LIFOPollsPerSec) },
 	func(m ModeResult) string { return num(m.DeferredReleasesPerSec) },
 	func(m ModeResult) string { return num(m.ParksPerSec) },
+	func(m ModeResult) string {
+		if math.IsNaN(float64(m.ForeignCores)) {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", float64(m.ForeignCores))
+	},
 }
 
 // WriteTable writes the report as plain-text tables, one per scenario, a
@@ -56,6 +63,15 @@ func WriteTable(w io.Writer, rep *Report) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		busy := false
+		for _, m := range sc.Modes {
+			if float64(m.ForeignCores) > 0.2 {
+				busy = true
+			}
+		}
+		if busy {
+			fmt.Fprintf(&b, "  note: other processes used more than 0.2 cores during a run: its latency and throughput figures are disturbed\n")
 		}
 		for _, m := range sc.Modes {
 			if m.Placement != "" {
