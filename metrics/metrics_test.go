@@ -42,6 +42,7 @@ func TestConversion(t *testing.T) {
 	eng := fakeEng{Epoch: 42, Started: 5, Finished: 3, Running: 1, Suspended: 1, FuelUsed: 1000, HostWaits: 8,
 		Yields: [2][3]int64{{1, 2, 3}, {4, 5, 6}}, Failures: [9]int64{1, 2, 0, 0, 0, 0, 0, 0, 0}}
 	c := New(rt, eng)
+	obs := NewObserver()
 	want := `
 # HELP wasmsched_worker_busy_seconds_total Time the worker spent outside park, in seconds.
 # TYPE wasmsched_worker_busy_seconds_total counter
@@ -94,7 +95,7 @@ wasmsched_guest_fuel_consumed_total 1000
 	// Every family is exported, once, and each per-worker family has one
 	// series per worker.
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(c, obs)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

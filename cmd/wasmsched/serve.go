@@ -154,7 +154,8 @@ type server struct {
 }
 
 func newServer(cfg serveConfig) (*server, error) {
-	var opts []scheduler.Option
+	obs := metrics.NewObserver() // poll-duration and schedule-latency histograms
+	opts := []scheduler.Option{scheduler.WithObserver(obs)}
 	if cfg.workers > 0 {
 		opts = append(opts, scheduler.WithWorkers(cfg.workers))
 	}
@@ -173,7 +174,7 @@ func newServer(cfg serveConfig) (*server, error) {
 		eng.Close(context.Background())
 		return nil, err
 	}
-	reg.MustRegister(collectors.NewGoCollector())
+	reg.MustRegister(obs, collectors.NewGoCollector())
 	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{}}, nil
 }
 
