@@ -70,22 +70,23 @@
 // MaxUnitCost cannot overflow).
 //
 // Check points are the entry of every function that contains a call
-// instruction, every loop header (so every loop iteration), the return of
-// every call, and every dynamic bulk charge. At a check point, if the
-// counter is negative after the charge, the guest stores it into the
-// global, calls the check import, and reloads the global when the call
-// returns. Other charges only subtract: segment starts after a forward
-// branch or at a join, and the entry of a function without calls (it can
-// neither recurse nor call; it runs forward code and loops, whose headers
-// check, and returns to a caller that checks right after the call). A
-// negative counter there is seen at the next check point, which every path
-// reaches within a bounded amount of code: at most one forward path through
-// the current function, or through a call-free callee and back to the
-// caller's check. So an infinite loop or an infinite recursion always
-// reaches the host within bounded fuel, and the host learns that a slice is
-// spent at most one such stretch late. (This is the placement Wasmtime uses
-// for fuel, plus the check after each call; checking after every single
-// charge costs more and buys little.)
+// instruction, every loop header (so every loop iteration), and every
+// dynamic bulk charge. At a check point, if the counter is negative after
+// the charge, the guest stores it into the global, calls the check import,
+// and reloads the global when the call returns. Other charges only
+// subtract: segment starts after a forward branch, at a join or after a
+// call returns, and the entry of a function without calls (it can neither
+// recurse nor call; it runs forward code and loops, whose headers check).
+// A negative counter there is seen at the next check point. Code that runs
+// between two check points is loop-free and call-free except for returns:
+// forward code of the current function, of call-free callees, and, after a
+// return, of the callers' remaining code. So an infinite loop or an
+// infinite recursion always reaches the host within bounded fuel; the
+// overshoot past a spent slice is at most one forward path per frame that
+// returns before the next check point. This is Wasmtime's placement for
+// fuel (function entry and loop headers), minus the entry of call-free
+// functions; checking after every call return or after every charge (both
+// measured, see the knobs in rewrite.go) costs more on call-heavy code.
 //
 // In functions that cache the counter in a local, the local is written to
 // the global before every call (so the callee, and a host function, see the

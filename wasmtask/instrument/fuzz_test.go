@@ -71,10 +71,11 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil && strings.Contains(err.Error(), "internal error") {
 			t.Fatalf("Instrument panicked: %v", err)
 		}
-		if err != nil && !plausible(wasm) {
-			// Rejected, and certainly invalid: some count exceeds the bytes
-			// that hold it. wazero is not asked, because it preallocates by
-			// such counts (a 20-byte input made it allocate 26 GB).
+		if !plausible(wasm) {
+			// Some count wazero preallocates by exceeds the bytes that hold
+			// it: wazero is not asked (a 20-byte input made it allocate
+			// 26 GB). Such inputs are malformed; Instrument only had to
+			// return without panicking.
 			return
 		}
 		if verr := validates(wasm); verr != nil {
@@ -99,7 +100,8 @@ func FuzzInstrument(f *testing.F) {
 // plausible reports whether every vector count that wazero preallocates by
 // (section counts, function type arities, local declarations, name maps) is
 // bounded by the bytes that follow it and read within its section. Valid
-// modules always are; it is only asked about inputs Instrument rejected.
+// modules always are (the name section, which wazero reads leniently, is
+// bounded by the module's size instead).
 func plausible(wasm []byte) bool {
 	if len(wasm) < 8 {
 		return true
@@ -116,12 +118,58 @@ func plausible(wasm []byte) bool {
 			if string(s.name()) != "name" {
 				continue
 			}
+			// wazero decodes subsections 0-2 from the module stream without
+			// regard to their sizes and allocates by every count and name
+			// length it reads: bound them all by the module's size.
+			limit := uint32(len(wasm))
 			for !s.eof() && s.err == nil {
-				s.byte()
-				sub := &reader{b: s.bytes(int(s.u32()))}
-				if n := sub.u32(); sub.err == nil && int(n) > len(sub.b) {
+				id := s.byte()
+				size := s.u32()
+				if id > 2 {
+					s.bytes(int(size))
+					continue
+				}
+				sub := &reader{b: payload[s.pos:]}
+				if s.bytes(int(size)) == nil && s.err != nil {
 					return false
 				}
+				name := func() bool { n := sub.u32(); sub.bytes(int(n)); return sub.err == nil && n <= limit }
+				switch id {
+				case 0:
+					if !name() {
+						return false
+					}
+				case 1, 2:
+					n := sub.u32()
+					if sub.err != nil || n > limit {
+						return false
+					}
+					for i := uint32(0); i < n; i++ {
+						sub.u32()
+						if id == 1 {
+							if !name() {
+								return false
+							}
+							continue
+						}
+						k := sub.u32()
+						if sub.err != nil || k > limit {
+							return false
+						}
+						for j := uint32(0); j < k; j++ {
+							sub.u32()
+							if !name() {
+								return false
+							}
+						}
+					}
+				}
+				if sub.err != nil {
+					return false
+				}
+			}
+			if s.err != nil {
+				return false
 			}
 			continue
 		}

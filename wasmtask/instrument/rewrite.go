@@ -460,7 +460,7 @@ type knobs struct {
 }
 
 // defaultKnobs is what Instrument uses (tests may change it).
-var defaultKnobs = knobs{reloadCheck: true}
+var defaultKnobs = knobs{}
 
 // hasHelper reports whether the output gets the slow-path helper function:
 // only modules with defined functions need it (and a module without them
