@@ -78,9 +78,9 @@
 // call returns, and the entry of a function without calls (it can neither
 // recurse nor call; it runs forward code and loops, whose headers check).
 // A negative counter there is seen at the next check point. Code that runs
-// between two check points is loop-free and call-free except for returns:
-// forward code of the current function, of call-free callees, and, after a
-// return, of the callers' remaining code. So an infinite loop or an
+// between two check points passes no loop header and enters no calling
+// function: it is forward code of the current function, of call-free
+// callees, and, after a return, of the callers' remaining code. So an infinite loop or an
 // infinite recursion always reaches the host within bounded fuel; the
 // overshoot past a spent slice is at most one forward path per frame that
 // returns before the next check point. This is Wasmtime's placement for

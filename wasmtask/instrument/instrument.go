@@ -13,7 +13,7 @@ type Config struct {
 type Report struct {
 	Functions int // defined functions instrumented (the injected helper excluded)
 	Loops     int // loop headers given a charge and a check
-	Checks    int // check sites inserted (function entries, loop headers, call returns, dynamic bulk ops)
+	Checks    int // check sites inserted (entries of calling functions, loop headers, dynamic bulk ops)
 	BytesIn   int
 	BytesOut  int
 }
