@@ -45,6 +45,8 @@ flags:
 	argList := fs.String("args", "", "comma-separated integer arguments for --export (default guest: 4611686018427387904, i.e. forever)")
 	jsonOut := fs.Bool("json", false, "print the results as JSON instead of tables")
 	report := fs.String("report", "", "also write a self-contained HTML report with charts to `FILE.html`")
+	probe := fs.Bool("probe", true, "run the timer probe (a task sleeping 1 ms in a loop); -probe=false to see what it changes")
+	external := fs.Bool("external-wake", true, "run the external waker (a goroutine waking a task every 1 ms); -external-wake=false to see what it changes")
 	gomaxprocs := fs.Int("gomaxprocs", 0, "GOMAXPROCS during the runs (0: workers+1, so the external waker goroutine has a P)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,6 +61,7 @@ flags:
 	cfg := compare.Config{
 		Workers: *workers, Guests: *guests, Duration: *duration, Warmup: *warmup,
 		EpochTick: *epochTick, FuelSlice: *fuelSlice, GOMAXPROCS: *gomaxprocs,
+		NoProbe: !*probe, NoExternal: !*external,
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "wasmsched compare: "+format+"\n", a...)

@@ -204,3 +204,23 @@ func TestUsage(t *testing.T) {
 		t.Errorf("help: exit %d, %q", code, out)
 	}
 }
+
+// TestCompareWithoutProbes: -probe=false and -external-wake=false leave the
+// latency rows empty and still measure the guests.
+func TestCompareWithoutProbes(t *testing.T) {
+	code, out, errOut := invoke(t, append([]string{"compare", "--json", "--scenario", "light", "--modes", "deferred", "-probe=false", "-external-wake=false"}, compareArgs()...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep compare.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Scenarios[0].Modes[0]
+	if m.Probe.N != 0 || m.ExternalWake.N != 0 || m.FuelPerSecond <= 0 {
+		t.Fatalf("probe n=%d, external n=%d, throughput %v", m.Probe.N, m.ExternalWake.N, m.FuelPerSecond)
+	}
+	if !strings.Contains(out, `"p50_us": null`) {
+		t.Errorf("empty latency not written as null:\n%s", out)
+	}
+}

@@ -142,9 +142,11 @@ type Config struct {
 	// during it (about every 100 ms), from Run's goroutine.
 	Progress func(Progress)
 
-	// Diagnosis knobs (package tests only): run without the timer probe
-	// or the external waker, to see what they change.
-	noProbe, noExternal bool
+	// NoProbe and NoExternal leave out the timer probe or the external
+	// waker (their latency rows are then empty), to see what the extra
+	// tasks change: both are short-lived tasks among long-running guests,
+	// and they take part in the workers' load balancing.
+	NoProbe, NoExternal bool
 }
 
 // Progress is a progress report.
@@ -505,7 +507,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		defer wg.Done()
 		for !f.stop.Load() {
 			time.Sleep(time.Millisecond)
-			if cfg.noExternal {
+			if cfg.NoExternal {
 				continue
 			}
 			ext.mu.Lock()
@@ -519,7 +521,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	// The timer probe.
 	var probe []time.Duration
 	probeH := scheduler.SpawnFunc(rt, func(co *scheduler.Co) (struct{}, error) {
-		for !f.stop.Load() && !cfg.noProbe {
+		for !f.stop.Load() && !cfg.NoProbe {
 			t0 := time.Now()
 			co.Sleep(time.Millisecond)
 			if late := time.Since(t0) - time.Millisecond; f.measuring.Load() {
