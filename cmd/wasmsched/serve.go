@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -56,6 +57,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	interrupt       wasmtask.Interrupt
 	keepJobs        int
+	maxModules      int
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -70,6 +72,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.jobTimeout, "job-timeout", time.Minute, "longest a job may run")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they are cancelled")
 	fs.IntVar(&cfg.keepJobs, "keep-jobs", 1000, "finished jobs kept for GET /jobs/{id}")
+	fs.IntVar(&cfg.maxModules, "max-modules", 64, "distinct uploaded modules accepted over the server's life (the engine's compile cache never evicts)")
 	interrupt := fs.String("interrupt", "epoch", "guest interrupt: epoch or fuel")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -94,6 +97,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageErr("--job-timeout must be positive and --shutdown-timeout not negative")
 	case cfg.keepJobs < 1:
 		return usageErr("--keep-jobs must be at least 1")
+	case cfg.maxModules < 1:
+		return usageErr("--max-modules must be at least 1")
 	}
 	switch *interrupt {
 	case "epoch":
@@ -150,7 +155,8 @@ type server struct {
 	order   []string // job IDs, oldest first, for eviction
 	running int
 	nextID  uint64
-	wg      sync.WaitGroup // job supervisors
+	modules map[[32]byte]bool // distinct uploads compiled (the engine caches each for good)
+	wg      sync.WaitGroup    // job supervisors
 }
 
 func newServer(cfg serveConfig) (*server, error) {
@@ -175,7 +181,7 @@ func newServer(cfg serveConfig) (*server, error) {
 		return nil, err
 	}
 	reg.MustRegister(obs, collectors.NewGoCollector())
-	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{}}, nil
+	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{}, modules: map[[32]byte]bool{}}, nil
 }
 
 // close lets running jobs finish until ctx is done, cancels the rest, and
@@ -403,6 +409,19 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		timeout = min(d, s.cfg.jobTimeout)
+	}
+	// The engine's compile cache keeps every distinct module until it is
+	// closed, so distinct uploads are capped.
+	if q.Get("guest") == "" {
+		sum := sha256.Sum256(wasm)
+		s.mu.Lock()
+		if !s.modules[sum] && len(s.modules) >= s.cfg.maxModules {
+			s.mu.Unlock()
+			httpError(w, http.StatusInsufficientStorage, "%d distinct modules already uploaded (the limit); run an embedded guest or a module sent before", s.cfg.maxModules)
+			return
+		}
+		s.modules[sum] = true
+		s.mu.Unlock()
 	}
 	mod, err := s.eng.Compile(r.Context(), wasm)
 	if err != nil {

@@ -35,6 +35,9 @@ func testServer(t *testing.T, cfg serveConfig) (*server, *httptest.Server) {
 	if cfg.keepJobs == 0 {
 		cfg.keepJobs = 100
 	}
+	if cfg.maxModules == 0 {
+		cfg.maxModules = 16
+	}
 	s, err := newServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +174,24 @@ func TestServeRejects(t *testing.T) {
 		if code != tc.code || m == nil || !strings.Contains(fmt.Sprint(m["error"]), tc.want) {
 			t.Errorf("%s: %d %s; want %d and %q", tc.name, code, raw, tc.code, tc.want)
 		}
+	}
+}
+
+func TestServeModuleLimit(t *testing.T) {
+	_, hs := testServer(t, serveConfig{maxModules: 1})
+	if code, _, raw := do(t, "POST", hs.URL+"/jobs?export=boom", trapWasm); code != http.StatusAccepted {
+		t.Fatalf("first module: %d %s", code, raw)
+	}
+	if code, _, raw := do(t, "POST", hs.URL+"/jobs?export=boom", trapWasm); code != http.StatusAccepted {
+		t.Fatalf("same module again: %d %s", code, raw)
+	}
+	other := append(append([]byte(nil), trapWasm...), 0x00, 0x01, 0x00) // plus an empty custom section
+	code, m, raw := do(t, "POST", hs.URL+"/jobs?export=boom", other)
+	if code != http.StatusInsufficientStorage || !strings.Contains(fmt.Sprint(m["error"]), "distinct modules") {
+		t.Fatalf("second distinct module: %d %s", code, raw)
+	}
+	if code, _, raw := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", nil); code != http.StatusAccepted {
+		t.Fatalf("embedded guest: %d %s", code, raw)
 	}
 }
 
