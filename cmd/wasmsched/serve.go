@@ -425,6 +425,11 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 	}
 	mod, err := s.eng.Compile(r.Context(), wasm)
 	if err != nil {
+		if q.Get("guest") == "" { // nothing was cached: it does not count
+			s.mu.Lock()
+			delete(s.modules, sha256.Sum256(wasm))
+			s.mu.Unlock()
+		}
 		httpError(w, http.StatusBadRequest, "invalid module: %v", err)
 		return
 	}
