@@ -74,7 +74,10 @@ func (r *reader) u32() uint32 {
 	return 0
 }
 
-// signed decodes a signed LEB128 value of at most `bits` bits.
+// signed decodes a signed LEB128 value of at most `bits` bits. The unused
+// bits of a maximal-length encoding are not checked: wazero checks only some
+// of them, and every signed immediate is copied unchanged, so being more
+// lenient than wazero can never make an invalid module valid.
 func (r *reader) signed(bits uint) int64 {
 	if r.err != nil {
 		return 0
@@ -92,19 +95,6 @@ func (r *reader) signed(bits uint) int64 {
 		v |= int64(c&0x7f) << s
 		s += 7
 		if c < 0x80 {
-			if i == maxLen-1 {
-				// The unused high bits of the last byte must be a sign extension.
-				used := bits - 7*uint(maxLen-1) // bits carried by the last byte
-				rest := int8(c<<1) >> (used + 1)
-				if rest != 0 && rest != -1 {
-					r.fail("signed LEB128 overflow")
-					return 0
-				}
-				if (rest == -1) != (c&(1<<(used-1)) != 0) {
-					r.fail("signed LEB128 overflow")
-					return 0
-				}
-			}
 			if s < 64 && c&0x40 != 0 {
 				v |= -1 << s
 			}
