@@ -149,6 +149,14 @@ func (m sgModule) expected() (string, bool) {
 // Compare with: benchstat -col /mode <output>
 func BenchmarkSightglass(b *testing.B) {
 	ctx := context.Background()
+	// One runner per module and mode, compiled and warmed once and reused
+	// by every b.N trial of its sub-benchmark.
+	runners := map[string]*sgRunner{}
+	defer func() {
+		for _, s := range runners {
+			s.r.Close(ctx)
+		}
+	}()
 	for _, m := range sightglassModules(b) {
 		modes := []string{"plain", "instrumented"}
 		if os.Getenv("WASMSCHED_VARIANT") != "" {
@@ -156,22 +164,25 @@ func BenchmarkSightglass(b *testing.B) {
 		}
 		for _, mode := range modes {
 			b.Run("module="+m.name+"/mode="+mode, func(b *testing.B) {
-				saved := defaultKnobs
-				if mode == "variant" {
-					v := os.Getenv("WASMSCHED_VARIANT")
-					defaultKnobs.checkEvery = strings.Contains(v, "checkEvery")
-					defaultKnobs.reloadCheck = strings.Contains(v, "reloadCheck")
-					defaultKnobs.allEntries = strings.Contains(v, "allEntries")
-				}
-				s := newSGRunner(b, ctx, m, mode != "plain")
-				defaultKnobs = saved
-				defer s.r.Close(ctx)
-				var out bytes.Buffer
-				if err := s.run(ctx, &out, io.Discard); err != nil {
-					b.Fatal(err)
-				}
-				if want, ok := m.expected(); ok && out.String() != want {
-					b.Fatalf("stdout differs from %s.stdout.expected:\n%s", m.name, out.String())
+				s := runners[m.name+"/"+mode]
+				if s == nil {
+					saved := defaultKnobs
+					if mode == "variant" {
+						v := os.Getenv("WASMSCHED_VARIANT")
+						defaultKnobs.checkEvery = strings.Contains(v, "checkEvery")
+						defaultKnobs.reloadCheck = strings.Contains(v, "reloadCheck")
+						defaultKnobs.allEntries = strings.Contains(v, "allEntries")
+					}
+					s = newSGRunner(b, ctx, m, mode != "plain")
+					defaultKnobs = saved
+					runners[m.name+"/"+mode] = s
+					var out bytes.Buffer
+					if err := s.run(ctx, &out, io.Discard); err != nil {
+						b.Fatal(err)
+					}
+					if want, ok := m.expected(); ok && out.String() != want {
+						b.Fatalf("stdout differs from %s.stdout.expected:\n%s", m.name, out.String())
+					}
 				}
 				s.onStart = b.StartTimer
 				s.onEnd = b.StopTimer
