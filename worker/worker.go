@@ -87,6 +87,7 @@ package worker
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,6 +228,7 @@ type Worker struct {
 	timer           *time.Timer
 	notifiedNoWork  bool // woken by a notification and has not polled since
 	busySince       int64
+	lastShare       int64 // nanotime of the last shareP decision
 	lastMark        int64
 	pollsAtLastMark uint64
 	startTime       time.Time
@@ -643,9 +645,27 @@ func (w *Worker) stealFrom(v *Worker, limit int) *Task {
 	return t
 }
 
+// shareP lets other goroutines of the process run. A worker that has tasks
+// never blocks, so without this a goroutine readied onto its P (a caller
+// woken by JoinHandle.Wait, the rest of the service) waits for Go's sysmon
+// to preempt the worker, about 10 ms. Once per millisecond of continuous
+// work, at a maintenance tick, the worker yields its P (runtime.Gosched:
+// it goes to the back of Go's global run queue and is picked up again at
+// once if nothing else waits). The cost is one Gosched per millisecond.
+func (w *Worker) shareP() {
+	now := w.nanotime()
+	if now-w.lastShare > int64(time.Millisecond) {
+		w.lastShare = now
+		if now-w.busySince > int64(time.Millisecond) {
+			runtime.Gosched()
+		}
+	}
+}
+
 // maintenance is step 1. It returns true when the worker must exit.
 func (w *Worker) maintenance() bool {
 	w.shared.PollTimers(w)
+	w.shareP()
 	// Starvation guard only: release deferred tasks here if the queue has
 	// stayed non-empty for a whole interval (the ring never ran dry). A
 	// task that yielded a moment ago waits for step 6 instead, where it is
