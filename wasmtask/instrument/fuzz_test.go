@@ -177,7 +177,64 @@ func plausible(wasm []byte) bool {
 		if s.err == nil && int(n) > len(payload) {
 			return false
 		}
+		bounded := func(c uint32) bool { return s.err == nil && int(c) <= len(payload) }
+			expr := func() { // skip a constant expression
+				for s.err == nil {
+					switch op := s.byte(); op {
+					case opEnd:
+						return
+					case opI32Const, opI64Const, opGlobalGet, opRefFunc, opRefNull:
+						s.s64()
+					case opF32Const:
+						s.bytes(4)
+					case opF64Const:
+						s.bytes(8)
+					case opPrefixVec:
+						s.u32()
+						s.bytes(16)
+					}
+				}
+			}
 		switch id {
+		case secElement:
+			for i := uint32(0); i < n && s.err == nil; i++ {
+				flags := s.u32()
+				if flags&2 != 0 && flags&1 == 0 {
+					s.u32() // table index
+				}
+				if flags&1 == 0 {
+					expr()
+				}
+				if flags&3 != 0 {
+					s.byte() // elemkind or reftype
+				}
+				k := s.u32()
+				if !bounded(k) {
+					return false
+				}
+				for j := uint32(0); j < k && s.err == nil; j++ {
+					if flags&4 != 0 {
+						expr()
+					} else {
+						s.u32()
+					}
+				}
+			}
+		case secData:
+			for i := uint32(0); i < n && s.err == nil; i++ {
+				flags := s.u32()
+				if flags == 2 {
+					s.u32()
+				}
+				if flags != 1 {
+					expr()
+				}
+				k := s.u32()
+				if !bounded(k) {
+					return false
+				}
+				s.bytes(int(k))
+			}
 		case secType:
 			for i := uint32(0); i < n && s.err == nil; i++ {
 				if s.byte() == 0x4e {
