@@ -178,23 +178,23 @@ func plausible(wasm []byte) bool {
 			return false
 		}
 		bounded := func(c uint32) bool { return s.err == nil && int(c) <= len(payload) }
-			expr := func() { // skip a constant expression
-				for s.err == nil {
-					switch op := s.byte(); op {
-					case opEnd:
-						return
-					case opI32Const, opI64Const, opGlobalGet, opRefFunc, opRefNull:
-						s.s64()
-					case opF32Const:
-						s.bytes(4)
-					case opF64Const:
-						s.bytes(8)
-					case opPrefixVec:
-						s.u32()
-						s.bytes(16)
-					}
+		expr := func() { // skip a constant expression
+			for s.err == nil {
+				switch op := s.byte(); op {
+				case opEnd:
+					return
+				case opI32Const, opI64Const, opGlobalGet, opRefFunc, opRefNull:
+					s.s64()
+				case opF32Const:
+					s.bytes(4)
+				case opF64Const:
+					s.bytes(8)
+				case opPrefixVec:
+					s.u32()
+					s.bytes(16)
 				}
 			}
+		}
 		switch id {
 		case secElement:
 			for i := uint32(0); i < n && s.err == nil; i++ {
