@@ -19,13 +19,6 @@ type PollFunc[T any] func(cx *Context) (T, bool)
 // Poll calls f.
 func (f PollFunc[T]) Poll(cx *Context) (T, bool) { return f(cx) }
 
-type futureBody[T any] struct{ f Future[T] }
-
-func (b futureBody[T]) poll(cx *Context) (T, error, bool) {
-	v, ok := b.f.Poll(cx)
-	return v, nil, ok
-}
-
 // Context is what a poll receives: the running task, its worker and its
 // runtime. There is one Context per worker, reused for every poll; it is
 // valid only during the poll (do not keep it, do not pass it to another
@@ -112,22 +105,23 @@ func (cx *Context) spawnTarget() (*Runtime, *Context) { return cx.rt, cx }
 // Spawn starts a poll-based task and returns its handle. After Shutdown
 // has begun, the handle is already complete with ErrShutdown.
 func Spawn[T any](s Spawner, f Future[T]) *JoinHandle[T] {
-	return spawnBody[T](s, futureBody[T]{f})
+	return spawnBody(s, f, nil)
 }
 
-func spawnBody[T any](s Spawner, body pollable[T]) *JoinHandle[T] {
+func spawnBody[T any](s Spawner, f Future[T], body pollable[T]) *JoinHandle[T] {
 	rt, cx := s.spawnTarget()
-	t := &task[T]{body: body}
+	h := &JoinHandle[T]{}
+	t := h.tk()
+	t.fut, t.body = f, body
 	t.wt.Init(t)
 	t.rt = rt
 	t.id = TaskID(rt.nextID.Inc())
 	t.lastWorker = -1
 	t.state.Store(stScheduled)
-	h := &JoinHandle[T]{t}
 	t.markReady()
 	if !rt.owned.insert(&t.header) {
 		var zero T
-		t.result, t.err, t.body = zero, ErrShutdown, nil
+		t.result, t.err, t.fut, t.body = zero, ErrShutdown, nil, nil
 		t.state.Store(stComplete)
 		t.join.Store(joinDone)
 		return h

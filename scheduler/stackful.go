@@ -117,7 +117,7 @@ func Join[T any](co *Co, h *JoinHandle[T]) (T, error) {
 // suspend anywhere in its call stack through co. Its goroutine is created
 // at the first poll, so a task cancelled before it runs costs none.
 func SpawnFunc[T any](s Spawner, fn func(co *Co) (T, error)) *JoinHandle[T] {
-	return spawnBody[T](s, &coBody[T]{fn: fn})
+	return spawnBody[T](s, nil, &coBody[T]{fn: fn})
 }
 
 type coBody[T any] struct {

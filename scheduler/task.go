@@ -65,7 +65,8 @@ var joinDone = &joinWaiter{}
 
 type task[T any] struct {
 	header
-	body   pollable[T]
+	fut    Future[T]   // a poll-based task (no wrapper: converting one to pollable would allocate)
+	body   pollable[T] // otherwise: a stackful task's coroutine
 	result T
 	err    error
 }
@@ -235,6 +236,10 @@ func (t *task[T]) pollGuarded(cx *Context) (v T, err error, ready bool) {
 			err, ready = &PanicError{Value: r, Stack: debug.Stack()}, true
 		}
 	}()
+	if t.fut != nil {
+		v, ok := t.fut.Poll(cx)
+		return v, nil, ok
+	}
 	return t.body.poll(cx)
 }
 
@@ -282,7 +287,7 @@ func (t *task[T]) CancelTask() {
 // complete publishes the result, retires the task and wakes its joiner.
 func (t *task[T]) complete(v T, err error, cx *Context) {
 	t.result, t.err = v, err
-	t.body = nil // release the future: a finished task must not pin its captures
+	t.fut, t.body = nil, nil // a finished task must not pin its captures
 	t.state.Store(stComplete)
 	t.rt.owned.remove(&t.header)
 	if jw := t.join.Swap(joinDone); jw != nil {
@@ -323,8 +328,11 @@ func (w Waker) TaskID() TaskID {
 	return w.h.id
 }
 
-// JoinHandle is the owner's handle on a spawned task.
-type JoinHandle[T any] struct{ t *task[T] }
+// JoinHandle is the owner's handle on a spawned task. The task lives inside
+// its handle, so a spawn is one allocation.
+type JoinHandle[T any] struct{ task task[T] }
+
+func (h *JoinHandle[T]) tk() *task[T] { return &h.task }
 
 // Result is a task's outcome.
 type Result[T any] struct {
@@ -333,18 +341,18 @@ type Result[T any] struct {
 }
 
 // ID returns the task's ID.
-func (h *JoinHandle[T]) ID() TaskID { return h.t.id }
+func (h *JoinHandle[T]) ID() TaskID { return h.tk().id }
 
 // Abort cancels the task wherever it is: a queued or idle task is completed
 // with ErrAborted without being polled again; a running poll-based task
 // after its current poll; a running stackful task at its next suspension
 // point. Aborting a finished task does nothing.
-func (h *JoinHandle[T]) Abort() { h.t.requestCancel(ErrAborted) }
+func (h *JoinHandle[T]) Abort() { h.tk().requestCancel(ErrAborted) }
 
 // IsFinished reports whether the task has completed (any outcome).
-func (h *JoinHandle[T]) IsFinished() bool { return h.t.state.Load()&stComplete != 0 }
+func (h *JoinHandle[T]) IsFinished() bool { return h.tk().state.Load()&stComplete != 0 }
 
-func (h *JoinHandle[T]) result() (T, error) { return h.t.result, h.t.err }
+func (h *JoinHandle[T]) result() (T, error) { return h.tk().result, h.tk().err }
 
 // Poll makes a JoinHandle a Future: ready with the task's result once it
 // completes. The awaiting task is woken on the completing worker.
@@ -365,7 +373,7 @@ func (h *JoinHandle[T]) Poll(cx *Context) (Result[T], bool) {
 // goroutine and an await from a task can both be pending.
 func (h *JoinHandle[T]) register(jw *joinWaiter) bool {
 	for {
-		old := h.t.join.Load()
+		old := h.tk().join.Load()
 		if old == joinDone {
 			return true
 		}
@@ -377,7 +385,7 @@ func (h *JoinHandle[T]) register(jw *joinWaiter) bool {
 				jw.waker = old.waker
 			}
 		}
-		if h.t.join.CompareAndSwap(old, jw) {
+		if h.tk().join.CompareAndSwap(old, jw) {
 			return false
 		}
 	}
@@ -388,14 +396,14 @@ func (h *JoinHandle[T]) register(jw *joinWaiter) bool {
 func (h *JoinHandle[T]) Wait(ctx context.Context) (T, error) {
 	if !h.IsFinished() {
 		var ch chan struct{}
-		if old := h.t.join.Load(); old != nil && old != joinDone && old.ch != nil {
+		if old := h.tk().join.Load(); old != nil && old != joinDone && old.ch != nil {
 			ch = old.ch
 		} else {
 			ch = make(chan struct{})
 			if h.register(&joinWaiter{ch: ch}) {
 				return h.result()
 			}
-			ch = h.t.join.Load().ch
+			ch = h.tk().join.Load().ch
 		}
 		if ch != nil {
 			select {
