@@ -22,6 +22,9 @@
 // (0..Workers-1) only on per-worker families, reason in {epoch, fuel, host},
 // path in {immediate, deferred, custom}, kind in wasmtask.TrapKinds. There is
 // never a label per task or per guest. See Families for the full list.
+// An async host call (reason host) has no yield path of its own: the guest
+// waits for Go-side work to complete, which is what the custom path means,
+// so host waits are exported as {reason="host", path="custom"}.
 //
 // # Histograms (opt-in)
 //
