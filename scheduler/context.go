@@ -83,6 +83,10 @@ func (cx *Context) WakeAt(deadline time.Duration) {
 // Cheap: one atomic load, plus a clock read while any timer is pending.
 func (cx *Context) TimersDue() bool { return cx.rt.timers.due() }
 
+// RemoteWorkWaiting reports whether tasks wait in the injector (spawned or
+// woken from outside the runtime). One atomic load.
+func (cx *Context) RemoteWorkWaiting() bool { return cx.rt.inj.len() > 0 }
+
 // FireTimers fires every expired timer now, waking their tasks onto the
 // back of this worker's ring (as the worker itself would at its next timer
 // poll).

@@ -321,24 +321,36 @@ func TestYieldNowUnevenStartEvensOut(t *testing.T) {
 	hsMu.Lock()
 	hs = append(hs, Spawn(rt, spinner(3)))
 	hsMu.Unlock()
-	time.Sleep(100 * time.Millisecond)
+	// Even out within a bounded time. The bound is generous: while the OS
+	// deschedules a worker thread (other processes on the machine) the
+	// balance can wobble; the claim is that it converges.
+	per := map[int64]int{}
+	evenAt := time.Duration(-1)
+	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(5 * time.Millisecond) {
+		clear(per)
+		for i := range last {
+			per[last[i].Load()]++
+		}
+		if time.Since(start) > 20*time.Millisecond && per[0] == 2 && per[1] == 2 {
+			evenAt = time.Since(start)
+			break
+		}
+	}
 	stop.Store(true)
 	for _, h := range hs {
 		wait(t, h)
 	}
-	per := map[int64]int{}
 	var sum, sumSq float64
 	for i := range polls {
-		per[last[i].Load()]++
 		x := float64(polls[i].Load())
 		sum += x
 		sumSq += x * x
 	}
 	jain := sum * sum / (4 * sumSq)
-	t.Logf("three placed on worker %d; final placement %v; polls %d %d %d %d; Jain %.3f; %+v", w3, per,
+	t.Logf("three placed on worker %d; even after %v; placement %v; polls %d %d %d %d; Jain %.3f; %+v", w3, evenAt, per,
 		polls[0].Load(), polls[1].Load(), polls[2].Load(), polls[3].Load(), jain, rt.Stats().Total())
-	if per[0] != 2 || per[1] != 2 {
-		t.Fatalf("final placement %v, want 2 and 2", per)
+	if evenAt < 0 {
+		t.Fatalf("placement %v after 3 s, want 2 and 2", per)
 	}
 	// Jain's index is logged, not asserted: while the OS deschedules a
 	// worker thread (another process on the machine), that worker's

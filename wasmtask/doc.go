@@ -34,11 +34,14 @@
 // completes (a Sleep, a token bucket, a tenant gate); Trap(err) stops the
 // guest with ErrPolicyTrap. The default is Yield on the deferred path.
 // Deadlines are re-armed on resume, so time spent suspended is not charged.
-// In epoch mode a guest also treats an expired runtime timer as a deadline
-// (reason epoch; counted in GuestStats.TimerYields): the check fires the
-// timer onto the guest's worker and consults the policy, so on the deferred
-// path a sleeping task wakes within microseconds instead of at the next
-// epoch boundary.
+// EpochDeadline counts epochs from the moment the guest started or
+// resumed (elapsed EpochTicks plus IncrementEpoch calls), not to the next
+// boundary of a global tick grid, so every slice is full length and guests
+// sharing a worker get equal shares. In epoch mode a guest also gives way
+// (reason epoch, counted in GuestStats.GiveWayYields) when a runtime timer
+// is due — the check fires it onto the guest's worker — or when tasks wait
+// in the injector (woken or spawned from outside): on the deferred path the
+// woken task then runs within microseconds instead of after the slice.
 // A fuel budget is exact per call: a guest that returns succeeds iff it
 // consumed no more than FuelBudget.
 //

@@ -80,18 +80,18 @@ type Options struct {
 
 // GuestStats are one guest's counters.
 type GuestStats struct {
-	FuelUsed    int64         // exact, per the instrumenter's cost rule
-	Checks      int64         // host check calls
-	EpochYields int64         // suspensions at an epoch deadline
-	FuelYields  int64         // suspensions at a fuel deadline
-	TimerYields int64         // of EpochYields, those taken because a runtime timer was due
-	HostWaits   int64         // suspensions in async host functions
-	Immediate   int64         // yields through the immediate path
-	Deferred    int64         // yields through the deferred path
-	Custom      int64         // YieldCustom suspensions
-	Polls       int64         // times the guest's task was polled
-	Migrations  int64         // polls on another worker than the previous one
-	Suspended   time.Duration // time spent suspended
+	FuelUsed      int64         // exact, per the instrumenter's cost rule
+	Checks        int64         // host check calls
+	EpochYields   int64         // suspensions at an epoch deadline
+	FuelYields    int64         // suspensions at a fuel deadline
+	GiveWayYields int64         // of EpochYields, those taken because a runtime timer was due or remote work waited
+	HostWaits     int64         // suspensions in async host functions
+	Immediate     int64         // yields through the immediate path
+	Deferred      int64         // yields through the deferred path
+	Custom        int64         // YieldCustom suspensions
+	Polls         int64         // times the guest's task was polled
+	Migrations    int64         // polls on another worker than the previous one
+	Suspended     time.Duration // time spent suspended
 }
 
 // Yields is the number of policy suspensions (epoch and fuel).
@@ -127,9 +127,11 @@ type guest struct {
 	policy Policy
 
 	fuel       api.MutableGlobal
-	credit     int64 // Σ (value written − value replaced) on the fuel global
-	sliceEnd   int64 // consumption at which the fuel slice ends
-	deadline   uint64
+	credit     int64  // Σ (value written − value replaced) on the fuel global
+	sliceEnd   int64  // consumption at which the fuel slice ends
+	armedAt    int64  // nanos() when the epoch deadline was last armed
+	armedBump  uint64 // the engine's manual epoch increments then
+	epochDelta uint64 // epochs from armedAt to the deadline
 	lastWorker int
 	openWait   *counterShard // shard counting this guest as suspended, while it is
 	failure    *Error
@@ -221,7 +223,7 @@ func (g *guest) run() (res Result, err error) {
 	ctx := context.WithValue(g.opts.Context, guestKey{}, g)
 
 	g.sliceEnd = g.opts.FuelSlice
-	g.deadline = g.e.Epoch() + g.opts.EpochDeadline
+	g.armEpoch(g.opts.EpochDeadline)
 	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
 	if cerr != nil {
 		if g.opts.MemoryLimitPages > 0 && strings.Contains(cerr.Error(), "over limit") {
@@ -357,27 +359,57 @@ func (g *guest) check(mod api.Module) {
 	switch {
 	case g.hasF && used >= g.sliceEnd:
 		g.deadlineReached(ReasonFuel)
-	case g.hasE && g.e.Epoch() >= g.deadline:
+	case g.hasE && g.epochsSinceArmed() >= g.epochDelta:
 		g.deadlineReached(ReasonEpoch)
 	case g.hasE && g.co.Context().TimersDue():
 		// A runtime timer has expired while this guest holds the worker:
-		// fire it onto this worker and treat it as a deadline, so that on
-		// the deferred path the woken task runs now instead of at the
-		// guest's next epoch deadline (all guests' deadlines fall on the
-		// same epoch grid, which would phase-lock timer latency to it).
+		// fire it onto this worker and give way, so that the woken task
+		// runs now instead of at the guest's next deadline.
 		g.co.Context().FireTimers()
-		g.stats.TimerYields++
-		g.deadlineReached(ReasonEpoch)
+		g.giveWay()
+	case g.hasE && g.co.Context().RemoteWorkWaiting():
+		// A task woken or spawned from outside waits in the injector: give
+		// way likewise (a worker with deferred tasks takes the injector
+		// first), so an external wake does not wait for a whole slice.
+		g.giveWay()
 	}
 	g.arm()
 }
 
-func (g *guest) deadlineReached(reason Reason) {
+// giveWay asks the policy, as at an epoch deadline, but acts only if it
+// answers with a deferred yield, a custom yield or a trap: only then does
+// the worker get to the woken task (an immediate yield puts the guest
+// straight back in front of it, and repeating that at every check would
+// only shred the guest's slices).
+func (g *guest) giveWay() {
+	act := g.policy(g.info(ReasonEpoch, nanos()))
+	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
+		return
+	}
+	g.stats.GiveWayYields++
+	g.apply(ReasonEpoch, act, nanos())
+}
+
+func (g *guest) info(reason Reason, now int64) GuestInfo {
 	cx := g.co.Context()
-	now := nanos()
-	info := GuestInfo{Name: g.name, Task: cx.TaskID(), Worker: cx.WorkerID(), Epoch: g.e.epochAt(now),
+	return GuestInfo{Name: g.name, Task: cx.TaskID(), Worker: cx.WorkerID(), Epoch: g.e.epochAt(now),
 		FuelUsed: g.consumed(), Yields: g.stats.Yields(), Reason: reason}
-	act := g.policy(info)
+}
+
+func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
+	if p == scheduler.PathDefault {
+		return g.co.Context().Runtime().DefaultYield()
+	}
+	return p
+}
+
+func (g *guest) deadlineReached(reason Reason) {
+	now := nanos()
+	g.apply(reason, g.policy(g.info(reason, now)), now)
+}
+
+// apply carries out a policy's action.
+func (g *guest) apply(reason Reason, act Action, now int64) {
 	switch act.Kind {
 	case ActYield, ActYieldCustom:
 		if reason == ReasonFuel {
@@ -385,7 +417,7 @@ func (g *guest) deadlineReached(reason Reason) {
 		} else {
 			g.stats.EpochYields++
 		}
-		sh := g.e.stats.shard(info.Worker)
+		sh := g.e.stats.shard(g.co.Context().WorkerID())
 		sh.suspended.Inc()
 		g.openWait = sh
 		if act.Kind == ActYieldCustom {
@@ -393,10 +425,7 @@ func (g *guest) deadlineReached(reason Reason) {
 			sh.yields[reason][pathCustom].Inc()
 			scheduler.Await(g.co, act.Future)
 		} else {
-			path := act.Path
-			if path == scheduler.PathDefault {
-				path = cx.Runtime().DefaultYield()
-			}
+			path := g.resolvePath(act.Path)
 			if path == scheduler.PathImmediate {
 				g.stats.Immediate++
 				sh.yields[reason][pathImmediate].Inc()
@@ -429,8 +458,22 @@ func (g *guest) deadlineReached(reason Reason) {
 		if reason == ReasonEpoch && act.Delta > 0 {
 			delta = act.Delta
 		}
-		g.deadline = g.e.Epoch() + delta
+		g.armEpoch(delta)
 	}
+}
+
+// armEpoch sets the epoch deadline delta epochs from now. Epochs are
+// counted from this moment — elapsed EpochTicks plus IncrementEpoch calls
+// — not to the next boundary of the engine's tick grid, so every slice is a
+// full delta long: with grid deadlines a guest resumed just before a
+// boundary would get a sliver of a slice, and guests sharing a worker
+// would get unequal shares.
+func (g *guest) armEpoch(delta uint64) {
+	g.armedAt, g.armedBump, g.epochDelta = nanos(), g.e.bump.Load(), delta
+}
+
+func (g *guest) epochsSinceArmed() uint64 {
+	return uint64((nanos()-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
 }
 
 // resumed accounts for a suspension that started at start (a nanos()

@@ -141,7 +141,7 @@ func (hc *HostCall) Await(start func(complete func(results []uint64, err error))
 	}
 	g.resumed(sh, waitStart)
 	if g.hasE {
-		g.deadline = g.e.Epoch() + g.opts.EpochDeadline
+		g.armEpoch(g.opts.EpochDeadline)
 	}
 	return results, rerr
 }

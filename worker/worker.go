@@ -33,8 +33,10 @@
 //     queue to the back of the ring if it has been non-empty for at least
 //     EventInterval ticks (the starvation guard for a worker whose ring
 //     never empties; released tasks are ordinary ring tasks from then on).
-//  2. Every GlobalQueueInterval ticks: one task from the injector first, so
-//     a busy worker cannot starve remote spawns.
+//  2. Every GlobalQueueInterval ticks — and every tick while the deferred
+//     queue is non-empty — one task from the injector first, so a busy
+//     worker cannot starve remote spawns and an external wake does not wait
+//     for a whole cycle of yielding tasks.
 //  3. The LIFO slot, while fewer than MaxLIFOPollsPerTick LIFO polls have
 //     happened in a row. When the limit is reached the slot is disabled
 //     until the worker polls a task from anywhere else: meanwhile local
@@ -388,7 +390,12 @@ func (w *Worker) run(t *Task) {
 
 // nextTask implements steps 2–7 of the package doc.
 func (w *Worker) nextTask() *Task {
-	if w.tick%w.cfg.GlobalQueueInterval == 0 && w.shared.InjectorLen() > 0 {
+	// Injector first every GlobalQueueInterval ticks, and on every tick
+	// while tasks are deferred here: those tasks asked to wait anyway, and
+	// a task woken from outside (a timer, an I/O completion) should not
+	// queue behind the ring's next full cycle (Tokio's yield_now leaves the
+	// run queue empty after every poll, so it sees the injector each time).
+	if (w.tick%w.cfg.GlobalQueueInterval == 0 || w.deferred.Len() > 0) && w.shared.InjectorLen() > 0 {
 		if w.shared.PopInjector(w.injectBuf[:1]) == 1 {
 			w.resetLIFO()
 			t := w.injectBuf[0]
@@ -421,9 +428,13 @@ func (w *Worker) nextTask() *Task {
 			return t
 		}
 		w.shared.PollTimers(w)
-		if w.ring.len() > 0 { // timer wake-ups were ready first
-			w.releaseDeferred()
-			return w.ring.pop()
+		if t := w.ring.pop(); t != nil {
+			// A timer woke a task: it runs first, and the deferred tasks
+			// stay deferred (unstealable) until the ring is empty again.
+			// Releasing them into the ring here would let a peer steal
+			// them whenever a timer fires.
+			w.resetLIFO()
+			return t
 		}
 		// Run the first deferred task directly rather than through the
 		// ring: otherwise, between the push and the pop, a peer would see
