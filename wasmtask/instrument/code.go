@@ -176,12 +176,16 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			}
 			return
 		}
-		r.pos = start
-		if c := r.b[r.pos]; c == blockTypeNil {
-			r.pos++
-			return
+		// A value type, possibly in a non-canonical (longer) s33 encoding,
+		// which wazero accepts: decode it from the value, not the byte.
+		switch c := byte(v & 0x7f); c {
+		case blockTypeNil, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69:
+		case valRef, valRefNull:
+			m.heapType(r)
+		default:
+			r.pos = start
+			r.fail("invalid block type")
 		}
-		m.valType(r)
 	}
 	memarg := func() {
 		if a := r.u32(); a&0x40 != 0 {
