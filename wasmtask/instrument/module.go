@@ -42,6 +42,10 @@ type module struct {
 	funcTypes  []uint32 // type index of each defined function
 	nGlobals   uint32   // imported + defined
 	hasSec     [14]bool
+	// lenientHeap skips the range check of concrete heap types: wazero does
+	// not check them in imports (elsewhere it does, and so does this package,
+	// so that an appended type never makes an invalid module valid).
+	lenientHeap bool
 }
 
 func (m *module) nFuncs() uint32 { return m.nImpFuncs + uint32(len(m.funcTypes)) }
@@ -140,7 +144,7 @@ func (m *module) heapType(r *reader) {
 		return
 	}
 	if v >= 0 {
-		if uint64(v) >= uint64(m.nTypes) {
+		if !m.lenientHeap && uint64(v) >= uint64(m.nTypes) {
 			r.pos = start
 			r.fail("heap type index out of range")
 		}
@@ -228,6 +232,8 @@ func (m *module) limits(r *reader) {
 
 func (m *module) parseImports(s section) error {
 	r := newReader(s)
+	m.lenientHeap = true
+	defer func() { m.lenientHeap = false }()
 	n := r.u32()
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		r.name()
