@@ -278,7 +278,10 @@ func (w *rewriter) constExpr(r *reader, p []byte) []byte {
 				r.fail("global index out of range")
 			}
 		case opRefNull:
+			// wazero does not range-check a ref.null heap type here.
+			w.m.lenientHeap = true
 			w.m.heapType(r)
+			w.m.lenientHeap = false
 		case opRefFunc:
 			start := r.pos
 			idx := w.shiftFunc(r, start, r.u32())
