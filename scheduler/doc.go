@@ -72,6 +72,16 @@
 //     releases the deferred queue only if it has waited a whole
 //     EventInterval (the starvation guard for a worker whose ring never
 //     empties): a task that yielded a moment ago is never made stealable.
+//     A timer that fires at a release runs its task first and leaves the
+//     deferred tasks deferred, for the same reason.
+//   - A worker with deferred tasks takes the injector first on every tick:
+//     its yielders asked to wait anyway, and an external wake should not
+//     queue behind a whole cycle of them (Tokio's yield_now leaves the run
+//     queue empty after every poll, so it sees the injector each time).
+//   - Workers yield their P (runtime.Gosched) once per millisecond of
+//     continuous work, so a goroutine readied onto a busy worker's P — a
+//     JoinHandle.Wait caller, the rest of the service — does not wait the
+//     ~10 ms Go's sysmon takes to preempt it.
 //   - A worker that publishes no progress for StallTimeout (50 ms) is taken
 //     to be stuck in a poll that does not return (a guest on a Continue
 //     policy, blocking Go code); peers steal its queued tasks regardless of
