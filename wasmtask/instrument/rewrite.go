@@ -278,10 +278,15 @@ func (w *rewriter) constExpr(r *reader, p []byte) []byte {
 				r.fail("global index out of range")
 			}
 		case opRefNull:
-			// wazero does not range-check a ref.null heap type here.
-			w.m.lenientHeap = true
-			w.m.heapType(r)
-			w.m.lenientHeap = false
+			// Decoded as wazero decodes it in a constant expression: one of
+			// the abstract heap-type bytes (func, extern, exn), or else an
+			// unsigned LEB128 type index that is not range-checked. (A
+			// signed s33 reading would reject 0x41, which wazero accepts.)
+			start := r.pos
+			if b := r.byte(); b != 0x70 && b != 0x6f && b != 0x69 {
+				r.pos = start
+				r.u32()
+			}
 		case opRefFunc:
 			start := r.pos
 			idx := w.shiftFunc(r, start, r.u32())
