@@ -435,8 +435,9 @@ type instance struct {
 }
 
 type flags struct {
-	measuring atomic.Bool
-	stop      atomic.Bool
+	measuring  atomic.Bool
+	windowOver atomic.Bool // set with measuring's end, before stop
+	stop       atomic.Bool
 }
 
 func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
@@ -444,7 +445,8 @@ func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
 		if f.stop.Load() {
 			return wasmtask.Trap(errStopped)
 		}
-		if f.measuring.Load() {
+		switch {
+		case f.measuring.Load():
 			if !in.began {
 				in.began, in.base = true, in.last
 			}
@@ -452,8 +454,13 @@ func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
 			if in.lastWorker >= 0 && info.Worker != in.lastWorker {
 				in.migrations++
 			}
+			in.last = info.FuelUsed
+		case !f.windowOver.Load():
+			in.last = info.FuelUsed
 		}
-		in.last = info.FuelUsed
+		// After the window, last stays at the window's final deadline: a
+		// deadline between the window's end and the stop must add neither
+		// fuel nor a yield, or the two disagree.
 		in.lastWorker = info.Worker
 		return wasmtask.Yield(0, path)
 	}
@@ -585,11 +592,16 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 				case err == nil:
 					// Returned by itself: count its fuel since the window
 					// began (none if it finished before the window).
-					if in.began || f.measuring.Load() || f.stop.Load() {
+					switch {
+					case f.measuring.Load():
+						// Inside the window: everything since its start.
 						if !in.began {
 							in.base = in.last
 						}
 						sl.fuel += r.Stats.FuelUsed - in.base
+					case in.began:
+						// After the window: up to its final deadline.
+						sl.fuel += in.last - in.base
 					}
 				case in.began:
 					sl.fuel += in.last - in.base
@@ -633,6 +645,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	f.measuring.Store(true)
 	w0 := time.Now()
 	err = tick(w0.Add(cfg.Duration))
+	f.windowOver.Store(true)
 	f.measuring.Store(false)
 	window := time.Since(w0)
 	res.ForeignCores = Num(foreignCores(cpu0, sampleCPU()))
