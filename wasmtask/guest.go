@@ -181,8 +181,11 @@ func (g *guest) consumed() int64 {
 
 // arm writes the next fuel value: the smallest of the budget left, the
 // slice left (fuel mode) and the poll interval (epoch mode).
-func (g *guest) arm() {
-	used := g.consumed()
+//
+// used is the guest's consumption, as consumed() would return it: the
+// fuel global has not changed since it was read (the guest is inside the
+// host call), so the current value is credit − used and needs no read.
+func (g *guest) arm(used int64) {
 	v := int64(math.MaxInt64 / 2)
 	if g.opts.FuelBudget > 0 {
 		v = min(v, g.opts.FuelBudget-used)
@@ -194,7 +197,7 @@ func (g *guest) arm() {
 		v = min(v, g.e.cfg.PollInterval)
 	}
 	v = max(v, 0)
-	cur := int64(g.fuel.Get())
+	cur := g.credit - used
 	g.fuel.Set(uint64(v))
 	g.credit += v - cur
 }
@@ -223,7 +226,7 @@ func (g *guest) run() (res Result, err error) {
 	ctx := context.WithValue(g.opts.Context, guestKey{}, g)
 
 	g.sliceEnd = g.opts.FuelSlice
-	g.armEpoch(g.opts.EpochDeadline)
+	g.armEpoch(g.opts.EpochDeadline, nanos())
 	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
 	if cerr != nil {
 		if g.opts.MemoryLimitPages > 0 && strings.Contains(cerr.Error(), "over limit") {
@@ -356,24 +359,32 @@ func (g *guest) check(mod api.Module) {
 		g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", used, g.opts.FuelBudget))
 		panic(stop{})
 	}
+	// One clock read per check in epoch mode (none in fuel mode unless a
+	// deadline is reached), shared by the deadline test, the policy's info
+	// and the suspension's start: at a 1-fuel slice the reads are a fifth
+	// of a suspend + resume round trip.
+	now := int64(-1)
+	if g.hasE {
+		now = nanos()
+	}
 	switch {
 	case g.hasF && used >= g.sliceEnd:
-		g.deadlineReached(ReasonFuel)
-	case g.hasE && g.epochsSinceArmed() >= g.epochDelta:
-		g.deadlineReached(ReasonEpoch)
+		g.deadlineReached(ReasonFuel, used, now)
+	case g.hasE && g.epochsAt(now) >= g.epochDelta:
+		g.deadlineReached(ReasonEpoch, used, now)
 	case g.hasE && g.co.Context().TimersDue():
 		// A runtime timer has expired while this guest holds the worker:
 		// fire it onto this worker and give way, so that the woken task
 		// runs now instead of at the guest's next deadline.
 		g.co.Context().FireTimers()
-		g.giveWay()
+		g.giveWay(used, now)
 	case g.hasE && g.co.Context().RemoteWorkWaiting():
 		// A task woken or spawned from outside waits in the injector: give
 		// way likewise (a worker with deferred tasks takes the injector
 		// first), so an external wake does not wait for a whole slice.
-		g.giveWay()
+		g.giveWay(used, now)
 	}
-	g.arm()
+	g.arm(used)
 }
 
 // giveWay asks the policy, as at an epoch deadline, but acts only if it
@@ -381,19 +392,19 @@ func (g *guest) check(mod api.Module) {
 // the worker get to the woken task (an immediate yield puts the guest
 // straight back in front of it, and repeating that at every check would
 // only shred the guest's slices).
-func (g *guest) giveWay() {
-	act := g.policy(g.info(ReasonEpoch, nanos()))
+func (g *guest) giveWay(used, now int64) {
+	act := g.policy(g.info(ReasonEpoch, used, now))
 	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
 		return
 	}
 	g.stats.GiveWayYields++
-	g.apply(ReasonEpoch, act, nanos())
+	g.apply(ReasonEpoch, act, used, now)
 }
 
-func (g *guest) info(reason Reason, now int64) GuestInfo {
+func (g *guest) info(reason Reason, used, now int64) GuestInfo {
 	cx := g.co.Context()
 	return GuestInfo{Name: g.name, Task: cx.TaskID(), Worker: cx.WorkerID(), Epoch: g.e.epochAt(now),
-		FuelUsed: g.consumed(), Yields: g.stats.Yields(), Reason: reason}
+		FuelUsed: used, Yields: g.stats.Yields(), Reason: reason}
 }
 
 func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
@@ -403,13 +414,18 @@ func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
 	return p
 }
 
-func (g *guest) deadlineReached(reason Reason) {
-	now := nanos()
-	g.apply(reason, g.policy(g.info(reason, now)), now)
+// deadlineReached consults the policy and carries out its action. now is
+// the check's clock reading, or -1 if it took none (fuel mode).
+func (g *guest) deadlineReached(reason Reason, used, now int64) {
+	if now < 0 {
+		now = nanos()
+	}
+	g.apply(reason, g.policy(g.info(reason, used, now)), used, now)
 }
 
-// apply carries out a policy's action.
-func (g *guest) apply(reason Reason, act Action, now int64) {
+// apply carries out a policy's action at consumption used and clock
+// reading now; after a suspension now becomes the resumption's reading.
+func (g *guest) apply(reason Reason, act Action, used, now int64) {
 	switch act.Kind {
 	case ActYield, ActYieldCustom:
 		if reason == ReasonFuel {
@@ -435,7 +451,7 @@ func (g *guest) apply(reason Reason, act Action, now int64) {
 			}
 			g.co.YieldVia(path)
 		}
-		g.resumed(sh, now)
+		now = g.resumed(sh, now)
 	case ActTrap:
 		err := act.Err
 		if err == nil {
@@ -451,14 +467,14 @@ func (g *guest) apply(reason Reason, act Action, now int64) {
 		if slice <= 0 {
 			slice = g.opts.FuelSlice
 		}
-		g.sliceEnd = g.consumed() + slice
+		g.sliceEnd = used + slice
 	}
 	if g.hasE && (reason == ReasonEpoch || suspended) {
 		delta := g.opts.EpochDeadline
 		if reason == ReasonEpoch && act.Delta > 0 {
 			delta = act.Delta
 		}
-		g.armEpoch(delta)
+		g.armEpoch(delta, now)
 	}
 }
 
@@ -468,22 +484,26 @@ func (g *guest) apply(reason Reason, act Action, now int64) {
 // full delta long: with grid deadlines a guest resumed just before a
 // boundary would get a sliver of a slice, and guests sharing a worker
 // would get unequal shares.
-func (g *guest) armEpoch(delta uint64) {
-	g.armedAt, g.armedBump, g.epochDelta = nanos(), g.e.bump.Load(), delta
+func (g *guest) armEpoch(delta uint64, now int64) {
+	g.armedAt, g.armedBump, g.epochDelta = now, g.e.bump.Load(), delta
 }
 
-func (g *guest) epochsSinceArmed() uint64 {
-	return uint64((nanos()-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
+// epochsAt is the number of epochs between the arming and now (a nanos()
+// reading).
+func (g *guest) epochsAt(now int64) uint64 {
+	return uint64((now-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
 }
 
 // resumed accounts for a suspension that started at start (a nanos()
-// reading) and counted itself in sh: one clock read on each side, no
-// closure on the hot path.
-func (g *guest) resumed(sh *counterShard, start int64) {
+// reading) and counted itself in sh, and returns the clock reading taken
+// now: one read on each side of a suspension, no closure on the hot path.
+func (g *guest) resumed(sh *counterShard, start int64) int64 {
 	sh.suspended.Dec()
 	g.openWait = nil
-	g.stats.Suspended += time.Duration(nanos() - start)
+	now := nanos()
+	g.stats.Suspended += time.Duration(now - start)
 	g.notePoll()
+	return now
 }
 
 func (g *guest) notePoll() {

@@ -139,9 +139,9 @@ func (hc *HostCall) Await(start func(complete func(results []uint64, err error))
 		}
 		g.co.Park()
 	}
-	g.resumed(sh, waitStart)
+	now := g.resumed(sh, waitStart)
 	if g.hasE {
-		g.armEpoch(g.opts.EpochDeadline)
+		g.armEpoch(g.opts.EpochDeadline, now)
 	}
 	return results, rerr
 }

@@ -496,14 +496,23 @@ func (w *Worker) releaseDeferred() {
 // worker's deferred load by two or more, and only enough to even them out.
 func (w *Worker) stealBalanced(deferred int) *Task {
 	peers := w.shared.Workers()
+	if len(peers) < 2 {
+		return nil
+	}
 	start := w.randN(len(peers))
-	now := w.nanotime()
+	now := int64(-1) // read the clock only if a peer has runnable work
 	for i := range peers {
 		v := peers[(start+i)%len(peers)]
 		if v == w {
 			continue
 		}
-		if w.stalled(v, now) && v.Runnable() > 0 {
+		if v.Runnable() == 0 {
+			continue // nothing to steal, whatever its load says
+		}
+		if now < 0 {
+			now = w.nanotime()
+		}
+		if w.stalled(v, now) {
 			if t := w.stealFrom(v, 0); t != nil {
 				return t
 			}
