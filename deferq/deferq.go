@@ -18,8 +18,15 @@
 package deferq
 
 // Queue is a FIFO of deferred tasks. The zero value is an empty queue.
+//
+// The live tasks are items[head:]. PopFront advances head instead of
+// reslicing, and the queue rewinds to the start of its array whenever it
+// empties: a worker that defers and releases one task at a time (the
+// common case) reuses one slot forever instead of walking through the
+// array and reallocating it every cap pushes.
 type Queue[T any] struct {
 	items []*T
+	head  int
 	spare []*T // the previous backing array, reused to avoid allocation per release
 }
 
@@ -30,45 +37,55 @@ func (q *Queue[T]) Push(t *T) {
 
 // Len returns the number of deferred tasks.
 func (q *Queue[T]) Len() int {
-	return len(q.items)
+	return len(q.items) - q.head
 }
 
 // PopFront removes and returns the oldest task, or nil.
 func (q *Queue[T]) PopFront() *T {
-	if len(q.items) == 0 {
+	if q.head == len(q.items) {
 		return nil
 	}
-	t := q.items[0]
-	q.items[0] = nil
-	q.items = q.items[1:]
+	t := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	q.rewindIfEmpty()
 	return t
 }
 
 // PopBack removes and returns the newest task, or nil.
 func (q *Queue[T]) PopBack() *T {
-	if len(q.items) == 0 {
+	if q.head == len(q.items) {
 		return nil
 	}
 	t := q.items[len(q.items)-1]
 	q.items[len(q.items)-1] = nil
 	q.items = q.items[:len(q.items)-1]
+	q.rewindIfEmpty()
 	return t
 }
 
-// Drain removes every task present at the time of the call and passes them
-// to fn in yield order. It returns how many tasks it released.
+func (q *Queue[T]) rewindIfEmpty() {
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+}
+
+// Drain removes every task and calls fn on each, oldest first. It returns
+// the number of tasks drained. Tasks pushed by fn stay queued for the next
+// Drain.
 func (q *Queue[T]) Drain(fn func(*T)) int {
-	batch := q.items
+	batch := q.items[q.head:]
 	if len(batch) == 0 {
 		return 0
 	}
-	q.items, q.spare = q.spare[:0], nil
+	full := q.items
+	q.items, q.head, q.spare = q.spare[:0], 0, nil
 	for i, t := range batch {
 		batch[i] = nil // drop the reference: the queue must not keep released tasks alive
 		fn(t)
 	}
 	if q.spare == nil {
-		q.spare = batch[:0]
+		q.spare = full[:0]
 	}
 	return len(batch)
 }

@@ -65,3 +65,27 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+// TestOneAtATimeDoesNotAllocate: a worker that defers and releases one task
+// at a time reuses the queue's first slot; before the queue rewound on
+// empty, each PopFront walked the window along the array and Push
+// reallocated it every cap pushes.
+func TestOneAtATimeDoesNotAllocate(t *testing.T) {
+	var q Queue[int]
+	v := new(int)
+	q.Push(v)
+	q.PopFront()
+	allocs := testing.AllocsPerRun(10000, func() {
+		q.Push(v)
+		if q.PopFront() != v {
+			t.Fatal("PopFront lost the task")
+		}
+		q.Push(v)
+		if q.PopBack() != v {
+			t.Fatal("PopBack lost the task")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per push/pop cycle, want 0", allocs)
+	}
+}
