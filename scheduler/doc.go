@@ -79,9 +79,16 @@
 //     queue behind a whole cycle of them (Tokio's yield_now leaves the run
 //     queue empty after every poll, so it sees the injector each time).
 //   - Workers yield their P (runtime.Gosched) once per millisecond of
-//     continuous work, so a goroutine readied onto a busy worker's P — a
-//     JoinHandle.Wait caller, the rest of the service — does not wait the
-//     ~10 ms Go's sysmon takes to preempt it.
+//     continuous work, so a goroutine readied onto a busy worker's P (the
+//     rest of the service) does not wait the ~10 ms Go's sysmon takes to
+//     preempt it. And a worker whose poll completed a task with a goroutine
+//     blocked in JoinHandle.Wait yields its P right after that poll: Go
+//     readies the waiter onto the completing worker's P, so without the
+//     hand-off a Wait on a busy runtime returned ~1 ms late (p50 1.02 ms,
+//     now 0.5 µs; TestWaitReturnsPromptlyOnBusyRuntime). Goroutines that
+//     task code readies by other means (a channel send) get the P at the
+//     next once-per-millisecond yield; give the rest of the service a P of
+//     its own (Workers = GOMAXPROCS-1) where that matters.
 //   - A worker that publishes no progress for StallTimeout (50 ms) is taken
 //     to be stuck in a poll that does not return (a guest on a Continue
 //     policy, blocking Go code); peers steal its queued tasks regardless of

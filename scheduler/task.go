@@ -293,6 +293,9 @@ func (t *task[T]) complete(v T, err error, cx *Context) {
 	if jw := t.join.Swap(joinDone); jw != nil {
 		if jw.ch != nil {
 			close(jw.ch)
+			if cx != nil && cx.w != nil {
+				cx.w.ReadiedGoroutine()
+			}
 		}
 		if jw.waker.h != nil {
 			jw.waker.h.wake(cx)

@@ -231,6 +231,7 @@ type Worker struct {
 	notifiedNoWork  bool // woken by a notification and has not polled since
 	busySince       int64
 	lastShare       int64 // nanotime of the last shareP decision
+	handOff         bool  // the current poll readied a goroutine: yield the P after it
 	lastMark        int64
 	pollsAtLastMark uint64
 	startTime       time.Time
@@ -386,7 +387,18 @@ func (w *Worker) run(t *Task) {
 	w.notifiedNoWork = false
 	w.c.polls++
 	t.runner.RunTask(w)
+	if w.handOff {
+		// The task readied a goroutine (a JoinHandle.Wait caller): Go
+		// put it on this worker's P, where it would wait for the next
+		// shareP. Give it the P now.
+		w.handOff = false
+		runtime.Gosched()
+	}
 }
+
+// ReadiedGoroutine tells the worker that the running task readied a
+// goroutine outside the runtime; the worker yields its P after the poll.
+func (w *Worker) ReadiedGoroutine() { w.handOff = true }
 
 // nextTask implements steps 2–7 of the package doc.
 func (w *Worker) nextTask() *Task {
