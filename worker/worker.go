@@ -232,6 +232,7 @@ type Worker struct {
 	notifiedNoWork  bool // woken by a notification and has not polled since
 	busySince       int64
 	lastShare       int64 // nanotime of the last shareP decision
+	lastGosched     int64 // nanotime of shareP's last runtime.Gosched
 	handOff         bool  // the current poll readied a goroutine: yield the P after it
 	runnable        [1]metrics.Sample
 	lastMark        int64
@@ -700,7 +701,8 @@ func (w *Worker) shareP() {
 		return
 	}
 	w.lastShare = now
-	if now-w.busySince > int64(time.Millisecond) || w.goroutinesWaiting() {
+	if w.goroutinesWaiting() || now-max(w.busySince, w.lastGosched) > int64(time.Millisecond) {
+		w.lastGosched = now
 		runtime.Gosched()
 	}
 }
