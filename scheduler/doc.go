@@ -78,15 +78,12 @@
 //     its yielders asked to wait anyway, and an external wake should not
 //     queue behind a whole cycle of them (Tokio's yield_now leaves the run
 //     queue empty after every poll, so it sees the injector each time).
-//   - Workers yield their P (runtime.Gosched) when Go reports runnable
-//     goroutines waiting for a P (runtime/metrics, asked at most every
-//     100 µs at a maintenance tick) and in any case once per millisecond of
+//   - Workers yield their P (runtime.Gosched) once per millisecond of
 //     continuous work, so a goroutine readied onto a busy worker's P (the
 //     rest of the service, a goroutine spawning into the runtime) does not
-//     wait the ~10 ms Go's sysmon takes to preempt it: workers and the
-//     process share the Ps roughly as an OS shares cores between a Tokio
-//     runtime's threads and the rest. And a worker whose poll completed a task with a goroutine
-//     blocked in JoinHandle.Wait yields its P right after that poll: Go
+//     wait the ~10 ms Go's sysmon takes to preempt it. And a worker whose
+//     poll completed a task with a goroutine blocked in JoinHandle.Wait
+//     yields its P right after that poll: Go
 //     readies the waiter onto the completing worker's P, so without the
 //     hand-off a Wait on a busy runtime returned ~1 ms late (p50 1.02 ms,
 //     now 0.5 µs; TestWaitReturnsPromptlyOnBusyRuntime). Goroutines that

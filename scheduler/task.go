@@ -303,17 +303,6 @@ func (t *task[T]) complete(v T, err error, cx *Context) {
 	}
 }
 
-// waitSpin is how long Wait polls a task's state before it parks the
-// calling goroutine: parking costs a channel, a wake-up and a P hand-off
-// (~1.5 µs on a busy runtime), more than a short task takes to finish once
-// a worker has picked it up.
-const waitSpin = 2 * time.Microsecond
-
-func (h *JoinHandle[T]) spinUntilFinished() {
-	for start := time.Now(); !h.IsFinished() && time.Since(start) < waitSpin; {
-	}
-}
-
 // Waker wakes one task. The zero Waker does nothing. Copy it freely.
 type Waker struct{ h *header }
 
@@ -406,13 +395,8 @@ func (h *JoinHandle[T]) register(jw *joinWaiter) bool {
 }
 
 // Wait blocks the calling goroutine (not a task: use Await or Poll there)
-// until the task completes or ctx is done. It polls the task's state for up
-// to 2 µs before it parks, since a task a worker has picked up is often
-// done sooner than a park and wake-up take.
+// until the task completes or ctx is done.
 func (h *JoinHandle[T]) Wait(ctx context.Context) (T, error) {
-	if !h.IsFinished() {
-		h.spinUntilFinished()
-	}
 	if !h.IsFinished() {
 		var ch chan struct{}
 		if old := h.tk().join.Load(); old != nil && old != joinDone && old.ch != nil {

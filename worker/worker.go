@@ -90,7 +90,6 @@ package worker
 import (
 	"fmt"
 	"runtime"
-	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,9 +231,7 @@ type Worker struct {
 	notifiedNoWork  bool // woken by a notification and has not polled since
 	busySince       int64
 	lastShare       int64 // nanotime of the last shareP decision
-	lastGosched     int64 // nanotime of shareP's last runtime.Gosched
 	handOff         bool  // the current poll readied a goroutine: yield the P after it
-	runnable        [1]metrics.Sample
 	lastMark        int64
 	pollsAtLastMark uint64
 	startTime       time.Time
@@ -260,7 +257,6 @@ func New(cfg Config, shared Shared) *Worker {
 		injectBuf: make([]*Task, cfg.LocalQueueCapacity/2),
 		startTime: time.Now(),
 	}
-	w.runnable[0].Name = "/sched/goroutines/runnable:goroutines"
 	return w
 }
 
@@ -685,38 +681,25 @@ func (w *Worker) stealFrom(v *Worker, limit int) *Task {
 // shareP lets other goroutines of the process run. A worker that has tasks
 // never blocks, so without this a goroutine readied onto its P (the rest of
 // the service, a goroutine that spawns into the runtime) waits for Go's
-// sysmon to preempt the worker, about 10 ms. At a maintenance tick, at most
-// once per SharePCheck, the worker yields its P (runtime.Gosched: it goes
-// to the back of Go's global run queue and is picked up again at once if
-// nothing else waits) when Go reports runnable goroutines waiting for a P
-// (runtime/metrics, ~50 ns to read), and in any case once per millisecond
-// of continuous work. Workers and the rest of the process then share the
-// Ps roughly as the OS shares cores between threads, which is what a Tokio
-// runtime beside other threads gets. In spawn_many_remote_busy1 (a
-// goroutine spawning into a runtime whose workers are all busy) the spawn
-// phase went from 2.4 to 1.7 ms per 10,000 tasks.
+// sysmon to preempt the worker, about 10 ms. Once per millisecond of
+// continuous work, at a maintenance tick, the worker yields its P
+// (runtime.Gosched: it goes to the back of Go's global run queue and is
+// picked up again at once if nothing else waits). The cost is one Gosched
+// per millisecond.
+//
+// Tried and dropped: yielding whenever runtime/metrics reports runnable
+// goroutines (checked every 100 µs). spawn_many_remote_busy1 went from 370
+// to 300 ns/task, but yield_many from 21 to 46 ns/yield, for reasons not
+// understood; a heuristic with an unexplained cost does not stay.
 func (w *Worker) shareP() {
 	now := w.nanotime()
-	if now-w.lastShare < int64(sharePCheck) {
+	if now-w.lastShare < int64(time.Millisecond) {
 		return
 	}
 	w.lastShare = now
-	if w.goroutinesWaiting() || now-max(w.busySince, w.lastGosched) > int64(time.Millisecond) {
-		w.lastGosched = now
+	if now-w.busySince > int64(time.Millisecond) {
 		runtime.Gosched()
 	}
-}
-
-// sharePCheck is how often a busy worker asks whether goroutines wait for
-// a P.
-const sharePCheck = 100 * time.Microsecond
-
-// goroutinesWaiting reports whether Go has runnable goroutines that no P
-// is running.
-func (w *Worker) goroutinesWaiting() bool {
-	metrics.Read(w.runnable[:])
-	s := w.runnable[0].Value
-	return s.Kind() == metrics.KindUint64 && s.Uint64() > 0
 }
 
 // maintenance is step 1. It returns true when the worker must exit.
