@@ -130,18 +130,19 @@ type coBody[T any] struct {
 	ended bool
 }
 
-func (b *coBody[T]) poll(cx *Context) (T, error, bool) {
+func (b *coBody[T]) poll(cx *Context) bool {
 	b.co.cx, b.co.h = cx, cx.cur
 	if b.next == nil {
 		b.next, b.stop = iter.Pull(b.run)
 	}
 	if _, more := b.next(); more {
-		var zero T
-		return zero, nil, false
+		return false
 	}
 	b.ended = true
-	return b.res, b.err, true
+	return true
 }
+
+func (b *coBody[T]) take() (T, error) { return b.res, b.err }
 
 // run is the coroutine. Panics are recovered here, on the coroutine's own
 // stack, so the PanicError carries the stack where the panic happened.

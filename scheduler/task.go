@@ -33,8 +33,14 @@ const (
 )
 
 // pollable is the body of a task: a Future adapted to also report an error.
+//
+// poll reports only readiness; the result is fetched once, with take, when
+// the body is ready. Returning T by value from every poll copied it on
+// every suspension (wasmtask.Result is ~180 bytes, and a guest that yields
+// every slice is polled millions of times).
 type pollable[T any] interface {
-	poll(cx *Context) (T, error, bool)
+	poll(cx *Context) bool
+	take() (T, error)
 }
 
 // canceller is implemented by bodies that hold resources to release when
@@ -190,17 +196,18 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 		pollStart = t.rt.nanotime()
 		obs.ObserveScheduleLatency(w.ID(), time.Duration(pollStart-t.readyAt))
 	}
-	v, err, ready := t.pollGuarded(cx)
+	ready := t.pollGuarded(cx)
 	if obs != nil {
 		obs.ObservePoll(w.ID(), time.Duration(t.rt.nanotime()-pollStart))
 	}
 	yielded, path := cx.yielded, cx.yield
 	cx.cur = nil
 	if ready {
+		err := t.err
 		if reason := t.cancelReason(); t.cancelRequested() && err != nil && !errors.Is(err, reason) {
 			err = reason // an error that already says why it stopped is kept
 		}
-		t.complete(v, err, cx)
+		t.complete(t.result, err, cx)
 		return
 	}
 	for {
@@ -230,17 +237,27 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 	}
 }
 
-func (t *task[T]) pollGuarded(cx *Context) (v T, err error, ready bool) {
+// pollGuarded polls the task once. When it reports ready, the outcome is
+// in t.result and t.err.
+func (t *task[T]) pollGuarded(cx *Context) (ready bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			err, ready = &PanicError{Value: r, Stack: debug.Stack()}, true
+			var zero T
+			t.result, t.err, ready = zero, &PanicError{Value: r, Stack: debug.Stack()}, true
 		}
 	}()
 	if t.fut != nil {
 		v, ok := t.fut.Poll(cx)
-		return v, nil, ok
+		if ok {
+			t.result = v
+		}
+		return ok
 	}
-	return t.body.poll(cx)
+	if !t.body.poll(cx) {
+		return false
+	}
+	t.result, t.err = t.body.take()
+	return true
 }
 
 // finishCancelled completes a cancelled task; the caller owns it (running).
