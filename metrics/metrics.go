@@ -140,6 +140,8 @@ var workerFields = []workerField{
 		func(s *scheduler.WorkerStats) uint64 { return s.Donated }),
 	wcounter("migrations_total", "Polls by the worker of a task whose previous poll ran on another worker.",
 		func(s *scheduler.WorkerStats) uint64 { return s.Migrations }),
+	wcounter("p_handoffs_total", "Times the worker yielded its Go P to a peer worker it had unparked that had not started running yet.",
+		func(s *scheduler.WorkerStats) uint64 { return s.HandOffs }),
 	{desc("worker_busy_seconds_total", "Time the worker spent outside park, in seconds.", "worker"), prometheus.CounterValue,
 		func(s *scheduler.WorkerStats) float64 { return float64(s.BusyNanos) / 1e9 }},
 	wgauge("mean_poll_seconds", "Exponentially weighted mean duration of one poll on the worker, in seconds.",

@@ -74,7 +74,7 @@ func (cx *Context) YieldVia(path YieldPath) {
 // WakeAt arranges for the running task to be woken at or after the
 // deadline (a time from Runtime.Now). Timers never fire early.
 func (cx *Context) WakeAt(deadline time.Duration) {
-	cx.rt.timers.add(int64(deadline), cx.cur)
+	cx.rt.timers.add(int64(deadline), cx.cur, cx.w)
 }
 
 // TimersDue reports whether a timer of the runtime has expired and waits to

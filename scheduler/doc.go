@@ -90,6 +90,21 @@
 //     task code readies by other means (a channel send) get the P at the
 //     next once-per-millisecond yield; give the rest of the service a P of
 //     its own (Workers = GOMAXPROCS-1) where that matters.
+//   - A worker with deferred tasks that unparks a peer (a task queued in
+//     its ring, a deferred release, a timer handed to an idle driver)
+//     yields its P at its next tick if the peer has not started running by
+//     then. Go readies the peer's goroutine onto the unparker's P, where it
+//     waits for that P: a busy worker keeps it, and an idle P steals a
+//     readied goroutine from a running one only after a sleep of its own
+//     (~50 µs on this VM). All that time the peer counts as searching, so
+//     nobody else is woken for new work: in the yield experiment's
+//     1-spinner case a quarter of the external wakes waited ~38 µs for the
+//     spinner's poll to end (p99 46 µs; with the hand-off 12–15 µs, Tokio
+//     23). Only workers with deferred tasks hand off, because the hand-off
+//     delays their next poll, which yield_now tasks accept by contract; on
+//     the immediate path the woken peer stole the yielder (light-load
+//     migrations 10–33 per 1,000 yields instead of 1.4), and a self-wake
+//     never hands off. Counted in WorkerStats.HandOffs.
 //   - A worker that publishes no progress for StallTimeout (50 ms) is taken
 //     to be stuck in a poll that does not return (a guest on a Continue
 //     policy, blocking Go code); peers steal its queued tasks regardless of

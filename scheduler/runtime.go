@@ -172,10 +172,13 @@ func (s *shared) PushInjector(batch []*worker.Task) {
 	}
 }
 
-func (s *shared) NotifyParked() {
+func (s *shared) NotifyParked() *worker.Worker {
 	if id := s.rt.idle.wakeOne(true); id >= 0 {
-		s.rt.workers[id].Unpark()
+		v := s.rt.workers[id]
+		v.Unpark()
+		return v
 	}
+	return nil
 }
 
 func (s *shared) PollTimers(w *worker.Worker) {

@@ -48,6 +48,7 @@ func (s Stats) Total() WorkerStats {
 		t.DeferredYields += w.DeferredYields
 		t.DeferredReleases += w.DeferredReleases
 		t.Migrations += w.Migrations
+		t.HandOffs += w.HandOffs
 		t.Donated += w.Donated
 		t.BusyNanos += w.BusyNanos
 		t.MeanPollNanos += w.MeanPollNanos

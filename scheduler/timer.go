@@ -75,7 +75,10 @@ func (h *timerHeap) Pop() any {
 }
 
 // add registers a wake-up of t at when (runtime nanotime).
-func (d *timerDriver) add(when int64, t *header) {
+//
+// from is the worker whose task asks (nil off the workers): a peer it
+// unparks to drive the timer is reported to it, for the P hand-off.
+func (d *timerDriver) add(when int64, t *header, from *worker.Worker) {
 	d.mu.Lock()
 	d.seq++
 	heap.Push(&d.h, timerEntry{when: when, seq: d.seq, task: t})
@@ -87,11 +90,17 @@ func (d *timerDriver) add(when int64, t *header) {
 	}
 	noDriver := d.driver < 0
 	d.mu.Unlock()
+	woke := -1
 	if wakeDriver >= 0 {
-		d.rt.workers[wakeDriver].Unpark()
+		woke = wakeDriver
 	} else if noDriver {
-		if id := d.rt.idle.wakeOne(false); id >= 0 {
-			d.rt.workers[id].Unpark()
+		woke = d.rt.idle.wakeOne(false)
+	}
+	if woke >= 0 {
+		v := d.rt.workers[woke]
+		v.Unpark()
+		if from != nil {
+			from.NoteUnparked(v)
 		}
 	}
 }

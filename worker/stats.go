@@ -20,6 +20,7 @@ type Stats struct {
 	DeferredReleases uint64 // tasks moved from the deferred queue back to the ring
 	Donated          uint64 // deferred tasks handed to the injector to even out load with a peer
 	Migrations       uint64 // polls of a task whose previous poll ran on another worker
+	HandOffs         uint64 // times the worker yielded its Go P to a peer it had unparked and that had not started running
 	BusyNanos        uint64 // time spent outside park
 	MeanPollNanos    uint64 // exponentially weighted mean duration of one poll
 	LocalQueueDepth  uint64 // tasks in the ring plus the LIFO slot
@@ -34,7 +35,7 @@ type counters struct {
 	polls, stealTasks, stealOps, parks, noopUnparks uint64
 	localSchedules, overflows, lifoPolls            uint64
 	deferredYields, deferredReleases, migrations    uint64
-	donated, busyNanos                              uint64
+	donated, busyNanos, handOffs                    uint64
 	meanPollNanos                                   float64
 }
 
@@ -46,8 +47,8 @@ type published struct {
 	localSchedules, overflows, lifoPolls            atomic.Uint64
 	deferredYields, deferredReleases, migrations    atomic.Uint64
 	donated, busyNanos, meanPollNanos               atomic.Uint64
-	localDepth, deferredDepth                       atomic.Uint64
-	_                                               [128 - (16*8)%128]byte
+	localDepth, deferredDepth, handOffs             atomic.Uint64
+	_                                               [128 - (17*8)%128]byte
 }
 
 func (p *published) store(c *counters, localDepth, deferredDepth int) {
@@ -67,6 +68,7 @@ func (p *published) store(c *counters, localDepth, deferredDepth int) {
 	p.meanPollNanos.Store(uint64(c.meanPollNanos))
 	p.localDepth.Store(uint64(localDepth))
 	p.deferredDepth.Store(uint64(deferredDepth))
+	p.handOffs.Store(c.handOffs)
 }
 
 func (p *published) load() Stats {
@@ -82,6 +84,7 @@ func (p *published) load() Stats {
 		DeferredYields:   p.deferredYields.Load(),
 		DeferredReleases: p.deferredReleases.Load(),
 		Migrations:       p.migrations.Load(),
+		HandOffs:         p.handOffs.Load(),
 		Donated:          p.donated.Load(),
 		BusyNanos:        p.busyNanos.Load(),
 		MeanPollNanos:    p.meanPollNanos.Load(),

@@ -13,6 +13,7 @@ type fakeShared struct {
 	notifies  int
 	searching int
 	timerPoll int
+	wake      *Worker // the peer NotifyParked unparks and returns, if set
 }
 
 func (f *fakeShared) Workers() []*Worker { return f.workers }
@@ -22,12 +23,18 @@ func (f *fakeShared) PopInjector(dst []*Task) int {
 	f.injector = f.injector[n:]
 	return n
 }
-func (f *fakeShared) PushInjector(b []*Task)                { f.injector = append(f.injector, b...) }
-func (f *fakeShared) TransitionToSearching() bool           { f.searching++; return true }
-func (f *fakeShared) TransitionFromSearching() bool         { f.searching--; return f.searching == 0 }
-func (f *fakeShared) TransitionToParked(int, bool) bool     { return false }
-func (f *fakeShared) TransitionFromParked(int) bool         { return false }
-func (f *fakeShared) NotifyParked()                         { f.notifies++ }
+func (f *fakeShared) PushInjector(b []*Task)            { f.injector = append(f.injector, b...) }
+func (f *fakeShared) TransitionToSearching() bool       { f.searching++; return true }
+func (f *fakeShared) TransitionFromSearching() bool     { f.searching--; return f.searching == 0 }
+func (f *fakeShared) TransitionToParked(int, bool) bool { return false }
+func (f *fakeShared) TransitionFromParked(int) bool     { return false }
+func (f *fakeShared) NotifyParked() *Worker {
+	f.notifies++
+	if f.wake != nil {
+		f.wake.Unpark()
+	}
+	return f.wake
+}
 func (f *fakeShared) PollTimers(*Worker)                    { f.timerPoll++ }
 func (f *fakeShared) ParkTimeout(int) (time.Duration, bool) { return 0, false }
 func (f *fakeShared) AfterPark(int)                         {}
@@ -333,5 +340,52 @@ func TestStalledPeerIsStolenFrom(t *testing.T) {
 	}
 	if stolenAfter < 20*time.Millisecond {
 		t.Fatalf("stolen after %v: before the peer could be judged stalled (20 ms), or never", stolenAfter)
+	}
+}
+
+// TestUnparkedPeerGetsTheP: a worker that unparks a peer yields its P at
+// its next tick if the peer has not started running (Go readies the peer's
+// goroutine onto the unparker's P, where it would wait for that P).
+func TestUnparkedPeerGetsTheP(t *testing.T) {
+	f, ws := newWorkers(2, func(c *Config) { c.LIFOSlot = false })
+	w, peer := ws[0], ws[1]
+	f.wake = peer
+	w.ScheduleDeferred(newTask("yielder")) // the hand-off is for workers running yield_now tasks
+	w.Schedule(newTask("a"))               // into the ring: notifies, unparks peer
+	if w.unparkedPeer != peer {
+		t.Fatalf("the unparked peer was not recorded")
+	}
+	w.handOffToUnparkedPeer()
+	if w.c.handOffs != 1 || w.unparkedPeer != nil {
+		t.Fatalf("hand-offs %d, recorded peer %v: want one hand-off to a peer that has not run", w.c.handOffs, w.unparkedPeer)
+	}
+
+	// A peer that has run since (its park returned) needs no hand-off.
+	w.Schedule(newTask("b"))
+	peer.unparkPending.Store(false) // what park does when the peer wakes
+	w.handOffToUnparkedPeer()
+	if w.c.handOffs != 1 {
+		t.Fatalf("handed off to a peer that was already running")
+	}
+
+	// Nor a worker without deferred tasks: its next task asked to run at
+	// once.
+	w.deferred.PopFront()
+	w.Schedule(newTask("d"))
+	w.handOffToUnparkedPeer()
+	if w.c.handOffs != 1 {
+		t.Fatalf("handed off while running no yield_now task")
+	}
+}
+
+// TestImmediateYieldNotifiesWithoutHandOff: a self-wake notifies a parked
+// peer (so other work can be stolen) but does not hand it the P: the
+// yielder runs again at once, and the peer would only steal it.
+func TestImmediateYieldNotifiesWithoutHandOff(t *testing.T) {
+	f, ws := newWorkers(2, nil)
+	f.wake = ws[1]
+	ws[0].ScheduleYield(newTask("y"))
+	if f.notifies != 1 || ws[0].unparkedPeer != nil {
+		t.Fatalf("notifies %d, recorded peer %v: want a notification and no hand-off", f.notifies, ws[0].unparkedPeer)
 	}
 }
