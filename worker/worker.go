@@ -777,12 +777,8 @@ func (w *Worker) park() {
 	if w.cfg.BeforePark != nil {
 		w.cfg.BeforePark(w.id)
 	}
-	if w.shared.TransitionToParked(w.id, w.searching) {
-		if w.workPending() {
-			w.notifyParked()
-		}
-	}
-	w.searching = false
+	// Publish before registering as parked, so that a reader who sees
+	// every worker parked also sees their final counters.
 	w.load.Store(0)
 	w.progress.Store(w.tick)
 	w.c.parks++
@@ -790,6 +786,12 @@ func (w *Worker) park() {
 	w.c.busyNanos += uint64(w.lastMark - w.busySince)
 	w.busySince = w.lastMark
 	w.publish()
+	if w.shared.TransitionToParked(w.id, w.searching) {
+		if w.workPending() {
+			w.notifyParked()
+		}
+	}
+	w.searching = false
 
 	if d, ok := w.shared.ParkTimeout(w.id); ok {
 		if w.timer == nil {
