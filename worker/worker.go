@@ -28,6 +28,12 @@
 //
 // # What runs next (each tick)
 //
+//  0. Go P hand-offs. A worker goroutine readied by another worker (an
+//     Unpark from this worker's code) lands on this worker's Go P, where it
+//     waits; so if this worker has deferred tasks and unparked a peer that
+//     has not run yet, it yields the P (runtime.Gosched) before anything
+//     else. Likewise after a poll that completed a task whose JoinHandle a
+//     goroutine waits on. See NoteUnparked and ReadiedGoroutine.
 //  1. Every EventInterval ticks: maintenance — poll the timer driver without
 //     blocking, publish stats, check for shutdown, and release the deferred
 //     queue to the back of the ring if it has been non-empty for at least
