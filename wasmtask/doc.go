@@ -3,10 +3,14 @@
 //
 // # How a guest is made preemptible
 //
-// Engine.Compile instruments the module (package instrument): the guest
-// counts its own fuel in an exported i64 global and calls the host import
-// wasmsched.check whenever the counter goes negative, at the latest at the
-// next function entry or loop header. The guest runs on a stackful task
+// Engine.Compile instruments and compiles a module once per distinct
+// bytes (a cache keyed by SHA-256); the *Module keeps its compiled code
+// until Module.Close (guests already running finish first) or Engine.Close.
+//
+// Instrumented (package instrument), the guest counts its own fuel in an
+// exported i64 global and calls the host import wasmsched.check whenever
+// the counter goes negative, at the latest at the next function entry or
+// loop header. The guest runs on a stackful task
 // (scheduler.SpawnFunc): wazero executes it on the task's coroutine, and
 // the check — a Go host function — can suspend the whole wazero call stack
 // by suspending the coroutine. While suspended the guest costs no worker.

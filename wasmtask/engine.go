@@ -140,7 +140,8 @@ func (e *Engine) runtime(ctx context.Context, limitPages uint32) (wazero.Runtime
 }
 
 // Module is an instrumented, compiled guest, safe to instantiate
-// concurrently from many tasks.
+// concurrently from many tasks. Its compiled code lives until Close (or the
+// engine's Close).
 type Module struct {
 	engine *Engine
 	hash   [32]byte
@@ -150,7 +151,13 @@ type Module struct {
 	mu       sync.Mutex
 	compiled map[uint32]wazero.CompiledModule
 	name     string
+	running  int  // guests between their start and their end
+	closed   bool // Close was called; the code goes when running reaches 0
 }
+
+// errModuleClosed is the cause of ErrInstantiate for a guest of a closed
+// module.
+var errModuleClosed = errors.New("module closed")
 
 // Report is the instrumenter's report for the module.
 func (m *Module) Report() instrument.Report { return m.report }
@@ -185,6 +192,9 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 func (m *Module) compiledFor(ctx context.Context, limitPages uint32) (wazero.CompiledModule, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errModuleClosed
+	}
 	if c, ok := m.compiled[limitPages]; ok {
 		return c, nil
 	}
@@ -198,6 +208,80 @@ func (m *Module) compiledFor(ctx context.Context, limitPages uint32) (wazero.Com
 	}
 	m.compiled[limitPages] = c
 	return c, nil
+}
+
+// start counts a guest in, so that Close keeps the code until it ends;
+// it fails once the module is closed.
+func (m *Module) start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errModuleClosed
+	}
+	m.running++
+	return nil
+}
+
+// end counts a guest out and releases the code if it was the last guest of
+// a closed module.
+func (m *Module) end(ctx context.Context) {
+	m.mu.Lock()
+	m.running--
+	release := m.closed && m.running == 0
+	m.mu.Unlock()
+	if release {
+		m.release(ctx)
+	}
+}
+
+// Close releases the module's compiled code. Guests of the module that
+// have started run to their end (the code goes when the last one ends);
+// guests that have not started yet, and later Spawns, fail with
+// ErrInstantiate ("module closed"). The engine forgets the module, so a
+// later Compile of the same bytes compiles it anew. Close is idempotent,
+// and needless after the engine's Close, which releases everything.
+//
+// A long-running service that accepts many distinct modules closes those
+// it no longer needs; the engine never evicts on its own, since it cannot
+// know which modules the embedder still holds.
+func (m *Module) Close(ctx context.Context) error {
+	e := m.engine
+	e.mu.Lock()
+	if e.modules[m.hash] == m {
+		delete(e.modules, m.hash)
+	}
+	e.mu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	release := m.running == 0
+	m.mu.Unlock()
+	if release {
+		return m.release(ctx)
+	}
+	return nil
+}
+
+// release closes the compiled code; m is closed and no guest runs.
+func (m *Module) release(ctx context.Context) error {
+	m.mu.Lock()
+	compiled := m.compiled
+	m.compiled = nil
+	m.mu.Unlock()
+	e := m.engine
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil // the runtimes' Close released it
+	}
+	var errs []error
+	for _, c := range compiled {
+		errs = append(errs, c.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Exports lists the module's exported function names.

@@ -227,6 +227,10 @@ func (g *guest) run() (res Result, err error) {
 
 	g.sliceEnd = g.opts.FuelSlice
 	g.armEpoch(g.opts.EpochDeadline, nanos())
+	if err := g.m.start(); err != nil {
+		return res, g.fail(ErrInstantiate, err)
+	}
+	defer g.m.end(context.Background())
 	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
 	if cerr != nil {
 		if g.opts.MemoryLimitPages > 0 && strings.Contains(cerr.Error(), "over limit") {
