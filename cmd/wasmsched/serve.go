@@ -36,7 +36,9 @@ A small job service that embeds the executor.
          query: export=FN&args=1,2 call an export with integer args (default: WASI _start)
                 arg=A&arg=B        WASI argv[1:]     fuel=N  fuel budget
                 timeout=5s         job deadline (at most --job-timeout)
-         -> 202 {"id": ..., "status": "running"}; 429 when --max-jobs are running
+         -> 202 {"id": ..., "status": "running"}; 429 when --max-jobs are running;
+            507 when --max-modules distinct uploads are kept and each has a job running
+            (otherwise the least recently used upload is released to make room)
   GET    /jobs/{id}                status, result or error, guest stdout/stderr (first 64 KiB), counters
   DELETE /jobs/{id}                cancel a running job
   GET    /jobs                     recent jobs
@@ -72,7 +74,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.jobTimeout, "job-timeout", time.Minute, "longest a job may run")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they are cancelled")
 	fs.IntVar(&cfg.keepJobs, "keep-jobs", 1000, "finished jobs kept for GET /jobs/{id}")
-	fs.IntVar(&cfg.maxModules, "max-modules", 64, "distinct uploaded modules accepted over the server's life (the engine's compile cache never evicts)")
+	fs.IntVar(&cfg.maxModules, "max-modules", 64, "distinct uploaded modules kept compiled; beyond it the least recently used one without running jobs is released")
 	interrupt := fs.String("interrupt", "epoch", "guest interrupt: epoch or fuel")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -155,8 +157,24 @@ type server struct {
 	order   []string // job IDs, oldest first, for eviction
 	running int
 	nextID  uint64
-	modules map[[32]byte]bool // distinct uploads compiled (the engine caches each for good)
-	wg      sync.WaitGroup    // job supervisors
+	wg      sync.WaitGroup // job supervisors
+
+	// Uploaded modules stay compiled for reuse, at most maxModules of
+	// them; the least recently used one with no unfinished job is closed
+	// to make room. modMu covers compiling, keeping and counting, so a
+	// module is never closed between its Compile and its job's count.
+	modMu    sync.Mutex
+	modules  map[[32]byte]*keptModule
+	modTick  uint64
+	embedded map[[32]byte]bool // the embedded guests: compiled for good, never closed
+}
+
+// keptModule is an uploaded module the server keeps compiled.
+type keptModule struct {
+	sum     [32]byte
+	mod     *wasmtask.Module
+	jobs    int    // jobs of the module not yet finished
+	lastUse uint64 // modTick at its last job
 }
 
 func newServer(cfg serveConfig) (*server, error) {
@@ -181,7 +199,65 @@ func newServer(cfg serveConfig) (*server, error) {
 		return nil, err
 	}
 	reg.MustRegister(obs, collectors.NewGoCollector())
-	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{}, modules: map[[32]byte]bool{}}, nil
+	embedded := map[[32]byte]bool{}
+	for _, g := range wasmsched.EmbeddedGuests() {
+		if b, err := wasmsched.Guest(g.Name); err == nil {
+			embedded[sha256.Sum256(b)] = true
+		}
+	}
+	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{},
+		modules: map[[32]byte]*keptModule{}, embedded: embedded}, nil
+}
+
+// keepModule compiles an uploaded module, or finds it kept, and counts one
+// job of it. When a new module would exceed maxModules it closes the least
+// recently used kept module that has no unfinished job (its code goes at
+// once), or refuses with errModulesBusy if every kept module has one.
+func (s *server) keepModule(ctx context.Context, wasm []byte) (*keptModule, error) {
+	sum := sha256.Sum256(wasm)
+	s.modMu.Lock()
+	defer s.modMu.Unlock()
+	s.modTick++
+	if km, ok := s.modules[sum]; ok {
+		km.jobs++
+		km.lastUse = s.modTick
+		return km, nil
+	}
+	var victim *keptModule
+	if len(s.modules) >= s.cfg.maxModules {
+		for _, km := range s.modules {
+			if km.jobs == 0 && (victim == nil || km.lastUse < victim.lastUse) {
+				victim = km
+			}
+		}
+		if victim == nil {
+			return nil, errModulesBusy
+		}
+	}
+	mod, err := s.eng.Compile(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	if victim != nil {
+		delete(s.modules, victim.sum)
+		victim.mod.Close(ctx)
+	}
+	km := &keptModule{sum: sum, mod: mod, jobs: 1, lastUse: s.modTick}
+	s.modules[sum] = km
+	return km, nil
+}
+
+// errModulesBusy: maxModules modules are kept and each has a job running.
+var errModulesBusy = errors.New("modules busy")
+
+// jobDone counts a job of km out (nil: an embedded guest's job).
+func (s *server) jobDone(km *keptModule) {
+	if km == nil {
+		return
+	}
+	s.modMu.Lock()
+	km.jobs--
+	s.modMu.Unlock()
 }
 
 // close lets running jobs finish until ctx is done, cancels the rest, and
@@ -259,6 +335,7 @@ type job struct {
 	Seconds  float64              `json:"seconds"`
 
 	mu       sync.Mutex
+	kept     *keptModule // the uploaded module it runs (nil: an embedded guest)
 	h        *scheduler.JoinHandle[wasmtask.Result]
 	stop     atomic.Bool
 	stopWhy  atomic.Pointer[stopReason]
@@ -410,32 +487,28 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 		}
 		timeout = min(d, s.cfg.jobTimeout)
 	}
-	// The engine's compile cache keeps every distinct module until it is
-	// closed, so distinct uploads are capped.
-	if q.Get("guest") == "" {
-		sum := sha256.Sum256(wasm)
-		s.mu.Lock()
-		if !s.modules[sum] && len(s.modules) >= s.cfg.maxModules {
-			s.mu.Unlock()
-			httpError(w, http.StatusInsufficientStorage, "%d distinct modules already uploaded (the limit); run an embedded guest or a module sent before", s.cfg.maxModules)
-			return
-		}
-		s.modules[sum] = true
-		s.mu.Unlock()
+	// Embedded guests stay compiled for good; uploads are kept up to
+	// maxModules, least recently used first out.
+	var mod *wasmtask.Module
+	var kept *keptModule
+	var err error
+	if s.embedded[sha256.Sum256(wasm)] {
+		mod, err = s.eng.Compile(r.Context(), wasm)
+	} else if kept, err = s.keepModule(r.Context(), wasm); err == nil {
+		mod = kept.mod
 	}
-	mod, err := s.eng.Compile(r.Context(), wasm)
-	if err != nil {
-		if q.Get("guest") == "" { // nothing was cached: it does not count
-			s.mu.Lock()
-			delete(s.modules, sha256.Sum256(wasm))
-			s.mu.Unlock()
-		}
+	switch {
+	case errors.Is(err, errModulesBusy):
+		httpError(w, http.StatusInsufficientStorage, "%d distinct uploaded modules are kept (the limit) and each has a job running; try again later", s.cfg.maxModules)
+		return
+	case err != nil:
 		httpError(w, http.StatusBadRequest, "invalid module: %v", err)
 		return
 	}
 	if opts.Export != "" {
 		exps, err := mod.Exports(r.Context())
 		if err == nil && !contains(exps, opts.Export) {
+			s.jobDone(kept)
 			httpError(w, http.StatusBadRequest, "module has no export %q (it exports: %s)", opts.Export, strings.Join(exps, ", "))
 			return
 		}
@@ -444,12 +517,13 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.running >= s.cfg.maxJobs {
 		s.mu.Unlock()
+		s.jobDone(kept)
 		httpError(w, http.StatusTooManyRequests, "%d jobs running (the limit); try again later", s.cfg.maxJobs)
 		return
 	}
 	s.running++
 	s.nextID++
-	j := &job{ID: strconv.FormatUint(s.nextID, 10), Guest: name, Export: opts.Export, Status: "running", Started: time.Now().UTC()}
+	j := &job{ID: strconv.FormatUint(s.nextID, 10), Guest: name, Export: opts.Export, Status: "running", Started: time.Now().UTC(), kept: kept}
 	opts.Stdout, opts.Stderr = &j.out, &j.err
 	opts.Policy = func(wasmtask.GuestInfo) wasmtask.Action {
 		if j.stop.Load() {
@@ -477,6 +551,9 @@ func (s *server) supervise(j *job, timeout time.Duration) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		res, err = j.stopAndWait("job timed out after "+timeout.String(), "failed", "timeout", 2*time.Second)
 	}
+	// The guest has ended: its module may be released from now on (before
+	// the status says so, so a client that saw the job end can rely on it).
+	s.jobDone(j.kept)
 	now := time.Now().UTC()
 	j.mu.Lock()
 	j.Finished = &now

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmsched/wasmsched"
 	"github.com/wasmsched/wasmsched/metrics"
+	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
 func testServer(t *testing.T, cfg serveConfig) (*server, *httptest.Server) {
@@ -177,22 +179,69 @@ func TestServeRejects(t *testing.T) {
 	}
 }
 
+// TestServeModuleLimit: uploads are kept compiled up to --max-modules; a
+// new one releases the least recently used module without running jobs,
+// and is refused only while every kept module has a job running. Embedded
+// guests never count.
 func TestServeModuleLimit(t *testing.T) {
-	_, hs := testServer(t, serveConfig{maxModules: 1})
-	if code, _, raw := do(t, "POST", hs.URL+"/jobs?export=boom", trapWasm); code != http.StatusAccepted {
-		t.Fatalf("first module: %d %s", code, raw)
+	srv, hs := testServer(t, serveConfig{maxModules: 1})
+	withSection := func(b []byte, tag byte) []byte { // the same code, another hash
+		return append(append([]byte(nil), b...), 0x00, 0x03, 0x01, tag, 0x00)
 	}
-	if code, _, raw := do(t, "POST", hs.URL+"/jobs?export=boom", trapWasm); code != http.StatusAccepted {
-		t.Fatalf("same module again: %d %s", code, raw)
+	post := func(body []byte, query string) string {
+		t.Helper()
+		code, m, raw := do(t, "POST", hs.URL+"/jobs?"+query, body)
+		if code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", query, code, raw)
+		}
+		return fmt.Sprint(m["id"])
 	}
-	other := append(append([]byte(nil), trapWasm...), 0x00, 0x01, 0x00) // plus an empty custom section
-	code, m, raw := do(t, "POST", hs.URL+"/jobs?export=boom", other)
-	if code != http.StatusInsufficientStorage || !strings.Contains(fmt.Sprint(m["error"]), "distinct modules") {
-		t.Fatalf("second distinct module: %d %s", code, raw)
+	kept := func() *wasmtask.Module {
+		srv.modMu.Lock()
+		defer srv.modMu.Unlock()
+		if len(srv.modules) != 1 {
+			t.Fatalf("%d modules kept, want 1", len(srv.modules))
+		}
+		for _, km := range srv.modules {
+			return km.mod
+		}
+		return nil
+	}
+
+	a, b := trapWasm, withSection(trapWasm, 'b')
+	waitJob(t, hs.URL, post(a, "export=boom"))
+	modA := kept()
+	waitJob(t, hs.URL, post(a, "export=boom")) // the same module: reused
+	if kept() != modA {
+		t.Fatal("the same upload was compiled again")
+	}
+	waitJob(t, hs.URL, post(b, "export=boom")) // a second one: a is released
+	if kept() == modA {
+		t.Fatal("the least recently used module was not released")
+	}
+	if _, err := modA.Exports(context.Background()); err == nil {
+		t.Fatal("the released module still has its code")
+	}
+
+	// A module with a job running cannot be released: another upload is
+	// refused until the job ends.
+	spinBytes, err := wasmsched.Guest("spin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := post(withSection(spinBytes, 'c'), "export=spin&args=4611686018427387904")
+	code, m, raw := do(t, "POST", hs.URL+"/jobs?export=boom", a)
+	if code != http.StatusInsufficientStorage || !strings.Contains(fmt.Sprint(m["error"]), "job running") {
+		t.Fatalf("upload while the kept module runs: %d %s", code, raw)
 	}
 	if code, _, raw := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", nil); code != http.StatusAccepted {
 		t.Fatalf("embedded guest: %d %s", code, raw)
 	}
+	if code, _, raw := do(t, "DELETE", hs.URL+"/jobs/"+long, nil); code >= 300 {
+		t.Fatalf("cancel: %d %s", code, raw)
+	}
+	waitJob(t, hs.URL, long)
+	waitJob(t, hs.URL, post(a, "export=boom")) // room again
 }
 
 func TestServeJobLimit(t *testing.T) {
