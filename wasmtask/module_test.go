@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,32 +54,39 @@ func TestModuleCloseIdle(t *testing.T) {
 	}
 }
 
-// TestModuleCloseWhileRunning: a guest that has started runs to its end
-// after Close, and the code is released when it ends, not before.
+// TestModuleCloseWhileRunning: a guest that has started keeps running
+// after Close (its policy is consulted at later deadlines), and the code is
+// released when it ends, not before.
 func TestModuleCloseWhileRunning(t *testing.T) {
 	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1))
-	const n = 3_000_000
-	h := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelSlice: 100_000})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if running, _, _ := e.mod.state(); running == 1 {
-			break
+	started := make(chan struct{})
+	var first sync.Once
+	var moduleClosed atomic.Bool
+	var deadlinesAfterClose atomic.Int32
+	errDone := errors.New("enough")
+	policy := func(GuestInfo) Action {
+		first.Do(func() { close(started) })
+		if moduleClosed.Load() && deadlinesAfterClose.Add(1) >= 3 {
+			return Trap(errDone)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guest did not start")
-		}
-		time.Sleep(50 * time.Microsecond)
+		return Yield(0, scheduler.PathDeferred)
+	}
+	h := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, Interrupt: InterruptFuel, FuelSlice: 100_000, Policy: policy})
+	select {
+	case <-started:
+	case <-time.After(guestTimeout):
+		t.Fatal("the guest did not start")
 	}
 	if err := e.mod.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	running, closed, released := e.mod.state()
-	if !closed || (running == 1 && released) {
+	if running, closed, released := e.mod.state(); running != 1 || !closed || released {
 		t.Fatalf("after Close with a guest running: running %d, closed %v, released %v", running, closed, released)
 	}
-	r, err := waitGuest(t, h)
-	if err != nil || r.Values[0] != spinRef(n) {
-		t.Fatalf("guest running at Close: %v %v", r.Values, err)
+	moduleClosed.Store(true)
+	_, err := waitGuest(t, h)
+	if !errors.Is(err, ErrPolicyTrap) || !errors.Is(err, errDone) || deadlinesAfterClose.Load() < 3 {
+		t.Fatalf("guest running at Close: %v after %d deadlines past Close, want it to run on until its policy stops it", err, deadlinesAfterClose.Load())
 	}
 	if running, _, released := e.mod.state(); running != 0 || !released {
 		t.Fatalf("after the last guest: running %d, released %v", running, released)
