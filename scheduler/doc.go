@@ -116,7 +116,9 @@
 //
 // Sleep and cx.WakeAt register in a heap; workers fire expired entries at
 // maintenance ticks, before releasing deferred tasks, and around parking,
-// onto the back of their own ring. One parked worker (the driver) sleeps
+// onto their own LIFO slot if it is empty, else the back of their ring
+// (see worker.ScheduleTimerWake); a guest that notices a due timer at a
+// check fires it the same way and gives way. One parked worker (the driver) sleeps
 // until the earliest deadline; a new earlier deadline unparks it, and a
 // timer registered while no driver is parked wakes a sleeping worker to
 // take the role. Timers never fire early. When every worker is busy,

@@ -90,11 +90,11 @@ func (h *header) wake(cx *Context) {
 	}
 }
 
-// wakeBack is wake for timers: always the back of w's ring.
-func (h *header) wakeBack(w *worker.Worker) {
+// wakeTimer is wake for timers fired by w (see Worker.ScheduleTimerWake).
+func (h *header) wakeTimer(w *worker.Worker) {
 	if h.transitionToScheduled() {
 		h.markReady()
-		w.ScheduleBack(&h.wt)
+		w.ScheduleTimerWake(&h.wt)
 	}
 }
 

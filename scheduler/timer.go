@@ -120,7 +120,7 @@ func (d *timerDriver) poll(w *worker.Worker, buf *[]*header) {
 	d.setNext()
 	d.mu.Unlock()
 	for i, t := range fired {
-		t.wakeBack(w)
+		t.wakeTimer(w)
 		fired[i] = nil
 	}
 	*buf = fired[:0]

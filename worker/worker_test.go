@@ -14,6 +14,8 @@ type fakeShared struct {
 	searching int
 	timerPoll int
 	wake      *Worker // the peer NotifyParked unparks and returns, if set
+	// onPollTimers, if set, runs at each PollTimers (fires "timers").
+	onPollTimers func(*Worker)
 }
 
 func (f *fakeShared) Workers() []*Worker { return f.workers }
@@ -35,7 +37,12 @@ func (f *fakeShared) NotifyParked() *Worker {
 	}
 	return f.wake
 }
-func (f *fakeShared) PollTimers(*Worker)                    { f.timerPoll++ }
+func (f *fakeShared) PollTimers(w *Worker) {
+	f.timerPoll++
+	if f.onPollTimers != nil {
+		f.onPollTimers(w)
+	}
+}
 func (f *fakeShared) ParkTimeout(int) (time.Duration, bool) { return 0, false }
 func (f *fakeShared) AfterPark(int)                         {}
 func (f *fakeShared) ShuttingDown() bool                    { return false }
@@ -387,5 +394,58 @@ func TestImmediateYieldNotifiesWithoutHandOff(t *testing.T) {
 	ws[0].ScheduleYield(newTask("y"))
 	if f.notifies != 1 || ws[0].unparkedPeer != nil {
 		t.Fatalf("notifies %d, recorded peer %v: want a notification and no hand-off", f.notifies, ws[0].unparkedPeer)
+	}
+}
+
+// TestTimerWakeRunsBeforeTheRing: a task woken by a timer this worker fires
+// takes the empty LIFO slot, so it runs before tasks already in the ring
+// (deferred tasks released earlier, say); with the slot taken, or off, it
+// goes to the back of the ring.
+func TestTimerWakeRunsBeforeTheRing(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	w.ScheduleBack(newTask("released"))
+	w.ScheduleTimerWake(newTask("timer1"))
+	w.ScheduleTimerWake(newTask("timer2")) // the slot is taken: back of the ring
+	var got []string
+	for x := next(w); x != nil; x = next(w) {
+		got = append(got, nameOf(x))
+	}
+	if want := "timer1 released timer2"; join(got) != want {
+		t.Fatalf("run order %q, want %q", join(got), want)
+	}
+
+	_, ws = newWorkers(1, func(c *Config) { c.LIFOSlot = false })
+	w = ws[0]
+	w.ScheduleBack(newTask("released"))
+	w.ScheduleTimerWake(newTask("timer"))
+	got = got[:0]
+	for x := next(w); x != nil; x = next(w) {
+		got = append(got, nameOf(x))
+	}
+	if want := "released timer"; join(got) != want {
+		t.Fatalf("LIFO off: run order %q, want %q", join(got), want)
+	}
+}
+
+// TestTimerWakeAtReleaseRunsFirst: a timer that fires when the worker is
+// about to release its deferred tasks runs before any of them.
+func TestTimerWakeAtReleaseRunsFirst(t *testing.T) {
+	f, ws := newWorkers(1, nil)
+	w := ws[0]
+	w.ScheduleDeferred(newTask("yielder"))
+	fired := false
+	f.onPollTimers = func(w *Worker) {
+		if !fired {
+			fired = true
+			w.ScheduleTimerWake(newTask("sleeper"))
+		}
+	}
+	var got []string
+	for x := next(w); x != nil; x = next(w) {
+		got = append(got, nameOf(x))
+	}
+	if want := "sleeper yielder"; join(got) != want {
+		t.Fatalf("run order %q, want %q", join(got), want)
 	}
 }
