@@ -20,7 +20,7 @@
 // Every family has the wasmsched_ prefix, base units (seconds, not
 // nanoseconds), a _total suffix on counters, and bounded labels: worker
 // (0..Workers-1) only on per-worker families, reason in {epoch, fuel, host},
-// path in {immediate, deferred, custom}, kind in wasmtask.TrapKinds. There is
+// path in {immediate, deferred, custom}, kind in wasmtask.FailureKinds(). There is
 // never a label per task or per guest. See Families for the full list.
 // An async host call (reason host) has no yield path of its own: the guest
 // waits for Go-side work to complete, which is what the custom path means,
@@ -167,7 +167,10 @@ var (
 	dGuestsSusp    = desc("guests_suspended", "Wasm guests suspended in a yield or an async host call.")
 	dFuel          = desc("guest_fuel_consumed_total", "Fuel consumed by finished Wasm guests (Wasmtime's cost rule; running guests are counted when they finish).")
 	dYields        = desc("guest_yields_total", "Wasm guest suspensions by reason (epoch or fuel deadline, host: async host call) and re-entry path (immediate, deferred, custom: awaiting a future; host waits are custom).", "reason", "path")
-	dTraps         = desc("guest_traps_total", "Wasm guests that failed, by kind (wasmtask.TrapKinds).", "kind")
+	dTraps         = desc("guest_traps_total", "Wasm guests that failed, by kind (wasmtask.FailureKinds()).", "kind")
+	dMemory        = desc("guest_memory_bytes", "Linear memory held by running Wasm guests, in bytes.")
+	dMemoryBudget  = desc("guest_memory_budget_bytes", "The engine's memory budget shared by running guests, in bytes (0: none).")
+	dMemoryRefused = desc("guest_memory_refusals_total", "memory.grow calls and instantiations refused by a guest's memory limit or the engine's budget.")
 )
 
 // Families lists every metric family name the Collector can export, in
@@ -186,7 +189,8 @@ func allDescs() []*prometheus.Desc {
 		ds = append(ds, f.d)
 	}
 	ds = append(ds, dInjectorDepth, dRemoteSchedules, dSpawned, dAlive, dTimers,
-		dEpoch, dGuestsStarted, dGuestsDone, dGuestsRunning, dGuestsSusp, dFuel, dYields, dTraps)
+		dEpoch, dGuestsStarted, dGuestsDone, dGuestsRunning, dGuestsSusp, dFuel, dYields, dTraps,
+		dMemory, dMemoryBudget, dMemoryRefused)
 	return ds
 }
 
@@ -204,7 +208,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		}
 	}
 	if c.eng != nil {
-		for _, d := range []*prometheus.Desc{dEpoch, dGuestsStarted, dGuestsDone, dGuestsRunning, dGuestsSusp, dFuel, dYields, dTraps} {
+		for _, d := range []*prometheus.Desc{dEpoch, dGuestsStarted, dGuestsDone, dGuestsRunning, dGuestsSusp, dFuel, dYields, dTraps, dMemory, dMemoryBudget, dMemoryRefused} {
 			ch <- d
 		}
 	}
@@ -234,6 +238,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dGuestsRunning, prometheus.GaugeValue, float64(e.Running))
 		ch <- prometheus.MustNewConstMetric(dGuestsSusp, prometheus.GaugeValue, float64(e.Suspended))
 		ch <- prometheus.MustNewConstMetric(dFuel, prometheus.CounterValue, float64(e.FuelUsed))
+		ch <- prometheus.MustNewConstMetric(dMemory, prometheus.GaugeValue, float64(e.MemoryInUse))
+		ch <- prometheus.MustNewConstMetric(dMemoryBudget, prometheus.GaugeValue, float64(e.MemoryBudget))
+		ch <- prometheus.MustNewConstMetric(dMemoryRefused, prometheus.CounterValue, float64(e.MemoryRefusals))
 		for r, rn := range wasmtask.ReasonNames {
 			for p, pn := range wasmtask.PathNames {
 				ch <- prometheus.MustNewConstMetric(dYields, prometheus.CounterValue, float64(e.Yields[r][p]), rn, pn)
@@ -242,7 +249,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		// An async host call suspends the guest until Go-side work
 		// completes: a wait on a future, the custom path.
 		ch <- prometheus.MustNewConstMetric(dYields, prometheus.CounterValue, float64(e.HostWaits), "host", "custom")
-		for k, kn := range wasmtask.TrapKinds {
+		for k, kn := range wasmtask.FailureKinds() {
 			if k < len(e.Failures) {
 				ch <- prometheus.MustNewConstMetric(dTraps, prometheus.CounterValue, float64(e.Failures[k]), kn)
 			}

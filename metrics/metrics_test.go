@@ -40,7 +40,8 @@ func TestConversion(t *testing.T) {
 		InjectorDepth: 2, RemoteSchedules: 9, Spawned: 11, Alive: 4, PendingTimers: 1,
 	}
 	eng := fakeEng{Epoch: 42, Started: 5, Finished: 3, Running: 1, Suspended: 1, FuelUsed: 1000, HostWaits: 8,
-		Yields: [2][3]int64{{1, 2, 3}, {4, 5, 6}}, Failures: [9]int64{1, 2, 0, 0, 0, 0, 0, 0, 0}}
+		Yields: [2][3]int64{{1, 2, 3}, {4, 5, 6}}, Failures: [wasmtask.NumFailureKinds]int64{1, 2},
+		MemoryInUse: 3 << 20, MemoryBudget: 1 << 30, MemoryRefusals: 4}
 	c := New(rt, eng)
 	obs := NewObserver()
 	want := `
@@ -68,27 +69,40 @@ wasmsched_guest_yields_total{path="deferred",reason="epoch"} 2
 wasmsched_guest_yields_total{path="deferred",reason="fuel"} 5
 wasmsched_guest_yields_total{path="immediate",reason="epoch"} 1
 wasmsched_guest_yields_total{path="immediate",reason="fuel"} 4
-# HELP wasmsched_guest_traps_total Wasm guests that failed, by kind (wasmtask.TrapKinds).
+# HELP wasmsched_guest_traps_total Wasm guests that failed, by kind (wasmtask.FailureKinds()).
 # TYPE wasmsched_guest_traps_total counter
 wasmsched_guest_traps_total{kind="aborted"} 0
+wasmsched_guest_traps_total{kind="embedder"} 0
 wasmsched_guest_traps_total{kind="exit"} 0
 wasmsched_guest_traps_total{kind="host"} 0
 wasmsched_guest_traps_total{kind="instantiate"} 0
+wasmsched_guest_traps_total{kind="invalid_module"} 0
 wasmsched_guest_traps_total{kind="memory_limit"} 0
 wasmsched_guest_traps_total{kind="out_of_fuel"} 2
 wasmsched_guest_traps_total{kind="policy"} 0
 wasmsched_guest_traps_total{kind="shutdown"} 0
 wasmsched_guest_traps_total{kind="trap"} 1
+wasmsched_guest_traps_total{kind="usage"} 0
 # HELP wasmsched_epoch The engine's epoch: ticks of its epoch period since it started, plus explicit increments.
 # TYPE wasmsched_epoch gauge
 wasmsched_epoch 42
 # HELP wasmsched_guest_fuel_consumed_total Fuel consumed by finished Wasm guests (Wasmtime's cost rule; running guests are counted when they finish).
 # TYPE wasmsched_guest_fuel_consumed_total counter
 wasmsched_guest_fuel_consumed_total 1000
+# HELP wasmsched_guest_memory_bytes Linear memory held by running Wasm guests, in bytes.
+# TYPE wasmsched_guest_memory_bytes gauge
+wasmsched_guest_memory_bytes 3.145728e+06
+# HELP wasmsched_guest_memory_budget_bytes The engine's memory budget shared by running guests, in bytes (0: none).
+# TYPE wasmsched_guest_memory_budget_bytes gauge
+wasmsched_guest_memory_budget_bytes 1.073741824e+09
+# HELP wasmsched_guest_memory_refusals_total memory.grow calls and instantiations refused by a guest's memory limit or the engine's budget.
+# TYPE wasmsched_guest_memory_refusals_total counter
+wasmsched_guest_memory_refusals_total 4
 `
 	names := []string{"wasmsched_worker_busy_seconds_total", "wasmsched_worker_mean_poll_seconds",
 		"wasmsched_worker_stolen_tasks_total", "wasmsched_workers", "wasmsched_guest_yields_total",
-		"wasmsched_guest_traps_total", "wasmsched_epoch", "wasmsched_guest_fuel_consumed_total"}
+		"wasmsched_guest_traps_total", "wasmsched_epoch", "wasmsched_guest_fuel_consumed_total",
+		"wasmsched_guest_memory_bytes", "wasmsched_guest_memory_budget_bytes", "wasmsched_guest_memory_refusals_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +153,11 @@ func TestNilSources(t *testing.T) {
 		t.Fatalf("nil sources: %d metrics, want 0", n)
 	}
 	// Engine only: epoch, started, finished, running, suspended, fuel (6),
-	// yields (2 reasons x 3 paths + host, 7), traps (9 kinds).
-	if n := testutil.CollectAndCount(New(nil, fakeEng{})); n != 6+7+9 {
-		t.Fatalf("engine only: %d metrics, want %d", n, 6+7+9)
+	// yields (2 reasons x 3 paths + host, 7), traps (one per kind), memory
+	// in use, budget and refusals (3).
+	want := 6 + 7 + wasmtask.NumFailureKinds + 3
+	if n := testutil.CollectAndCount(New(nil, fakeEng{})); n != want {
+		t.Fatalf("engine only: %d metrics, want %d", n, want)
 	}
 }
 

@@ -56,17 +56,36 @@
 // function may finish at once or call HostCall.Await to start Go-side work
 // and suspend the guest until a completion callback runs on any goroutine.
 //
+// # Untrusted guests: what is bounded
+//
+// Compile refuses a module over Limits.MaxModuleBytes, one that does not
+// decode or validate, and one that imports a function or memory the engine
+// does not provide (WASI preview 1, and EngineConfig.HostModules), naming
+// it: such a module could never run. Every guest's linear memory is made by
+// the guest's own allocator (memory.go): bounded by the guest's limit and
+// the engine's MemoryBudget (a memory.grow past either returns -1; a
+// minimum past either is refused before instantiation), grown lazily
+// (mmap'd, no zeroing or copying) and unmapped when the guest ends. WASI
+// calls that wait (sleeps, sched_yield, stdin) suspend the guest's task
+// instead of blocking its worker (wasi.go). Fuel, epochs and Abort bound
+// CPU. Not bounded by the budget: wazero's own structures for a guest
+// (its call stack, up to wazero's fixed ceiling, and its tables).
+//
 // # Errors, cancellation, observability
 //
 // A guest's JoinHandle returns a Result or an *Error whose Kind is one of
-// ErrTrap, ErrOutOfFuel, ErrMemoryLimit, ErrInstantiate, ErrHost,
-// ErrPolicyTrap, ErrExit — or scheduler.ErrAborted / ErrShutdown. Abort
-// stops a running guest at its next check and a suspended one at once; the
-// module instance is closed and no goroutine is left. Each guest reports
-// GuestStats (fuel, yields by reason and path, host waits, polls,
-// migrations, suspended time); the engine aggregates them in EngineStats
-// for the metrics package. The goroutine running a guest carries the pprof
-// label wasm_guest=<Options.Name>, so CPU profiles show time per guest.
+// ErrInvalidModule, ErrUsage, ErrTrap, ErrOutOfFuel, ErrMemoryLimit,
+// ErrInstantiate, ErrHost, ErrPolicyTrap, ErrExit, ErrEmbedder — or
+// scheduler.ErrAborted / ErrShutdown. FailureKind names the kind and its
+// family (an invalid module, a wrong call, the guest's failure, the
+// embedder's bug, a cancellation). Abort stops a running guest at its next
+// check and a suspended one (yielded, asleep, waiting for a host function
+// or stdin) at once; the module instance is closed and no goroutine is
+// left. Each guest reports GuestStats (fuel, yields by reason and path,
+// host waits, sleeps, polls, migrations, suspended time, peak memory); the
+// engine aggregates them in EngineStats for the metrics package. The
+// goroutine running a guest carries the pprof label
+// wasm_guest=<Options.Name>, so CPU profiles show time per guest.
 //
 // # Invariants
 //
@@ -76,6 +95,8 @@
 //     every path.
 //   - A guest never crashes a worker: traps, host errors and panics become
 //     its *Error.
+//   - A guest's memory is counted in the budget from its admission to its
+//     end, on every path (admit, each grow, Free or release).
 //
 // See Example for an embedding: engine, policy, spawn, async host function.
 package wasmtask

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,22 +33,88 @@ type EngineConfig struct {
 	Interpreter bool
 	// HostModules are the embedder's host functions, importable by guests.
 	HostModules []HostModule
+
+	// Limits bound what Compile accepts (zero fields: the defaults).
+	Limits Limits
+	// MemoryBudget bounds the linear memory of all running guests
+	// together, in bytes (0: no shared budget). A memory.grow that would
+	// pass it fails (returns -1); a guest whose minimum memory would pass it
+	// fails with ErrMemoryLimit before it is instantiated.
+	MemoryBudget int64
+	// GuestMemoryLimit bounds each guest's linear memory, in bytes, unless
+	// Options.MemoryLimitPages says otherwise (0: 4 GiB, Wasm32's maximum).
+	GuestMemoryLimit int64
+	// MaxConcurrentCompiles bounds compilations running at once (0:
+	// GOMAXPROCS). Compiling a large module takes a core for up to seconds;
+	// more at once only slows every one of them and the guests.
+	MaxConcurrentCompiles int
 }
 
-// Engine owns wazero runtimes, a compile cache keyed by the module's hash,
-// the instrumentation settings and the epoch.
+// Limits bound the modules Engine.Compile accepts. Zero fields mean the
+// defaults.
+type Limits struct {
+	// MaxModuleBytes bounds a module's size (default
+	// DefaultMaxModuleBytes).
+	MaxModuleBytes int
+}
+
+// DefaultMaxModuleBytes is the module size limit of the WebAssembly JS API
+// (https://webassembly.github.io/spec/js-api/#limits), which browsers
+// enforce.
+const DefaultMaxModuleBytes = 1 << 30
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxModuleBytes <= 0 {
+		l.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	return l
+}
+
+// Engine owns a wazero runtime, a compile cache keyed by the module's hash,
+// the instrumentation settings, the memory budget and the epoch.
 type Engine struct {
 	cfg        EngineConfig
 	cache      wazero.CompilationCache
+	rt         wazero.Runtime
 	startNanos int64
 	bump       atomic.Uint64
+	provided   map[importKey]funcSig // every function a guest may import
+	compiles   chan struct{}         // semaphore: compilations running
+	memory     memBudget
 
 	mu       sync.Mutex
-	runtimes map[uint32]wazero.Runtime // by memory limit in pages (0: none)
 	modules  map[[32]byte]*Module
+	inflight map[[32]byte]*compileCall
 	closed   bool
 
 	stats engineCounters
+}
+
+type importKey struct{ module, name string }
+
+type funcSig struct{ params, results []api.ValueType }
+
+func (s funcSig) String() string {
+	return "(" + valueTypes(s.params) + ") -> (" + valueTypes(s.results) + ")"
+}
+
+func valueTypes(ts []api.ValueType) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(api.ValueTypeName(t))
+	}
+	return b.String()
+}
+
+// compileCall is a Compile in progress, which later Compiles of the same
+// bytes wait for instead of compiling again.
+type compileCall struct {
+	done chan struct{}
+	mod  *Module
+	err  error
 }
 
 // NewEngine creates an engine.
@@ -59,9 +128,23 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 20_000
 	}
-	if cfg.PollInterval < 0 {
+	switch {
+	case cfg.PollInterval < 0:
 		return nil, fmt.Errorf("wasmtask: PollInterval %d must be positive", cfg.PollInterval)
+	case cfg.MemoryBudget < 0:
+		return nil, fmt.Errorf("wasmtask: MemoryBudget %d must not be negative", cfg.MemoryBudget)
+	case cfg.GuestMemoryLimit < 0:
+		return nil, fmt.Errorf("wasmtask: GuestMemoryLimit %d must not be negative", cfg.GuestMemoryLimit)
+	case cfg.MaxConcurrentCompiles < 0:
+		return nil, fmt.Errorf("wasmtask: MaxConcurrentCompiles %d must not be negative", cfg.MaxConcurrentCompiles)
 	}
+	if cfg.GuestMemoryLimit == 0 || cfg.GuestMemoryLimit > maxMemoryBytes {
+		cfg.GuestMemoryLimit = maxMemoryBytes
+	}
+	if cfg.MaxConcurrentCompiles == 0 {
+		cfg.MaxConcurrentCompiles = runtime.GOMAXPROCS(0)
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	for _, hm := range cfg.HostModules {
 		if err := hm.validate(); err != nil {
 			return nil, err
@@ -71,15 +154,20 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg:        cfg,
 		cache:      wazero.NewCompilationCache(),
 		startNanos: nanos(),
-		runtimes:   map[uint32]wazero.Runtime{},
+		compiles:   make(chan struct{}, cfg.MaxConcurrentCompiles),
+		memory:     memBudget{limit: cfg.MemoryBudget},
 		modules:    map[[32]byte]*Module{},
+		inflight:   map[[32]byte]*compileCall{},
 	}
-	if _, err := e.runtime(ctx, 0); err != nil {
+	if err := e.newRuntime(ctx); err != nil {
 		e.cache.Close(ctx)
 		return nil, err
 	}
 	return e, nil
 }
+
+// maxMemoryBytes is Wasm32's largest memory: 65,536 pages of 64 KiB.
+const maxMemoryBytes = 65536 * pageSize
 
 // Epoch returns the engine's epoch: ticks of EpochTick since the engine
 // started plus every IncrementEpoch. It is computed from the monotonic
@@ -101,42 +189,46 @@ func nanos() int64 { return int64(time.Since(clockBase)) }
 // Engine::increment_epoch.
 func (e *Engine) IncrementEpoch() { e.bump.Inc() }
 
-// runtime returns the wazero runtime for a memory limit, creating it (with
-// WASI and the host modules) on first use.
-func (e *Engine) runtime(ctx context.Context, limitPages uint32) (wazero.Runtime, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return nil, errors.New("wasmtask: engine closed")
-	}
-	if r, ok := e.runtimes[limitPages]; ok {
-		return r, nil
-	}
+// newRuntime creates the engine's wazero runtime with WASI, the check
+// import and the host modules, and records every function they provide.
+// Memory limits are not the runtime's: each guest's allocator enforces
+// its own (memory.go), so one runtime and one compilation serve guests of
+// every limit.
+func (e *Engine) newRuntime(ctx context.Context) error {
 	rc := wazero.NewRuntimeConfig()
 	if e.cfg.Interpreter {
 		rc = wazero.NewRuntimeConfigInterpreter()
 	}
 	rc = rc.WithCompilationCache(e.cache)
-	if limitPages > 0 {
-		rc = rc.WithMemoryLimitPages(limitPages)
-	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	var provided []api.Module
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		r.Close(ctx)
-		return nil, err
+		return err
 	}
-	if err := instantiateCheck(ctx, r); err != nil {
+	provided = append(provided, r.Module(wasi_snapshot_preview1.ModuleName))
+	check, err := instantiateCheck(ctx, r)
+	if err != nil {
 		r.Close(ctx)
-		return nil, err
+		return err
 	}
+	provided = append(provided, check)
 	for _, hm := range e.cfg.HostModules {
-		if err := hm.instantiate(ctx, r); err != nil {
+		m, err := hm.instantiate(ctx, r)
+		if err != nil {
 			r.Close(ctx)
-			return nil, err
+			return err
+		}
+		provided = append(provided, m)
+	}
+	e.provided = map[importKey]funcSig{}
+	for _, m := range provided {
+		for name, d := range m.ExportedFunctionDefinitions() {
+			e.provided[importKey{m.Name(), name}] = funcSig{d.ParamTypes(), d.ResultTypes()}
 		}
 	}
-	e.runtimes[limitPages] = r
-	return r, nil
+	e.rt = r
+	return nil
 }
 
 // Module is an instrumented, compiled guest, safe to instantiate
@@ -145,14 +237,15 @@ func (e *Engine) runtime(ctx context.Context, limitPages uint32) (wazero.Runtime
 type Module struct {
 	engine *Engine
 	hash   [32]byte
-	wasm   []byte // instrumented
 	report instrument.Report
 
+	exports  map[string]api.FunctionDefinition
+	minPages uint32 // the largest minimum of the module's memories (0: none known)
+
 	mu       sync.Mutex
-	compiled map[uint32]wazero.CompiledModule
-	name     string
-	running  int  // guests between their start and their end
-	closed   bool // Close was called; the code goes when running reaches 0
+	compiled wazero.CompiledModule // nil once released
+	running  int                   // guests between their start and their end
+	closed   bool                  // Close was called; the code goes when running reaches 0
 }
 
 // errModuleClosed is the cause of ErrInstantiate for a guest of a closed
@@ -162,52 +255,138 @@ var errModuleClosed = errors.New("module closed")
 // Report is the instrumenter's report for the module.
 func (m *Module) Report() instrument.Report { return m.report }
 
-// Compile instruments and compiles wasm, once per distinct module: a
-// second call with the same bytes returns the cached *Module.
+// Compile validates, instruments and compiles wasm, once per distinct
+// module: a second call with the same bytes returns the cached *Module,
+// and calls racing for the same bytes wait for one compilation. At most
+// MaxConcurrentCompiles compilations run at once; a call waiting for its
+// turn (or for another's compilation) gives up when ctx is done.
+//
+// An error wraps ErrInvalidModule (the bytes do not decode or validate,
+// pass a Limit — cause *instrument.LimitError —, or import what the
+// engine does not provide — cause *ImportError), or ctx's error, or says
+// the engine is closed.
 func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
-	h := sha256.Sum256(wasm)
-	e.mu.Lock()
-	if m, ok := e.modules[h]; ok {
-		e.mu.Unlock()
-		return m, nil
+	if len(wasm) > e.cfg.Limits.MaxModuleBytes {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, &instrument.LimitError{
+			Msg: fmt.Sprintf("module of %d bytes is over the limit of %d", len(wasm), e.cfg.Limits.MaxModuleBytes)})
 	}
-	e.mu.Unlock()
+	h := sha256.Sum256(wasm)
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, errEngineClosed
+		}
+		if m, ok := e.modules[h]; ok {
+			e.mu.Unlock()
+			return m, nil
+		}
+		call, busy := e.inflight[h]
+		if !busy {
+			call = &compileCall{done: make(chan struct{})}
+			e.inflight[h] = call
+			e.mu.Unlock()
+			call.mod, call.err = e.compile(ctx, h, wasm)
+			e.mu.Lock()
+			delete(e.inflight, h)
+			if call.err == nil {
+				if e.closed {
+					call.mod, call.err = nil, errEngineClosed
+				} else {
+					e.modules[h] = call.mod
+				}
+			}
+			e.mu.Unlock()
+			close(call.done)
+			return call.mod, call.err
+		}
+		e.mu.Unlock()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if call.err == nil || !isContextError(call.err) {
+			return call.mod, call.err
+		}
+		// The compiling call gave up on its own context: try ourselves.
+	}
+}
+
+var errEngineClosed = errors.New("wasmtask: engine closed")
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// compile does the work of Compile for one module, within the semaphore.
+func (e *Engine) compile(ctx context.Context, h [32]byte, wasm []byte) (*Module, error) {
+	select {
+	case e.compiles <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-e.compiles }()
 	res, err := instrument.Instrument(wasm, instrument.Config{Costs: e.cfg.Costs})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	m := &Module{engine: e, hash: h, wasm: res.Wasm, report: res.Report, compiled: map[uint32]wazero.CompiledModule{}}
-	if _, err := m.compiledFor(ctx, 0); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
+	c, err := e.rt.CompileModule(ctx, res.Wasm)
+	if err != nil {
+		if e.isClosed() {
+			return nil, errEngineClosed
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if prev, ok := e.modules[h]; ok { // a concurrent Compile won
-		return prev, nil
+	if err := e.resolveImports(c); err != nil {
+		c.Close(ctx)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	e.modules[h] = m
+	m := &Module{engine: e, hash: h, report: res.Report, compiled: c, exports: c.ExportedFunctions()}
+	for _, d := range c.ExportedMemories() {
+		m.minPages = max(m.minPages, d.Min())
+	}
 	return m, nil
 }
 
-func (m *Module) compiledFor(ctx context.Context, limitPages uint32) (wazero.CompiledModule, error) {
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// resolveImports checks that every import of c is something the engine
+// provides, with the same signature: a module that could never be
+// instantiated is refused at Compile, naming what is missing, rather than
+// failing every guest later.
+func (e *Engine) resolveImports(c wazero.CompiledModule) error {
+	for _, d := range c.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		want := funcSig{d.ParamTypes(), d.ResultTypes()}
+		got, ok := e.provided[importKey{mod, name}]
+		switch {
+		case !ok:
+			return &ImportError{Module: mod, Name: name, Kind: "function", Reason: "not provided by the engine (WASI preview 1, and the host modules in EngineConfig.HostModules)"}
+		case !slices.Equal(got.params, want.params) || !slices.Equal(got.results, want.results):
+			return &ImportError{Module: mod, Name: name, Kind: "function",
+				Reason: fmt.Sprintf("imported as %v but the engine provides %v", want, got)}
+		}
+	}
+	for _, d := range c.ImportedMemories() {
+		mod, name, _ := d.Import()
+		return &ImportError{Module: mod, Name: name, Kind: "memory", Reason: "the engine provides no memories; define the memory in the module"}
+	}
+	return nil
+}
+
+// compiledCode returns the module's compiled code, or errModuleClosed.
+func (m *Module) compiledCode() (wazero.CompiledModule, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed || m.compiled == nil {
 		return nil, errModuleClosed
 	}
-	if c, ok := m.compiled[limitPages]; ok {
-		return c, nil
-	}
-	r, err := m.engine.runtime(ctx, limitPages)
-	if err != nil {
-		return nil, err
-	}
-	c, err := r.CompileModule(ctx, m.wasm)
-	if err != nil {
-		return nil, fmt.Errorf("compile: %w", err)
-	}
-	m.compiled[limitPages] = c
-	return c, nil
+	return m.compiled, nil
 }
 
 // start counts a guest in, so that Close keeps the code until it ends;
@@ -268,37 +447,69 @@ func (m *Module) Close(ctx context.Context) error {
 // release closes the compiled code; m is closed and no guest runs.
 func (m *Module) release(ctx context.Context) error {
 	m.mu.Lock()
-	compiled := m.compiled
+	c := m.compiled
 	m.compiled = nil
 	m.mu.Unlock()
 	e := m.engine
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
-		return nil // the runtimes' Close released it
+	if e.closed || c == nil {
+		return nil // the runtime's Close released it
 	}
-	var errs []error
-	for _, c := range compiled {
-		errs = append(errs, c.Close(ctx))
-	}
-	return errors.Join(errs...)
+	return c.Close(ctx)
 }
 
-// Exports lists the module's exported function names.
-func (m *Module) Exports(ctx context.Context) ([]string, error) {
-	c, err := m.compiledFor(ctx, 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for name := range c.ExportedFunctions() {
+// Exports lists the module's exported function names, sorted.
+func (m *Module) Exports() []string {
+	out := make([]string, 0, len(m.exports))
+	for name := range m.exports {
 		out = append(out, name)
 	}
-	return out, nil
+	slices.Sort(out)
+	return out
 }
 
-// Close releases every runtime and compiled module. Guests still running
-// fail at their next host call.
+// ExportSignature returns the parameter and result types of the exported
+// function name, or ok false if the module exports no such function.
+func (m *Module) ExportSignature(name string) (params, results []api.ValueType, ok bool) {
+	d, ok := m.exports[name]
+	if !ok {
+		return nil, nil, false
+	}
+	return d.ParamTypes(), d.ResultTypes(), true
+}
+
+// CheckCall reports, with an error wrapping ErrUsage, whether a guest of m
+// with these options could not even start its call: the export does not
+// exist, or the number of arguments does not match its parameters, or
+// arguments are given to a WASI command. Spawn makes the same check; a
+// service calls CheckCall to refuse such a request before accepting it.
+func (m *Module) CheckCall(opts Options) error {
+	if cause := m.callProblem(opts); cause != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, cause)
+	}
+	return nil
+}
+
+func (m *Module) callProblem(opts Options) error {
+	if opts.Export == "" {
+		if len(opts.Args) > 0 {
+			return errors.New("Args given without Export (a WASI command takes Argv)")
+		}
+		return nil
+	}
+	params, _, ok := m.ExportSignature(opts.Export)
+	if !ok {
+		return fmt.Errorf("module exports no function %q (it exports: %s)", opts.Export, strings.Join(m.Exports(), ", "))
+	}
+	if len(opts.Args) != len(params) {
+		return fmt.Errorf("%s takes %d arguments (%s), got %d", opts.Export, len(params), valueTypes(params), len(opts.Args))
+	}
+	return nil
+}
+
+// Close releases the runtime and every compiled module. Guests still
+// running fail at their next host call.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -306,24 +517,18 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
-	var errs []error
-	for _, r := range e.runtimes {
-		errs = append(errs, r.Close(ctx))
-	}
-	errs = append(errs, e.cache.Close(ctx))
-	return errors.Join(errs...)
+	return errors.Join(e.rt.Close(ctx), e.cache.Close(ctx))
 }
 
 // instantiateCheck defines the host module that every instrumented guest
 // imports: one function, the fuel check. It finds its guest through the
 // call's context, so one definition serves every guest of the runtime.
-func instantiateCheck(ctx context.Context, r wazero.Runtime) error {
-	_, err := r.NewHostModuleBuilder(instrument.DefaultImportModule).
+func instantiateCheck(ctx context.Context, r wazero.Runtime) (api.Module, error) {
+	return r.NewHostModuleBuilder(instrument.DefaultImportModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, _ []uint64) {
 			guestFrom(ctx).check(mod)
 		}), nil, nil).
 		Export(instrument.DefaultImportName).
 		Instantiate(ctx)
-	return err
 }

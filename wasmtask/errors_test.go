@@ -81,9 +81,12 @@ func TestErrorKinds(t *testing.T) {
 		{"out of fuel", Options{Export: "forever", FuelBudget: 5_000_000}, "", ErrOutOfFuel},
 		{"memory limit", Options{Export: "grow", MemoryLimitPages: 8}, "", ErrMemoryLimit},
 		{"instantiate over limit", Options{Export: "f", MemoryLimitPages: 10}, "bigmem.wasm", ErrMemoryLimit},
-		{"no such export", Options{Export: "nope"}, "", ErrInstantiate},
+		{"no such export", Options{Export: "nope"}, "", ErrUsage},
+		{"wrong argument count", Options{Export: "spin"}, "", ErrUsage},
+		{"args to a command", Options{Args: []uint64{1}}, "", ErrUsage},
 		{"host error", Options{Export: "host_error"}, "", ErrHost},
-		{"host panic", Options{Export: "host_panic"}, "", ErrHost},
+		{"host panic", Options{Export: "host_panic"}, "", ErrEmbedder},
+		{"policy panic", Options{Export: "forever", Policy: func(GuestInfo) Action { panic("policy bug") }}, "", ErrEmbedder},
 		{"policy trap", Options{Export: "forever", Policy: func(GuestInfo) Action { return Trap(errors.New("tenant over quota")) }}, "", ErrPolicyTrap},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,13 +109,19 @@ func TestErrorKinds(t *testing.T) {
 			if tc.want == ErrOutOfFuel && ge.Stats.FuelUsed < tc.opts.FuelBudget {
 				t.Fatalf("out of fuel after %d of %d", ge.Stats.FuelUsed, tc.opts.FuelBudget)
 			}
-			var hp *HostPanicError
-			if tc.name == "host panic" && (!errors.As(err, &hp) || hp.Value != "boom") {
-				t.Fatalf("host panic not reported as HostPanicError: %v", err)
+			var pe *PanicError
+			switch {
+			case tc.name == "host panic" && (!errors.As(err, &pe) || pe.Value != "boom" || pe.Where != "host function test.boom"):
+				t.Fatalf("host panic not reported as a PanicError of test.boom: %v", err)
+			case tc.name == "policy panic" && (!errors.As(err, &pe) || pe.Value != "policy bug" || pe.Where != "policy" || len(pe.Stack) == 0):
+				t.Fatalf("policy panic not reported as a PanicError of the policy: %v", err)
+			}
+			if _, class := FailureKind(err); class != classOf(tc.want) {
+				t.Fatalf("FailureKind(%v) class %v, want %v", err, class, classOf(tc.want))
 			}
 		})
 	}
-	if _, err := e.eng.Compile(ctx, []byte("not wasm")); !errors.Is(err, ErrInstantiate) {
+	if _, err := e.eng.Compile(ctx, []byte("not wasm")); !errors.Is(err, ErrInvalidModule) {
 		t.Fatalf("invalid module: %v", err)
 	}
 	// The workers survived every failure.
@@ -121,9 +130,19 @@ func TestErrorKinds(t *testing.T) {
 		t.Fatalf("after failures: %v %v", r.Values, err)
 	}
 	st := e.eng.Stats()
-	if st.Failures[0] == 0 || st.Failures[1] == 0 || st.Failures[4] < 2 {
-		t.Fatalf("failure counters %v", st.Failures)
+	kinds := FailureKinds()
+	want := map[string]int64{"trap": 1, "out_of_fuel": 1, "memory_limit": 2, "usage": 3, "host": 1, "embedder": 2, "policy": 1}
+	for i, n := range st.Failures {
+		if n != want[kinds[i]] {
+			t.Fatalf("failures of kind %s: %d, want %d (all: %v)", kinds[i], n, want[kinds[i]], st.Failures)
+		}
 	}
+}
+
+// classOf is the family of an error kind.
+func classOf(kind error) FailureClass {
+	_, c := FailureKind(&Error{Kind: kind})
+	return c
 }
 
 func TestAsyncHostFunctionFromForeignGoroutine(t *testing.T) {
@@ -218,7 +237,7 @@ func TestAbortInEachState(t *testing.T) {
 		// waiting in an async host function
 		"host wait": Spawn(e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}}),
 		// inside an endless start function
-		"instantiating": Spawn(e.rt, startLoop, Options{Export: "none"}),
+		"instantiating": Spawn(e.rt, startLoop, Options{}), // its start function loops
 	}
 	time.Sleep(20 * time.Millisecond)
 	for name, h := range cases {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmsched/wasmsched/scheduler"
@@ -91,7 +92,11 @@ type GuestStats struct {
 	Custom        int64         // YieldCustom suspensions
 	Polls         int64         // times the guest's task was polled
 	Migrations    int64         // polls on another worker than the previous one
+	Sleeps        int64         // WASI sleeps (poll_oneoff clock waits), each a suspension
+	SchedYields   int64         // WASI sched_yield calls
+	StdinWaits    int64         // suspensions waiting for Options.Stdin
 	Suspended     time.Duration // time spent suspended
+	MemoryPeak    int64         // largest linear memory, bytes
 }
 
 // Yields is the number of policy suspensions (epoch and fuel).
@@ -133,6 +138,8 @@ type guest struct {
 	armedBump  uint64 // the engine's manual epoch increments then
 	epochDelta uint64 // epochs from armedAt to the deadline
 	lastWorker int
+	mem        *guestMemory  // the guest's linear memory and its bounds
+	stdin      *guestStdin   // Options.Stdin, read without blocking a worker
 	openWait   *counterShard // shard counting this guest as suspended, while it is
 	failure    *Error
 	stats      GuestStats
@@ -211,6 +218,9 @@ func (g *guest) run() (res Result, err error) {
 		}
 		g.e.stats.finished.Inc()
 		g.stats.FuelUsed = g.consumed()
+		if g.mem != nil {
+			g.stats.MemoryPeak = g.mem.peak
+		}
 		g.e.stats.fuel.Add(g.stats.FuelUsed)
 		res.Stats = g.stats
 		if err != nil {
@@ -231,16 +241,60 @@ func (g *guest) run() (res Result, err error) {
 		return res, g.fail(ErrInstantiate, err)
 	}
 	defer g.m.end(context.Background())
-	compiled, cerr := g.m.compiledFor(ctx, g.opts.MemoryLimitPages)
+	compiled, cerr := g.m.compiledCode()
 	if cerr != nil {
-		if g.opts.MemoryLimitPages > 0 && strings.Contains(cerr.Error(), "over limit") {
-			return res, g.fail(ErrMemoryLimit, cerr)
-		}
 		return res, g.fail(ErrInstantiate, cerr)
 	}
-	r, _ := g.e.runtime(ctx, g.opts.MemoryLimitPages)
+	if cause := g.m.callProblem(g.opts); cause != nil {
+		return res, g.fail(ErrUsage, cause)
+	}
+	// Memory is admitted before anything is allocated: the module's
+	// minimum against the guest's limit and the engine's budget.
+	g.mem = &guestMemory{budget: &g.e.memory, limit: g.memoryLimit()}
+	defer func() {
+		g.mem.Free() // the instance's Close has freed it, unless instantiation failed half-way
+		g.mem.release()
+	}()
+	if refusal := g.mem.admit(g.m.minPages); refusal != nil {
+		return res, g.fail(ErrMemoryLimit, refusal)
+	}
+	if g.opts.Stdin != nil && !inMemoryReader(g.opts.Stdin) {
+		g.stdin = newGuestStdin(g, g.opts.Stdin)
+	}
+	mod, ierr := g.instantiate(experimental.WithMemoryAllocator(ctx, g.mem), compiled, g.moduleConfig())
+	if mod != nil {
+		defer mod.Close(context.Background())
+	}
+	if ierr != nil {
+		return res, g.classify(ierr, true)
+	}
+	if g.opts.Export == "" {
+		return res, g.budgetCheck() // a WASI command that returned from _start: exit code 0
+	}
+	vals, cerr2 := mod.ExportedFunction(g.opts.Export).Call(ctx, g.opts.Args...)
+	if cerr2 != nil {
+		return res, g.classify(cerr2, false)
+	}
+	res.Values = vals
+	return res, g.budgetCheck()
+}
+
+// memoryLimit is the guest's bound on linear memory, in bytes.
+func (g *guest) memoryLimit() int64 {
+	if g.opts.MemoryLimitPages > 0 {
+		return min(int64(g.opts.MemoryLimitPages)*pageSize, maxMemoryBytes)
+	}
+	return g.e.cfg.GuestMemoryLimit
+}
+
+// moduleConfig is the instance's configuration: WASI's clocks, its sleeps
+// and sched_yield made suspensions of the guest's task (wasi.go), argv,
+// env, stdio and files.
+func (g *guest) moduleConfig() wazero.ModuleConfig {
 	mc := wazero.NewModuleConfig().WithName("").
-		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(randReader{})
+		WithSysNanotime().WithSysWalltime().
+		WithNanosleep(g.nanosleep).WithOsyield(g.schedYield).
+		WithRandSource(randReader{})
 	if g.opts.Export != "" {
 		mc = mc.WithStartFunctions()
 	}
@@ -250,7 +304,9 @@ func (g *guest) run() (res Result, err error) {
 	for k, v := range g.opts.Env {
 		mc = mc.WithEnv(k, v)
 	}
-	if g.opts.Stdin != nil {
+	if g.stdin != nil {
+		mc = mc.WithStdin(g.stdin)
+	} else if g.opts.Stdin != nil {
 		mc = mc.WithStdin(g.opts.Stdin)
 	}
 	if g.opts.Stdout != nil {
@@ -262,26 +318,27 @@ func (g *guest) run() (res Result, err error) {
 	if g.opts.FS != nil {
 		mc = mc.WithFSConfig(g.opts.FS)
 	}
-	mod, ierr := r.InstantiateModule(ctx, compiled, mc)
-	if mod != nil {
-		defer mod.Close(context.Background())
-	}
-	if ierr != nil {
-		return res, g.classify(ierr, mod, true)
-	}
-	if g.opts.Export == "" {
-		return res, g.budgetCheck() // a WASI command that returned from _start: exit code 0
-	}
-	fn := mod.ExportedFunction(g.opts.Export)
-	if fn == nil {
-		return res, g.fail(ErrInstantiate, fmt.Errorf("no exported function %q", g.opts.Export))
-	}
-	vals, cerr2 := fn.Call(ctx, g.opts.Args...)
-	if cerr2 != nil {
-		return res, g.classify(cerr2, mod, false)
-	}
-	res.Values = vals
-	return res, g.budgetCheck()
+	return mc
+}
+
+// instantiate instantiates the guest. wazero indexes the slice its
+// allocator returns for the memory's minimum without checking for nil, so
+// a minimum refused inside instantiation (one admit could not see: an
+// unexported memory) surfaces as a panic, turned back here into the
+// refusal it is.
+func (g *guest) instantiate(ctx context.Context, c wazero.CompiledModule, mc wazero.ModuleConfig) (mod api.Module, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if g.mem.refusal == nil || scheduler.IsUnwind(v) {
+				panic(v)
+			}
+			if _, ok := v.(stop); ok {
+				panic(v)
+			}
+			mod, err = nil, g.fail(ErrMemoryLimit, g.mem.refusal)
+		}
+	}()
+	return g.e.rt.InstantiateModule(ctx, c, mc)
 }
 
 // budgetCheck catches a budget overrun in the last segment before return,
@@ -303,47 +360,69 @@ func (g *guest) fail(kind, cause error) error {
 }
 
 // classify turns the error of an instantiation or a call into an *Error.
-func (g *guest) classify(err error, mod api.Module, instantiating bool) error {
+// A guest that failed after a memory.grow was refused (a C guest's abort
+// on a failed malloc, a Go guest's "out of memory" exit) failed because of
+// its memory bound: it is reported as ErrMemoryLimit, with both causes.
+func (g *guest) classify(err error, instantiating bool) error {
 	if g.failure != nil {
 		return g.failure
 	}
 	if reason := g.co.CancelReason(); reason != nil {
 		return g.fail(reason, nil) // Kind scheduler.ErrAborted or ErrShutdown
 	}
+	memory := func() error {
+		return g.fail(ErrMemoryLimit, &afterRefusal{refusal: g.mem.refusal, err: err})
+	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		if exit.ExitCode() == 0 {
+		switch {
+		case exit.ExitCode() == 0:
 			return nil
-		}
-		if g.atMemoryLimit(mod) {
-			return g.fail(ErrMemoryLimit, err)
+		case g.mem.refusal != nil:
+			return memory()
 		}
 		return g.fail(ErrExit, err)
 	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "wasm error:"):
-		if g.atMemoryLimit(mod) {
-			return g.fail(ErrMemoryLimit, err)
+		if g.mem.refusal != nil {
+			return memory()
 		}
 		return g.fail(ErrTrap, err)
-	case instantiating && g.opts.MemoryLimitPages > 0 && strings.Contains(msg, "memory") &&
-		(strings.Contains(msg, "limit") || strings.Contains(msg, "max")):
-		return g.fail(ErrMemoryLimit, err)
+	case instantiating && g.mem.refusal != nil:
+		return memory()
+	case instantiating && (strings.Contains(msg, "not instantiated") || strings.Contains(msg, "import")):
+		return g.fail(ErrInvalidModule, err)
 	case instantiating:
 		return g.fail(ErrInstantiate, err)
 	}
 	return g.fail(ErrTrap, err)
 }
 
-// atMemoryLimit: the guest failed with its memory grown to the limit, the
-// usual end of a guest whose memory.grow was refused.
-func (g *guest) atMemoryLimit(mod api.Module) bool {
-	if g.opts.MemoryLimitPages == 0 || mod == nil || mod.Memory() == nil {
-		return false
-	}
-	pages := mod.Memory().Size() / 65536
-	return pages+1 > g.opts.MemoryLimitPages || pages >= g.opts.MemoryLimitPages
+// afterRefusal is the cause of a guest that failed after its memory bound
+// refused a grow: the refusal and how the guest ended.
+type afterRefusal struct {
+	refusal *memoryRefusal
+	err     error
+}
+
+func (a *afterRefusal) Error() string {
+	return fmt.Sprintf("%v; the guest then failed: %v", a.refusal, a.err)
+}
+
+func (a *afterRefusal) Unwrap() []error { return []error{a.refusal, a.err} }
+
+// callPolicy asks the policy. A panicking policy is the embedder's bug: the
+// guest fails with ErrEmbedder, not as a trap of its own.
+func (g *guest) callPolicy(info GuestInfo) Action {
+	defer func() {
+		if v := recover(); v != nil {
+			g.fail(ErrEmbedder, &PanicError{Where: "policy", Value: v, Stack: debug.Stack()})
+			panic(stop{})
+		}
+	}()
+	return g.policy(info)
 }
 
 // check is the injected host call: the fuel counter went negative.
@@ -397,7 +476,7 @@ func (g *guest) check(mod api.Module) {
 // straight back in front of it, and repeating that at every check would
 // only shred the guest's slices).
 func (g *guest) giveWay(used, now int64) {
-	act := g.policy(g.info(ReasonEpoch, used, now))
+	act := g.callPolicy(g.info(ReasonEpoch, used, now))
 	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
 		return
 	}
@@ -424,7 +503,7 @@ func (g *guest) deadlineReached(reason Reason, used, now int64) {
 	if now < 0 {
 		now = nanos()
 	}
-	g.apply(reason, g.policy(g.info(reason, used, now)), used, now)
+	g.apply(reason, g.callPolicy(g.info(reason, used, now)), used, now)
 }
 
 // apply carries out a policy's action at consumption used and clock
@@ -457,12 +536,7 @@ func (g *guest) apply(reason Reason, act Action, used, now int64) {
 		}
 		now = g.resumed(sh, now)
 	case ActTrap:
-		err := act.Err
-		if err == nil {
-			err = errors.New("trapped by policy")
-		}
-		g.fail(ErrPolicyTrap, err)
-		panic(stop{})
+		g.policyTrap(act.Err)
 	}
 	// Re-arm relative to now: time spent suspended is not charged.
 	suspended := act.Kind != ActContinue
@@ -480,6 +554,15 @@ func (g *guest) apply(reason Reason, act Action, used, now int64) {
 		}
 		g.armEpoch(delta, now)
 	}
+}
+
+// policyTrap stops the guest as its policy said.
+func (g *guest) policyTrap(err error) {
+	if err == nil {
+		err = errors.New("trapped by policy")
+	}
+	g.fail(ErrPolicyTrap, err)
+	panic(stop{})
 }
 
 // armEpoch sets the epoch deadline delta epochs from now. Epochs are
@@ -519,7 +602,8 @@ func (g *guest) notePoll() {
 	g.lastWorker = w
 }
 
-// hostFailure records a host function's failure and stops the guest.
+// hostFailure records a host function's panic (an embedder bug) and stops
+// the guest.
 func (g *guest) hostFailure(fn string, v any) {
 	if scheduler.IsUnwind(v) {
 		panic(v) // cancellation must pass through
@@ -527,7 +611,7 @@ func (g *guest) hostFailure(fn string, v any) {
 	if _, ok := v.(stop); ok {
 		panic(v)
 	}
-	g.fail(ErrHost, &HostPanicError{Function: fn, Value: v, Stack: debug.Stack()})
+	g.fail(ErrEmbedder, &PanicError{Where: "host function " + fn, Value: v, Stack: debug.Stack()})
 	panic(stop{})
 }
 

@@ -27,7 +27,11 @@ type HostFunction struct {
 	Params  []api.ValueType
 	Results []api.ValueType
 	// Fn receives the raw Wasm parameters and returns the results. An
-	// error, or a panic, fails the guest with ErrHost.
+	// error fails the guest with ErrHost; a panic is a bug of the
+	// embedder's and fails it with ErrEmbedder (cause *PanicError).
+	// Pointers and lengths the guest passes are untrusted: read guest
+	// memory through hc.Memory(), whose Read/Write report out-of-range
+	// accesses instead of panicking.
 	Fn func(hc *HostCall, params []uint64) ([]uint64, error)
 }
 
@@ -51,7 +55,7 @@ func (hm HostModule) validate() error {
 	return nil
 }
 
-func (hm HostModule) instantiate(ctx context.Context, r wazero.Runtime) error {
+func (hm HostModule) instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
 	b := r.NewHostModuleBuilder(hm.Name)
 	for _, f := range hm.Functions {
 		qualified := hm.Name + "." + f.Name
@@ -76,8 +80,7 @@ func (hm HostModule) instantiate(ctx context.Context, r wazero.Runtime) error {
 			copy(stack, res)
 		}), f.Params, f.Results).Export(f.Name)
 	}
-	_, err := b.Instantiate(ctx)
-	return err
+	return b.Instantiate(ctx)
 }
 
 // HostCall is a host function's view of the calling guest.

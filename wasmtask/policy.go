@@ -14,11 +14,18 @@ const (
 	ReasonEpoch Reason = iota
 	// ReasonFuel: the guest spent its fuel slice.
 	ReasonFuel
+	// ReasonSchedYield: the guest called WASI sched_yield. The policy's
+	// answer is carried out as at a deadline (Delta is ignored); Continue
+	// returns to the guest at once.
+	ReasonSchedYield
 )
 
 func (r Reason) String() string {
-	if r == ReasonFuel {
+	switch r {
+	case ReasonFuel:
 		return "fuel"
+	case ReasonSchedYield:
+		return "sched_yield"
 	}
 	return "epoch"
 }

@@ -23,10 +23,65 @@ var PathNames = [numPaths]string{"immediate", "deferred", "custom"}
 // ReasonNames are the label values of EngineStats.Yields' first index.
 var ReasonNames = [2]string{"epoch", "fuel"}
 
-// TrapKinds are the failure kinds EngineStats.Failures counts, by name.
-var TrapKinds = []string{"trap", "out_of_fuel", "memory_limit", "instantiate", "host", "policy", "exit", "aborted", "shutdown"}
+// failureKinds lists every failure kind an engine counts: its error, its
+// name (the label of wasmsched_guest_traps_total and serve's error_kind)
+// and its family.
+var failureKinds = [...]struct {
+	err   error
+	name  string
+	class FailureClass
+}{
+	{ErrTrap, "trap", ClassGuest},
+	{ErrOutOfFuel, "out_of_fuel", ClassGuest},
+	{ErrMemoryLimit, "memory_limit", ClassGuest},
+	{ErrInstantiate, "instantiate", ClassGuest},
+	{ErrHost, "host", ClassGuest},
+	{ErrPolicyTrap, "policy", ClassGuest},
+	{ErrExit, "exit", ClassGuest},
+	{scheduler.ErrAborted, "aborted", ClassCancelled},
+	{scheduler.ErrShutdown, "shutdown", ClassCancelled},
+	{ErrInvalidModule, "invalid_module", ClassInvalidModule},
+	{ErrUsage, "usage", ClassUsage},
+	{ErrEmbedder, "embedder", ClassEmbedder},
+}
 
-var kindErrs = []error{ErrTrap, ErrOutOfFuel, ErrMemoryLimit, ErrInstantiate, ErrHost, ErrPolicyTrap, ErrExit, scheduler.ErrAborted, scheduler.ErrShutdown}
+// NumFailureKinds is the length of EngineStats.Failures.
+const NumFailureKinds = len(failureKinds)
+
+// FailureKinds names the failure kinds, indexed like EngineStats.Failures.
+func FailureKinds() []string {
+	out := make([]string, NumFailureKinds)
+	for i, k := range failureKinds {
+		out[i] = k.name
+	}
+	return out
+}
+
+// FailureKind names err's kind and family: ("", ClassNone) for nil,
+// ("", ClassOther) for an error that is none of the kinds. For an *Error
+// its Kind decides, whatever its cause wraps.
+func FailureKind(err error) (name string, class FailureClass) {
+	if err == nil {
+		return "", ClassNone
+	}
+	if i := failureIndex(err); i >= 0 {
+		return failureKinds[i].name, failureKinds[i].class
+	}
+	return "", ClassOther
+}
+
+func failureIndex(err error) int {
+	var ge *Error
+	if errors.As(err, &ge) && ge.Kind != nil {
+		err = ge.Kind
+	}
+	for i, k := range failureKinds {
+		if errors.Is(err, k.err) {
+			return i
+		}
+	}
+	return -1
+}
 
 // engineCounters are updated on every yield by guests on every worker, so
 // the per-yield ones are sharded by worker onto padded cache lines: a yield
@@ -35,7 +90,7 @@ var kindErrs = []error{ErrTrap, ErrOutOfFuel, ErrMemoryLimit, ErrInstantiate, Er
 type engineCounters struct {
 	started, finished atomic.Int64
 	fuel              atomic.Int64
-	failures          [9]atomic.Int64
+	failures          [NumFailureKinds]atomic.Int64
 	shards            [numShards]counterShard
 }
 
@@ -53,11 +108,8 @@ func (c *engineCounters) shard(worker int) *counterShard {
 }
 
 func (c *engineCounters) countFailure(kind error) {
-	for i, k := range kindErrs {
-		if errors.Is(kind, k) {
-			c.failures[i].Inc()
-			return
-		}
+	if i := failureIndex(kind); i >= 0 {
+		c.failures[i].Inc()
 	}
 }
 
@@ -72,8 +124,12 @@ type EngineStats struct {
 	HostWaits int64 // async host-function suspensions
 	// Yields[reason][path]: reason 0 epoch, 1 fuel; path per PathNames.
 	Yields [2][3]int64
-	// Failures by kind, indexed like TrapKinds.
-	Failures [9]int64
+	// Failures by kind, indexed like FailureKinds().
+	Failures [NumFailureKinds]int64
+	// Linear memory of running guests (bytes committed), its high-water
+	// mark, the budget (0: none), and the grows and instantiations that a
+	// guest's limit or the budget refused.
+	MemoryInUse, MemoryPeak, MemoryBudget, MemoryRefusals int64
 }
 
 // Stats returns the engine's counters.
@@ -98,5 +154,7 @@ func (e *Engine) Stats() EngineStats {
 	for i := range s.Failures {
 		s.Failures[i] = e.stats.failures[i].Load()
 	}
+	s.MemoryInUse, s.MemoryPeak = e.memory.used.Load(), e.memory.peak.Load()
+	s.MemoryBudget, s.MemoryRefusals = e.memory.limit, e.memory.refusals.Load()
 	return s
 }

@@ -505,13 +505,10 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "invalid module: %v", err)
 		return
 	}
-	if opts.Export != "" {
-		exps, err := mod.Exports(r.Context())
-		if err == nil && !contains(exps, opts.Export) {
-			s.jobDone(kept)
-			httpError(w, http.StatusBadRequest, "module has no export %q (it exports: %s)", opts.Export, strings.Join(exps, ", "))
-			return
-		}
+	if err := mod.CheckCall(opts); err != nil {
+		s.jobDone(kept)
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
 
 	s.mu.Lock()
@@ -579,13 +576,7 @@ func (s *server) supervise(j *job, timeout time.Duration) {
 		if errors.As(err, &ge) {
 			st := ge.Stats
 			j.Stats = &st
-			for i, k := range []error{wasmtask.ErrTrap, wasmtask.ErrOutOfFuel, wasmtask.ErrMemoryLimit, wasmtask.ErrInstantiate,
-				wasmtask.ErrHost, wasmtask.ErrPolicyTrap, wasmtask.ErrExit} {
-				if errors.Is(err, k) {
-					j.Kind = wasmtask.TrapKinds[i]
-					break
-				}
-			}
+			j.Kind, _ = wasmtask.FailureKind(err)
 		}
 	}
 	j.mu.Unlock()

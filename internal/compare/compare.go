@@ -378,11 +378,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("%w: guest module: %w", ErrInput, err)
 	}
 	if cfg.Export != "" {
-		exps, err := mod.Exports(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("guest module: %w", err)
-		}
-		if !slices.Contains(exps, cfg.Export) {
+		if exps := mod.Exports(); !slices.Contains(exps, cfg.Export) {
 			return nil, fmt.Errorf("%w: guest module has no export %q (it exports: %s)", ErrInput, cfg.Export, strings.Join(exps, ", "))
 		}
 	}
