@@ -6,9 +6,12 @@
 //	wasmsched run [flags] FILE.wasm [-- args]   run one WASI guest (or --export NAME) as a task
 //	wasmsched serve [--addr 127.0.0.1:9090]     job service: POST /jobs, GET /jobs/{id}, /metrics, /healthz
 //
-// Run `wasmsched COMMAND -h` for a command's flags. Exit status: 0 success,
-// 1 a guest or run failed, 2 bad usage or input; a WASI guest's own
-// non-zero exit code is passed through by `run`.
+// Run `wasmsched COMMAND -h` for a command's flags. Exit status of compare
+// and serve: 0 success, 1 a run failed, 2 bad usage. `run` passes a WASI
+// guest's own exit code through (1-122; 123 for 123 and above) and uses
+// 124-134 for its own outcomes, so the two never collide: 124 timed out,
+// 125 usage error, 126 invalid module, 127 internal error, 130
+// interrupted, 134 the guest failed (trap, fuel, memory).
 package main
 
 import (

@@ -11,9 +11,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
+		"time"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmsched/wasmsched"
@@ -21,30 +21,58 @@ import (
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
-func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: wasmsched run [flags] FILE.wasm [-- args]
+// run's exit status follows the convention of command wrappers such as
+// timeout(1) and env(1): the guest's own WASI exit code passes through, and
+// run's own outcomes use codes above the range guests normally use, so the
+// two never collide.
+const (
+	runExitGuestMax    = 123 // a guest's exit code N passes through as N up to 122; 123 and above become 123
+	runExitTimeout     = 124 // --timeout passed
+	runExitUsage       = 125 // bad flags or arguments, unreadable FILE, wrong export or argument count/type
+	runExitInvalid     = 126 // the module is invalid: does not decode or validate, over a limit, imports what is not provided
+	runExitInternal    = 127 // the runtime failed, or embedder code (a host function, a policy) panicked
+	runExitInterrupted = 130 // SIGINT or SIGTERM (128 + SIGINT)
+	runExitGuestFailed = 134 // the guest trapped, ran out of fuel, hit its memory limit, or its instantiation failed (128 + SIGABRT)
+)
+
+const runUsage = `usage: wasmsched run [flags] FILE.wasm [-- args]
 
 Runs one Wasm guest as a task on a wasmsched runtime: a WASI command (its
 _start, with args as argv[1:]) or, with --export, one exported function
-(args are its integer parameters). FILE may also name an embedded guest:
-spin, cguest, goguest. The guest's stdout and stderr are passed through;
-then a one-line summary goes to stderr. Exit status: 0, the guest's own
-WASI exit code, 1 on a trap / out of fuel / timeout / other failure, 2 on
-bad usage or an invalid module.
+(args are its parameters: integers for i32/i64, decimals for f32/f64).
+FILE may also name an embedded guest: spin, cguest, goguest. The guest's
+stdout and stderr are passed through; then a one-line summary goes to
+stderr.
+
+Limits: the guest's memory is capped by --memory-limit (default 256MiB); a
+memory.grow beyond it fails inside the guest. WASI sleeps and stdin reads
+suspend the guest without holding a worker. --timeout and Ctrl-C stop it
+at its next check (a sleeping or waiting guest at once).
+
+Exit status:
+  0        the guest succeeded (its export returned, or it exited with 0)
+  1-122    the guest's own WASI exit code (123: an exit code of 123 or more)
+  124      timed out (--timeout)
+  125      usage error: flags, arguments, FILE, export or argument mismatch
+  126      invalid module: does not decode or validate, over a limit, or
+           imports what is not provided (WASI preview 1 only)
+  127      internal error (the runtime failed)
+  130      interrupted (SIGINT/SIGTERM)
+  134      the guest failed: trap, out of fuel, memory limit, instantiation
 
 flags:
-`)
-		fs.PrintDefaults()
-	}
+`
+
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
 	interrupt := fs.String("interrupt", "epoch", "what makes the guest reach its deadline: epoch, fuel or both")
 	mode := fs.String("mode", "deferred", "yield path at each deadline: deferred, immediate, immediate-nolifo, or never (run to completion)")
 	fuel := fs.Int64("fuel", 0, "total fuel budget; the guest fails when it consumes more (0: unlimited)")
 	fuelSlice := fs.Int64("fuel-slice", 10_000_000, "fuel between deadlines (fuel interrupt)")
-	memLimit := fs.String("memory-limit", "", "cap on the guest's memory, e.g. 64MiB, 1GiB or a byte count (empty: wazero's 4 GiB)")
-	timeout := fs.Duration("timeout", 0, "abort the guest after this long (0: no limit)")
+	memLimit := fs.String("memory-limit", "256MiB", "cap on the guest's linear memory: 64MiB, 1GiB, a byte count, or 4GiB for Wasm32's maximum")
+	timeout := fs.Duration("timeout", 0, "stop the guest after this long (0: no limit)")
 	export := fs.String("export", "", "call this exported function instead of the WASI _start")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "runtime workers")
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period")
@@ -63,7 +91,7 @@ flags:
 			if errors.Is(err, flag.ErrHelp) {
 				return exitOK
 			}
-			return exitUsage
+			return runExitUsage
 		}
 		if fs.NArg() == 0 {
 			break
@@ -73,7 +101,7 @@ flags:
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "wasmsched run: "+format+"\n", a...)
-		return exitUsage
+		return runExitUsage
 	}
 	if len(positional) == 0 {
 		return usageErr("missing FILE.wasm (see -h)")
@@ -83,15 +111,9 @@ flags:
 
 	opts := wasmtask.Options{Name: filepath.Base(file), Export: *export, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		FuelBudget: *fuel, FuelSlice: *fuelSlice}
-	switch *interrupt {
-	case "epoch":
-		opts.Interrupt = wasmtask.InterruptEpoch
-	case "fuel":
-		opts.Interrupt = wasmtask.InterruptFuel
-	case "both":
-		opts.Interrupt = wasmtask.InterruptBoth
-	default:
-		return usageErr("--interrupt must be epoch, fuel or both, got %q", *interrupt)
+	var err error
+	if opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
+		return usageErr("--interrupt: %v", err)
 	}
 	lifo := true
 	switch *mode {
@@ -106,37 +128,23 @@ flags:
 	default:
 		return usageErr("--mode must be deferred, immediate, immediate-nolifo or never, got %q", *mode)
 	}
-	if *fuel < 0 {
+	switch {
+	case *fuel < 0:
 		return usageErr("--fuel must not be negative, got %d", *fuel)
-	}
-	if *fuelSlice <= 0 {
+	case *fuelSlice <= 0:
 		return usageErr("--fuel-slice must be positive, got %d", *fuelSlice)
-	}
-	if *timeout < 0 {
+	case *timeout < 0:
 		return usageErr("--timeout must not be negative, got %v", *timeout)
-	}
-	if *workers < 1 {
+	case *workers < 1:
 		return usageErr("--workers must be at least 1, got %d", *workers)
-	}
-	if *epochTick <= 0 {
+	case *epochTick <= 0:
 		return usageErr("--epoch-tick must be positive, got %v", *epochTick)
 	}
-	if *memLimit != "" {
-		pages, err := parsePages(*memLimit)
-		if err != nil {
-			return usageErr("--memory-limit: %v", err)
-		}
-		opts.MemoryLimitPages = pages
+	pages, err := parsePages(*memLimit)
+	if err != nil {
+		return usageErr("--memory-limit: %v", err)
 	}
-	if opts.Export != "" {
-		vals, err := parseArgs(guestArgs)
-		if err != nil {
-			return usageErr("arguments of --export %s: %v", opts.Export, err)
-		}
-		opts.Args = vals
-	} else {
-		opts.Argv = append([]string{opts.Name}, guestArgs...)
-	}
+	opts.MemoryLimitPages = pages
 
 	wasm, err := os.ReadFile(file)
 	if err != nil {
@@ -150,7 +158,7 @@ flags:
 	rt, err := scheduler.New(scheduler.WithWorkers(*workers), scheduler.WithLIFOSlot(lifo))
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
-		return exitFailure
+		return runExitInternal
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -160,26 +168,30 @@ flags:
 	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: *epochTick})
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
-		return exitFailure
+		return runExitInternal
 	}
 	defer eng.Close(context.Background())
 	mod, err := eng.Compile(ctx, wasm)
-	if err != nil {
-		fmt.Fprintf(stderr, "wasmsched run: %s: invalid module: %v\n", file, err)
-		return exitUsage
+	switch {
+	case errors.Is(err, wasmtask.ErrInvalidModule):
+		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", file, err)
+		return runExitInvalid
+	case err != nil:
+		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", file, err)
+		return runExitInternal
 	}
-
-	// On a timeout or a signal the guest is stopped by its own policy at
-	// its next deadline (a trap keeps its counters for the summary;
-	// JoinHandle.Abort would not), with Abort as the fallback.
-	var stopping atomic.Bool
-	errStopped := errors.New("stopped")
-	inner := opts.Policy
-	opts.Policy = func(info wasmtask.GuestInfo) wasmtask.Action {
-		if stopping.Load() {
-			return wasmtask.Trap(errStopped)
+	var results []api.ValueType
+	if opts.Export != "" {
+		params, res, ok := mod.ExportSignature(opts.Export)
+		if !ok {
+			return usageErr("%v", mod.CheckCall(opts))
 		}
-		return inner(info)
+		if opts.Args, err = parseTypedArgs(opts.Export, guestArgs, params); err != nil {
+			return usageErr("%v", err)
+		}
+		results = res
+	} else {
+		opts.Argv = append([]string{opts.Name}, guestArgs...)
 	}
 
 	start := time.Now()
@@ -191,22 +203,16 @@ flags:
 		defer cancel()
 	}
 	res, err := h.Wait(wctx)
-	why := ""
+	why, whyCode := "", 0
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		// Timeout or signal: stop the guest at its next check and report
-		// what it had done.
-		why = "timed out after " + timeout.String()
+		// Timeout or signal: Abort stops the guest at its next check (at
+		// once if it is suspended); its *Error keeps its counters.
+		why, whyCode = "timed out after "+timeout.String(), runExitTimeout
 		if ctx.Err() != nil {
-			why = "interrupted"
+			why, whyCode = "interrupted", runExitInterrupted
 		}
-		stopping.Store(true)
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		res, err = h.Wait(sctx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			h.Abort()
-			res, err = h.Wait(context.Background())
-		}
+		h.Abort()
+		res, err = h.Wait(context.Background())
 	}
 	elapsed := time.Since(start)
 
@@ -218,46 +224,82 @@ flags:
 	case errors.As(err, &gerr):
 		st = gerr.Stats
 	}
-	summary := fmt.Sprintf("%s: %s in %v: fuel %d, yields %d (epoch %d, fuel %d), host waits %d, polls %d, migrations %d",
-		opts.Name, "%s", elapsed.Round(time.Microsecond), st.FuelUsed, st.Yields(), st.EpochYields, st.FuelYields, st.HostWaits, st.Polls, st.Migrations)
+	summary := fmt.Sprintf("%s: %s in %v: fuel %d, yields %d (epoch %d, fuel %d), host waits %d, sleeps %d, polls %d, migrations %d, memory peak %s",
+		opts.Name, "%s", elapsed.Round(time.Microsecond), st.FuelUsed, st.Yields(), st.EpochYields, st.FuelYields, st.HostWaits,
+		st.Sleeps, st.Polls, st.Migrations, sizeString(st.MemoryPeak))
 	if err == nil {
 		if opts.Export != "" {
-			fmt.Fprintf(stdout, "%s(%s) = %s\n", opts.Export, strings.Join(guestArgs, ", "), formatValues(res.Values))
+			fmt.Fprintf(stdout, "%s(%s) = %s\n", opts.Export, strings.Join(guestArgs, ", "), formatTypedValues(res.Values, results))
 		}
 		fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", "ok")
 		return exitOK
 	}
 	if why != "" {
 		fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", why)
-		return exitFailure
+		return whyCode
 	}
-	var kind string
-	switch {
-	case errors.Is(err, wasmtask.ErrOutOfFuel):
-		kind = fmt.Sprintf("out of fuel (budget %d)", *fuel)
-	case errors.Is(err, wasmtask.ErrTrap):
-		kind = "trapped"
-	case errors.Is(err, wasmtask.ErrMemoryLimit):
-		kind = "hit the memory limit (" + *memLimit + ")"
-	case errors.Is(err, wasmtask.ErrExit):
-		kind = "exited"
-	case errors.Is(err, wasmtask.ErrInstantiate):
-		kind = "could not be instantiated"
-	case errors.Is(err, wasmtask.ErrHost):
-		kind = "host function failed"
-	default:
-		kind = "failed"
-	}
+	kind, code := describeFailure(err, *fuel, *memLimit)
 	fmt.Fprintf(stderr, "wasmsched run: %s %s: %v\n", opts.Name, kind, errCause(err))
 	fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", kind)
+	return code
+}
+
+// describeFailure says what happened to a failed guest and run's exit
+// status for it.
+func describeFailure(err error, fuel int64, memLimit string) (string, int) {
 	var exit *sys.ExitError
-	if errors.Is(err, wasmtask.ErrExit) && errors.As(err, &exit) && exit.ExitCode() != 0 && exit.ExitCode() < 256 {
-		return int(exit.ExitCode())
+	switch {
+	case errors.Is(err, wasmtask.ErrExit) && errors.As(err, &exit):
+		return fmt.Sprintf("exited with code %d", exit.ExitCode()), int(min(exit.ExitCode(), runExitGuestMax))
+	case errors.Is(err, wasmtask.ErrOutOfFuel):
+		return fmt.Sprintf("out of fuel (budget %d)", fuel), runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrMemoryLimit):
+		return "hit the memory limit (" + memLimit + ")", runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrTrap):
+		return "trapped", runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrPolicyTrap):
+		return "stopped by its policy", runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrHost):
+		return "host function failed", runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrInstantiate):
+		return "could not be instantiated", runExitGuestFailed
+	case errors.Is(err, wasmtask.ErrInvalidModule):
+		return "is an invalid module", runExitInvalid
+	case errors.Is(err, wasmtask.ErrUsage):
+		return "was called wrongly", runExitUsage
 	}
-	if errors.Is(err, wasmtask.ErrInstantiate) {
-		return exitUsage
+	return "failed", runExitInternal
+}
+
+// sizeString formats a byte count with a binary unit.
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
 	}
-	return exitFailure
+	return fmt.Sprintf("%dB", n)
+}
+
+// parseInterrupt parses an --interrupt flag (both: only where allowed).
+func parseInterrupt(s string, allowBoth bool) (wasmtask.Interrupt, error) {
+	switch s {
+	case "epoch":
+		return wasmtask.InterruptEpoch, nil
+	case "fuel":
+		return wasmtask.InterruptFuel, nil
+	case "both":
+		if allowBoth {
+			return wasmtask.InterruptBoth, nil
+		}
+	}
+	if allowBoth {
+		return 0, fmt.Errorf("must be epoch, fuel or both, got %q", s)
+	}
+	return 0, fmt.Errorf("must be epoch or fuel, got %q", s)
 }
 
 // errCause is the most useful part of a guest error: its cause.
@@ -267,17 +309,6 @@ func errCause(err error) error {
 		return ge.Cause
 	}
 	return err
-}
-
-func formatValues(vs []uint64) string {
-	var ss []string
-	for _, v := range vs {
-		ss = append(ss, strconv.FormatUint(v, 10))
-	}
-	if len(ss) == 1 {
-		return ss[0]
-	}
-	return "(" + strings.Join(ss, ", ") + ")"
 }
 
 // parsePages parses a memory size (bytes, or with a KiB/MiB/GiB suffix)

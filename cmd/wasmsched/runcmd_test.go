@@ -40,8 +40,8 @@ func TestRunTrap(t *testing.T) {
 	path := writeTemp(t, "trap.wasm", trapWasm)
 	for _, args := range [][]string{{path}, {"--export", "boom", path}} {
 		code, _, errOut := invoke(t, append([]string{"run"}, args...)...)
-		if code != exitFailure {
-			t.Errorf("%v: exit %d, want 1", args, code)
+		if code != runExitGuestFailed {
+			t.Errorf("%v: exit %d, want %d", args, code, runExitGuestFailed)
 		}
 		if !strings.Contains(errOut, "trap.wasm trapped: ") || !strings.Contains(errOut, "unreachable") {
 			t.Errorf("%v: stderr %q", args, errOut)
@@ -51,14 +51,14 @@ func TestRunTrap(t *testing.T) {
 
 func TestRunOutOfFuel(t *testing.T) {
 	code, _, errOut := invoke(t, "run", "--fuel", "100000", "--interrupt", "fuel", "../../testdata/spin.wasm", "--export", "spin", "--", "1000000")
-	if code != exitFailure || !strings.Contains(errOut, "out of fuel (budget 100000)") {
+	if code != runExitGuestFailed || !strings.Contains(errOut, "out of fuel (budget 100000)") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
 
 func TestRunTimeout(t *testing.T) {
 	code, _, errOut := invoke(t, "run", "--timeout", "50ms", "../../testdata/spin.wasm", "--export", "spin", "--", "4611686018427387904")
-	if code != exitFailure || !strings.Contains(errOut, "timed out after 50ms") {
+	if code != runExitTimeout || !strings.Contains(errOut, "timed out after 50ms") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 	if strings.Contains(errOut, "fuel 0,") {
@@ -70,21 +70,87 @@ func TestRunBadInput(t *testing.T) {
 	bad := writeTemp(t, "bad.wasm", []byte("\x00asm but not really"))
 	for _, tc := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{bad}, "invalid module"},
-		{[]string{}, "missing FILE.wasm"},
-		{[]string{"/nonexistent.wasm"}, "no such file"},
-		{[]string{"--mode", "sideways", "x.wasm"}, "--mode must be"},
-		{[]string{"--interrupt", "never", "x.wasm"}, "--interrupt must be"},
-		{[]string{"--memory-limit", "lots", "x.wasm"}, "not a positive size"},
-		{[]string{"--export", "spin", "../../testdata/spin.wasm", "--", "ten"}, "not an integer"},
-		{[]string{"--export", "nope", "../../testdata/spin.wasm"}, `no exported function "nope"`},
+		{[]string{bad}, runExitInvalid, "invalid module"},
+		{[]string{writeTemp(t, "imports.wasm", importsWasm)}, runExitInvalid, "import function env.f: not provided"},
+		{[]string{}, runExitUsage, "missing FILE.wasm"},
+		{[]string{"/nonexistent.wasm"}, runExitUsage, "no such file"},
+		{[]string{"--mode", "sideways", "x.wasm"}, runExitUsage, "--mode must be"},
+		{[]string{"--interrupt", "never", "x.wasm"}, runExitUsage, "--interrupt: must be"},
+		{[]string{"--memory-limit", "lots", "x.wasm"}, runExitUsage, "not a positive size"},
+		{[]string{"--no-such-flag", "x.wasm"}, runExitUsage, "flag provided but not defined"},
+		{[]string{"--export", "spin", "../../testdata/spin.wasm", "--", "ten"}, runExitUsage, `"ten" is not an i64`},
+		{[]string{"--export", "spin", "../../testdata/spin.wasm"}, runExitUsage, "spin takes 1 arguments (i64), got 0"},
+		{[]string{"--export", "spin", "../../testdata/spin.wasm", "--", "1", "2"}, runExitUsage, "got 2"},
+		{[]string{"--export", "fib", "../../testdata/spin.wasm", "--", "4294967296"}, runExitUsage, "not an i32"},
+		{[]string{"--export", "nope", "../../testdata/spin.wasm"}, runExitUsage, `no function "nope" (it exports: fib, spin)`},
 	} {
 		code, _, errOut := invoke(t, append([]string{"run"}, tc.args...)...)
-		if code != exitUsage || !strings.Contains(errOut, tc.want) {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errOut, tc.code, tc.want)
 		}
+	}
+}
+
+// importsWasm imports env.f, which no engine provides.
+var importsWasm = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x02, 0x09, 0x01, 0x03, 'e', 'n', 'v', 0x01, 'f', 0x00, 0x00, // import env.f
+}
+
+// exitWasm is a WASI command whose _start calls proc_exit(code).
+func exitWasm(code int32) []byte {
+	var leb []byte // signed LEB128 of code
+	for v := code; ; {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && b&0x40 == 0) || (v == -1 && b&0x40 != 0) {
+			leb = append(leb, b)
+			break
+		}
+		leb = append(leb, b|0x80)
+	}
+	body := append(append([]byte{0x00, 0x41}, leb...), 0x10, 0x00, 0x0b) // no locals; i32.const code; call 0; end
+	imp := append([]byte{0x01, 0x16}, "wasi_snapshot_preview1"...)
+	imp = append(append(imp, 0x09), "proc_exit"...)
+	imp = append(imp, 0x00, 0x00)
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+		0x01, 0x08, 0x02, 0x60, 0x01, 0x7f, 0x00, 0x60, 0x00, 0x00} // types: (i32) -> (), () -> ()
+	out = append(append(out, 0x02, byte(len(imp))), imp...)
+	out = append(out, 0x03, 0x02, 0x01, 0x01)                                           // func 1: type 1
+	out = append(out, 0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x01) // export _start
+	code1 := append([]byte{byte(len(body))}, body...)
+	return append(append(out, 0x0a, byte(len(code1)+1), 0x01), code1...)
+}
+
+// TestRunExitCodes: a guest's WASI exit code passes through; codes from
+// 123 up become 123, so that run's own codes (124 and above) never mean
+// a guest's.
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct{ guest, want int }{{0, 0}, {1, 1}, {2, 2}, {122, 122}, {123, 123}, {125, 123}, {200, 123}} {
+		code, _, errOut := invoke(t, "run", writeTemp(t, "exit.wasm", exitWasm(int32(tc.guest))))
+		if code != tc.want {
+			t.Errorf("guest exit %d: run exit %d, want %d (%s)", tc.guest, code, tc.want, errOut)
+		}
+		if tc.guest != 0 && !strings.Contains(errOut, fmt.Sprintf("exited with code %d", tc.guest)) {
+			t.Errorf("guest exit %d: stderr %q does not give the code", tc.guest, errOut)
+		}
+	}
+}
+
+// TestRunMemoryLimit: run caps a guest's memory by default; a Go guest that
+// runs out says so and exits with the guest-failure code, not its own 2.
+func TestRunMemoryLimit(t *testing.T) {
+	code, _, errOut := invoke(t, "run", "--memory-limit", "3MiB", "goguest")
+	if code != runExitGuestFailed || !strings.Contains(errOut, "goguest hit the memory limit (3MiB)") {
+		t.Fatalf("exit %d, stderr %.300q", code, errOut)
+	}
+	code, _, errOut = invoke(t, "run", "--export", "sieve", "cguest", "--", "1000")
+	if code != 0 || !strings.Contains(errOut, "memory peak") {
+		t.Fatalf("default limit: exit %d, %q", code, errOut)
 	}
 }
 
