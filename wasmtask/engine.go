@@ -459,6 +459,13 @@ func (m *Module) release(ctx context.Context) error {
 	return c.Close(ctx)
 }
 
+// Closed reports whether Close was called on the module.
+func (m *Module) Closed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
 // Exports lists the module's exported function names, sorted.
 func (m *Module) Exports() []string {
 	out := make([]string, 0, len(m.exports))

@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-		"time"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
