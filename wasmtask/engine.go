@@ -56,6 +56,11 @@ type Limits struct {
 	// MaxModuleBytes bounds a module's size (default
 	// DefaultMaxModuleBytes).
 	MaxModuleBytes int
+	// MaxTableElements bounds a table's size: its declared minimum, and
+	// what table.grow may reach (tables are given this maximum when they
+	// declare none or a larger one). Each element costs the host 8 bytes
+	// outside any linear-memory budget.
+	MaxTableElements uint32
 }
 
 // DefaultMaxModuleBytes is the module size limit of the WebAssembly JS API
@@ -202,11 +207,12 @@ func (e *Engine) newRuntime(ctx context.Context) error {
 	rc = rc.WithCompilationCache(e.cache)
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	var provided []api.Module
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
+	wasi, err := instantiateWASI(ctx, r)
+	if err != nil {
 		r.Close(ctx)
 		return err
 	}
-	provided = append(provided, r.Module(wasi_snapshot_preview1.ModuleName))
+	provided = append(provided, wasi)
 	check, err := instantiateCheck(ctx, r)
 	if err != nil {
 		r.Close(ctx)
@@ -486,16 +492,30 @@ func (m *Module) ExportSignature(name string) (params, results []api.ValueType, 
 	return d.ParamTypes(), d.ResultTypes(), true
 }
 
-// CheckCall reports, with an error wrapping ErrUsage, whether a guest of m
-// with these options could not even start its call: the export does not
-// exist, or the number of arguments does not match its parameters, or
-// arguments are given to a WASI command. Spawn makes the same check; a
-// service calls CheckCall to refuse such a request before accepting it.
+// CheckCall reports whether a guest of m with these options could not
+// even start its call: with an error wrapping ErrUsage when the export
+// does not exist, the number of arguments does not match its parameters,
+// or arguments are given to a WASI command; with one wrapping
+// ErrMemoryLimit when the module's minimum memory is over the guest's
+// limit. Spawn makes the same checks; a service calls CheckCall to refuse
+// such a request before accepting it. (Whether the engine's budget has
+// room is known only when the guest starts.)
 func (m *Module) CheckCall(opts Options) error {
 	if cause := m.callProblem(opts); cause != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, cause)
 	}
+	if min, limit := int64(m.minPages)*pageSize, m.engine.guestMemoryLimit(opts); min > limit {
+		return fmt.Errorf("%w: %w", ErrMemoryLimit, &memoryRefusal{what: fmt.Sprintf("minimum memory of %d pages", m.minPages), limit: limit, requested: min})
+	}
 	return nil
+}
+
+// guestMemoryLimit is the bound on a guest's linear memory, in bytes.
+func (e *Engine) guestMemoryLimit(opts Options) int64 {
+	if opts.MemoryLimitPages > 0 {
+		return min(int64(opts.MemoryLimitPages)*pageSize, maxMemoryBytes)
+	}
+	return e.cfg.GuestMemoryLimit
 }
 
 func (m *Module) callProblem(opts Options) error {
@@ -525,6 +545,22 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.closed = true
 	return errors.Join(e.rt.Close(ctx), e.cache.Close(ctx))
+}
+
+// instantiateWASI defines WASI preview 1: wazero's functions, with
+// poll_oneoff replaced by this package's (wasi.go).
+func instantiateWASI(ctx context.Context, r wazero.Runtime) (api.Module, error) {
+	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	i32 := api.ValueTypeI32
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			g := guestFrom(ctx)
+			stack[0] = uint64(g.pollOneoff(mod, uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3])))
+		}), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("in", "out", "nsubscriptions", "result.nevents").
+		Export("poll_oneoff")
+	return b.Instantiate(ctx)
 }
 
 // instantiateCheck defines the host module that every instrumented guest

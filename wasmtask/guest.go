@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
+	"regexp"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -250,7 +252,7 @@ func (g *guest) run() (res Result, err error) {
 	}
 	// Memory is admitted before anything is allocated: the module's
 	// minimum against the guest's limit and the engine's budget.
-	g.mem = &guestMemory{budget: &g.e.memory, limit: g.memoryLimit()}
+	g.mem = &guestMemory{budget: &g.e.memory, limit: g.e.guestMemoryLimit(g.opts)}
 	defer func() {
 		g.mem.Free() // the instance's Close has freed it, unless instantiation failed half-way
 		g.mem.release()
@@ -277,14 +279,6 @@ func (g *guest) run() (res Result, err error) {
 	}
 	res.Values = vals
 	return res, g.budgetCheck()
-}
-
-// memoryLimit is the guest's bound on linear memory, in bytes.
-func (g *guest) memoryLimit() int64 {
-	if g.opts.MemoryLimitPages > 0 {
-		return min(int64(g.opts.MemoryLimitPages)*pageSize, maxMemoryBytes)
-	}
-	return g.e.cfg.GuestMemoryLimit
 }
 
 // moduleConfig is the instance's configuration: WASI's clocks, its sleeps
@@ -383,21 +377,64 @@ func (g *guest) classify(err error, instantiating bool) error {
 		}
 		return g.fail(ErrExit, err)
 	}
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "wasm error:"):
+	case isTrap(err):
 		if g.mem.refusal != nil {
 			return memory()
 		}
 		return g.fail(ErrTrap, err)
 	case instantiating && g.mem.refusal != nil:
 		return memory()
-	case instantiating && (strings.Contains(msg, "not instantiated") || strings.Contains(msg, "import")):
-		return g.fail(ErrInvalidModule, err)
+	case strings.Contains(err.Error(), "(recovered by wazero)"):
+		return g.fail(ErrHost, err) // a Go panic inside one of wazero's WASI functions
+	case instantiating && strings.Contains(err.Error(), "not instantiated"):
+		return g.fail(ErrInvalidModule, err) // an import the engine's checks missed
 	case instantiating:
 		return g.fail(ErrInstantiate, err)
 	}
 	return g.fail(ErrTrap, err)
+}
+
+// segmentOutOfBounds is how wazero reports an active data or element
+// segment that does not fit (a trap, in the spec's terms).
+var segmentOutOfBounds = regexp.MustCompile(`^(data|element|elem)\[\d+\]: out of bounds`)
+
+// isTrap reports whether err is a Wasm trap: wazero's runtime error (its
+// type is internal: "wasm error: ..." from a call, bare inside a start
+// function's failure) or a segment out of bounds at instantiation.
+func isTrap(err error) bool {
+	if strings.Contains(err.Error(), "wasm error:") {
+		return true
+	}
+	for e := range errorChain(err) {
+		if fmt.Sprintf("%T", e) == "*wasmruntime.Error" || segmentOutOfBounds.MatchString(e.Error()) {
+			return true
+		}
+	}
+	return false
+}
+
+// errorChain yields err and everything it wraps.
+func errorChain(err error) iter.Seq[error] {
+	return func(yield func(error) bool) {
+		stack := []error{err}
+		for len(stack) > 0 {
+			e := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if e == nil {
+				continue
+			}
+			if !yield(e) {
+				return
+			}
+			switch u := e.(type) {
+			case interface{ Unwrap() error }:
+				stack = append(stack, u.Unwrap())
+			case interface{ Unwrap() []error }:
+				stack = append(stack, u.Unwrap()...)
+			}
+		}
+	}
 }
 
 // afterRefusal is the cause of a guest that failed after its memory bound

@@ -2,11 +2,14 @@ package wasmtask
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/tetratelabs/wazero/api"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"github.com/wasmsched/wasmsched/scheduler"
@@ -20,10 +23,12 @@ import (
 // and be deaf to Abort. A guest's instance is configured instead so that
 // every WASI call that can wait suspends the guest's task:
 //
-//   - poll_oneoff with clock subscriptions (every sleep: Go's time.Sleep,
-//     C's nanosleep, Rust's thread::sleep) sleeps on a runtime timer. The
-//     worker runs other tasks meanwhile; Abort, a job timeout or Shutdown
-//     end the sleeper at once, as aborted.
+//   - poll_oneoff is this package's own (pollOneoff): its clock
+//     subscriptions (every sleep: Go's time.Sleep, C's nanosleep, Rust's
+//     thread::sleep) wait on a runtime timer. The worker runs other tasks
+//     meanwhile; Abort, a job timeout or Shutdown end the sleeper at once,
+//     as aborted. (The instance's Nanosleep, which only wazero's
+//     poll_oneoff called, suspends the same way.)
 //   - sched_yield asks the guest's Policy, with Reason ReasonSchedYield,
 //     and does what it says (continue, yield through its path, wait for its
 //     future, trap).
@@ -222,4 +227,162 @@ func (s *guestStdin) park() {
 	s.mu.Lock()
 	s.waiting = false
 	s.mu.Unlock()
+}
+
+// WASI errno values (preview 1).
+const (
+	errnoSuccess = 0
+	errnoBadf    = 8
+	errnoFault   = 21
+	errnoInval   = 28
+	errnoNotsup  = 58
+)
+
+// Subscription and event layouts of poll_oneoff (preview 1).
+const (
+	subscriptionSize = 48
+	eventSize        = 32
+	eventClock       = 0
+	eventFdRead      = 1
+	eventFdWrite     = 2
+)
+
+// pollOneoff replaces wazero's poll_oneoff. wazero's computes the buffers'
+// sizes in 32 bits (a subscription count of 2^28 wraps both to zero, and
+// its loop then indexes an empty slice: a Go panic in the host), sleeps on
+// the goroutine, and after a clock subscription always waits the full
+// timeout even when a descriptor is ready. This one:
+//
+//   - checks nsubscriptions (0: EINVAL) and both buffers in 64 bits
+//     (EFAULT), before reading anything;
+//   - relative clock subscriptions wait on a runtime timer (the guest
+//     suspends); absolute ones are not supported (ENOTSUP, as wazero);
+//   - fd_read on stdin (fd 0) is ready when Options.Stdin has data or has
+//     ended (the guest suspends until then); on any other descriptor, and
+//     fd_write on any, the event is ready at once, as poll(2) says of
+//     regular files (a bad descriptor is reported by the read or write
+//     that follows);
+//   - it returns as soon as an event is ready, reporting only the ready
+//     ones: descriptor events first, else the clocks that have expired.
+func (g *guest) pollOneoff(mod api.Module, in, out, nsubs, resultNevents uint32) uint32 {
+	if nsubs == 0 {
+		return errnoInval
+	}
+	mem := mod.Memory()
+	if mem == nil {
+		return errnoFault
+	}
+	size := uint64(mem.Size())
+	if uint64(in)+uint64(nsubs)*subscriptionSize > size || uint64(out)+uint64(nsubs)*eventSize > size ||
+		uint64(resultNevents)+4 > size {
+		return errnoFault
+	}
+	raw, _ := mem.Read(in, nsubs*subscriptionSize)
+	subs, errno := parseSubscriptions(raw)
+	if errno != errnoSuccess {
+		return errno
+	}
+	type sub struct {
+		userdata []byte
+		kind     byte
+		deadline time.Duration // clock: runtime time at which it fires
+	}
+	var clocks, stdinReads, ready []sub
+	rt := g.co.Context().Runtime()
+	now := rt.Now()
+	for _, ps := range subs {
+		s := sub{userdata: ps.userdata[:], kind: ps.kind}
+		switch {
+		case ps.kind == eventClock:
+			s.deadline = now + ps.timeout
+			clocks = append(clocks, s)
+		case ps.fd == 0 && ps.kind == eventFdRead && g.stdin != nil:
+			stdinReads = append(stdinReads, s)
+		default:
+			ready = append(ready, s)
+		}
+	}
+	write := func(evs []sub) uint32 {
+		buf := make([]byte, eventSize)
+		for i, e := range evs {
+			clear(buf)
+			copy(buf[0:8], e.userdata)
+			buf[10] = e.kind
+			mem.Write(out+uint32(i)*eventSize, buf)
+		}
+		mem.WriteUint32Le(resultNevents, uint32(len(evs)))
+		return errnoSuccess
+	}
+	if len(ready) > 0 {
+		return write(ready)
+	}
+	var earliest time.Duration = -1
+	for _, c := range clocks {
+		if earliest < 0 || c.deadline < earliest {
+			earliest = c.deadline
+		}
+	}
+	if len(stdinReads) > 0 {
+		timeoutMillis := int32(-1)
+		if earliest >= 0 {
+			timeoutMillis = int32(min(max((earliest-now+time.Millisecond-1)/time.Millisecond, 0), math.MaxInt32))
+		}
+		if ok, _ := g.stdin.Poll(experimentalsys.POLLIN, timeoutMillis); ok {
+			return write(stdinReads)
+		}
+	} else if earliest >= 0 && earliest > now {
+		g.stats.Sleeps++
+		sh, start := g.suspending()
+		g.co.Sleep(earliest - now)
+		g.wake(sh, start)
+	}
+	now = rt.Now()
+	var fired []sub
+	for _, c := range clocks {
+		if c.deadline <= now {
+			fired = append(fired, c)
+		}
+	}
+	return write(fired)
+}
+
+// pollSub is one parsed poll_oneoff subscription.
+type pollSub struct {
+	userdata [8]byte
+	kind     byte          // eventClock, eventFdRead, eventFdWrite
+	timeout  time.Duration // clock: relative timeout, at most maxSleep
+	fd       int32         // fd_read, fd_write
+}
+
+// parseSubscriptions decodes poll_oneoff's subscriptions (48 bytes each;
+// a trailing partial one is ignored). It reads only within b and returns
+// the errno of the first invalid one: an unknown event type or clock flag
+// (EINVAL), an absolute clock (ENOTSUP), a negative descriptor (EBADF).
+func parseSubscriptions(b []byte) ([]pollSub, uint32) {
+	n := len(b) / subscriptionSize
+	subs := make([]pollSub, 0, n)
+	for i := range n {
+		r := b[i*subscriptionSize : (i+1)*subscriptionSize]
+		s := pollSub{kind: r[8]}
+		copy(s.userdata[:], r[0:8])
+		switch s.kind {
+		case eventClock:
+			switch flags := binary.LittleEndian.Uint16(r[40:42]); flags {
+			case 0:
+			case 1:
+				return nil, errnoNotsup
+			default:
+				return nil, errnoInval
+			}
+			s.timeout = time.Duration(min(binary.LittleEndian.Uint64(r[24:32]), uint64(maxSleep)))
+		case eventFdRead, eventFdWrite:
+			if s.fd = int32(binary.LittleEndian.Uint32(r[16:20])); s.fd < 0 {
+				return nil, errnoBadf
+			}
+		default:
+			return nil, errnoInval
+		}
+		subs = append(subs, s)
+	}
+	return subs, errnoSuccess
 }

@@ -1,7 +1,9 @@
 package wasmtask
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -195,19 +197,82 @@ func TestStdinAbort(t *testing.T) {
 }
 
 // TestPollStdin: poll_oneoff on stdin and a clock answers with the clock
-// alone when stdin stays empty, and with both when data is there.
+// alone when stdin stays empty, and with stdin alone as soon as data is
+// there (not after the clock's timeout, as wazero's did).
 func TestPollStdin(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Millisecond)}, Stdin: pr}))
-	if err != nil || uint32(r.Values[0]) != 1 {
+	if err != nil || uint32(r.Values[0]) != 10 {
 		t.Fatalf("poll with empty stdin: %v events, %v", r.Values, err)
 	}
 	pr2, pw2 := io.Pipe()
 	go func() { io.WriteString(pw2, "x"); pw2.Close() }()
 	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Hour)}, Stdin: pr2}))
-	if err != nil || uint32(r.Values[0]) != 2 {
+	if err != nil || uint32(r.Values[0]) != 11 {
 		t.Fatalf("poll with data on stdin: %v events, %v", r.Values, err)
+	}
+}
+
+// FuzzParseSubscriptions: poll_oneoff's subscriptions come from guest
+// memory; any bytes decode without a panic into either an errno of the
+// documented set or one subscription per 48 bytes, each with a known
+// event type and a bounded timeout.
+func FuzzParseSubscriptions(f *testing.F) {
+	clock := make([]byte, 48)
+	binary.LittleEndian.PutUint64(clock[24:], 1<<63-1)
+	fd := make([]byte, 48)
+	fd[8] = eventFdRead
+	abs := append([]byte(nil), clock...)
+	abs[40] = 1
+	f.Add(clock)
+	f.Add(append(append([]byte(nil), clock...), fd...))
+	f.Add(abs)
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 100))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		subs, errno := parseSubscriptions(b)
+		switch errno {
+		case errnoSuccess:
+			if len(subs) != len(b)/48 {
+				t.Fatalf("%d subscriptions from %d bytes", len(subs), len(b))
+			}
+			for _, s := range subs {
+				if s.kind > eventFdWrite || s.timeout < 0 || s.timeout > maxSleep || s.fd < 0 {
+					t.Fatalf("bad subscription %+v", s)
+				}
+			}
+		case errnoInval, errnoNotsup, errnoBadf:
+			if subs != nil {
+				t.Fatal("subscriptions with an error")
+			}
+		default:
+			t.Fatalf("errno %d", errno)
+		}
+	})
+}
+
+// TestPollOneoffGarbage: poll_oneoff with garbage arguments answers with an
+// errno, never a panic: no subscriptions, buffers past the memory's end,
+// counts whose sizes wrap around 32 bits, unknown event types.
+func TestPollOneoffGarbage(t *testing.T) {
+	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
+	for _, tc := range []struct {
+		in, out, n, nevents uint32
+		want               uint32
+	}{
+		{0, 256, 0, 512, errnoInval},
+		{0xfffffff0, 256, 1, 512, errnoFault},
+		{0, 0xfffffff0, 1, 512, errnoFault},
+		{0, 256, 1, 0xfffffffe, errnoFault},
+		{0, 0, 1 << 28, 512, errnoFault}, // 48 and 32 bytes each: 0 in 32 bits
+		{0, 256, 0x5555556, 512, errnoFault},
+		{600, 256, 1, 512, errnoInval}, // event type 0xff, written by poll_raw
+	} {
+		r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_raw", Args: []uint64{uint64(tc.in), uint64(tc.out), uint64(tc.n), uint64(tc.nevents)}}))
+		if err != nil || uint32(r.Values[0]) != tc.want {
+			t.Errorf("poll_oneoff(%#x, %#x, %#x, %#x) = %v %v, want errno %d", tc.in, tc.out, tc.n, tc.nevents, r.Values, err, tc.want)
+		}
 	}
 }

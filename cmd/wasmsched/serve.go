@@ -85,6 +85,7 @@ type serveConfig struct {
 	maxUploads      int
 	uploadMemory    int64
 	maxConns        int
+	maxTable        uint32
 }
 
 // Defaults of serve's limits. Each is a flag; these are what an operator
@@ -728,7 +729,7 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 	// Validate the call now, so a job that cannot run is never accepted.
 	if cause := s.prepareCall(mod, &opts, q); cause != nil {
 		s.jobDone(kept)
-		httpError(w, http.StatusBadRequest, "%v", cause)
+		httpError(w, http.StatusBadRequest, "%v", cause) // a call that cannot start, or a minimum memory over --guest-memory
 		return
 	}
 	j := s.startJob(mod, kept, opts)

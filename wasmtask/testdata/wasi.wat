@@ -37,6 +37,12 @@
         (br $l)))
     (i64.const 1))
 
+  ;; poll_raw(in, out, n, nevents): poll_oneoff with the caller's
+  ;; arguments, after writing a subscription of event type 0xff at 600
+  (func (export "poll_raw") (param $in i32) (param $out i32) (param $n i32) (param $ne i32) (result i32)
+    (i32.store8 (i32.const 608) (i32.const 0xff))
+    (call $poll_oneoff (local.get $in) (local.get $out) (local.get $n) (local.get $ne)))
+
   ;; yields(n): sched_yield n times; returns the sum of the errnos
   (func (export "yields") (param $n i32) (result i32)
     (local $sum i32)
@@ -64,8 +70,8 @@
     (local.get $total))
 
   ;; poll_stdin(ns): waits for stdin to be readable or ns to pass; returns
-  ;; the number of events (1: only the clock fired; 2: stdin ready too) or
-  ;; -errno
+  ;; 10 x the number of events + the type of the first (10: the clock
+  ;; fired; 11: stdin is ready), or -errno
   (func (export "poll_stdin") (param $ns i64) (result i32)
     (local $errno i32)
     (call $clock_sub (i32.const 0) (local.get $ns))
@@ -74,5 +80,5 @@
     (i32.store (i32.const 64) (i32.const 0))                   ;; fd 0
     (local.set $errno (call $poll_oneoff (i32.const 0) (i32.const 256) (i32.const 2) (i32.const 512)))
     (if (local.get $errno) (then (return (i32.sub (i32.const 0) (local.get $errno)))))
-    (i32.load (i32.const 512)))
+    (i32.add (i32.mul (i32.load (i32.const 512)) (i32.const 10)) (i32.load8_u (i32.const 266))))
 )
