@@ -260,7 +260,7 @@ func TestPollOneoffGarbage(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	for _, tc := range []struct {
 		in, out, n, nevents uint32
-		want               uint32
+		want                uint32
 	}{
 		{0, 256, 0, 512, errnoInval},
 		{0xfffffff0, 256, 1, 512, errnoFault},
