@@ -286,7 +286,7 @@ func TestInvalidConfig(t *testing.T) {
 	for _, o := range []Option{
 		WithWorkers(0), WithLocalQueueCapacity(100), WithLocalQueueCapacity(2),
 		WithMaxLIFOPollsPerTick(0), WithEventInterval(0), WithGlobalQueueInterval(-1),
-		WithDefaultYield(PathDefault),
+		WithDefaultYield(PathDefault), WithStallTimeout(0),
 	} {
 		if _, err := New(o); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("err = %v, want ErrInvalidConfig", err)
