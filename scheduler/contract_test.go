@@ -227,8 +227,15 @@ func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 // even no task moves again. (How long evening out takes depends on Go's own
 // scheduler: a woken worker goroutine may wait for a P while GC or the race
 // runtime holds one, so the test does not bound it.)
+//
+// "Never moves again" is the balance rule's promise, not the stall rule's:
+// when the OS deschedules one worker's thread for longer than StallTimeout
+// while the other runs (a busy machine), the running worker rightly takes
+// the silent one's queued task. So StallTimeout is set far beyond the
+// test's length: the test means "no worker stalls". The stall rule has its
+// own tests in package worker.
 func TestYieldNowEvenLoadNoMigration(t *testing.T) {
-	rt := newRT(t, WithWorkers(2))
+	rt := newRT(t, WithWorkers(2), WithStallTimeout(time.Hour))
 	iters := int64(400)
 	if testing.Short() {
 		iters = 150
@@ -301,11 +308,17 @@ func TestYieldNowEvenLoadNoMigration(t *testing.T) {
 
 // TestYieldNowUnevenStartEvensOut: three deferred spinners started on one
 // worker and one on the other end up two and two.
+//
+// StallTimeout is set beyond the test's length for the reason given in
+// TestYieldNowEvenLoadNoMigration: the claim is the balance rule's.
 func TestYieldNowUnevenStartEvensOut(t *testing.T) {
-	rt := newRT(t, WithWorkers(2))
+	rt := newRT(t, WithWorkers(2), WithStallTimeout(time.Hour))
 	var stop atomic.Bool
 	polls := make([]atomic.Int64, 4)
 	last := make([]atomic.Int64, 4)
+	for i := range last {
+		last[i].Store(-1) // not polled yet
+	}
 	spinner := func(i int) Future[struct{}] {
 		return PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
 			if stop.Load() {
@@ -336,17 +349,17 @@ func TestYieldNowUnevenStartEvensOut(t *testing.T) {
 	hsMu.Lock()
 	hs = append(hs, Spawn(rt, spinner(3)))
 	hsMu.Unlock()
-	// Even out within a bounded time. The bound is generous: while the OS
-	// deschedules a worker thread (other processes on the machine) the
-	// balance can wobble; the claim is that it converges.
+	// The claim is that it converges, not how fast: the wait is bounded
+	// only so that a failure ends (on a quiet machine it takes a few ms).
+	// Only a placement in which every spinner has been polled counts.
 	per := map[int64]int{}
 	evenAt := time.Duration(-1)
-	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(5 * time.Millisecond) {
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(5 * time.Millisecond) {
 		clear(per)
 		for i := range last {
 			per[last[i].Load()]++
 		}
-		if time.Since(start) > 20*time.Millisecond && per[0] == 2 && per[1] == 2 {
+		if per[0] == 2 && per[1] == 2 {
 			evenAt = time.Since(start)
 			break
 		}
@@ -365,7 +378,7 @@ func TestYieldNowUnevenStartEvensOut(t *testing.T) {
 	t.Logf("three placed on worker %d; even after %v; placement %v; polls %d %d %d %d; Jain %.3f; %+v", w3, evenAt, per,
 		polls[0].Load(), polls[1].Load(), polls[2].Load(), polls[3].Load(), jain, rt.Stats().Total())
 	if evenAt < 0 {
-		t.Fatalf("placement %v after 3 s, want 2 and 2", per)
+		t.Fatalf("placement %v after 30 s, want 2 and 2", per)
 	}
 	// Jain's index is logged, not asserted: while the OS deschedules a
 	// worker thread (another process on the machine), that worker's
