@@ -13,6 +13,10 @@
 # $CI_UNDER_LOAD_LOGDIR, else a new directory under $TMPDIR or /tmp), the
 # log of a passing one is deleted. Exits 0 only if every run passed, after
 # a summary "K/N passed". Works from any directory.
+#
+# Test results are not cached across runs (GOFLAGS gets -count=1): a run
+# that only replays the previous run's cached results proves nothing. The
+# build cache is kept.
 set -uo pipefail
 
 usage() {
@@ -53,6 +57,8 @@ else
 	logdir=$(mktemp -d "${TMPDIR:-/tmp}/ci-under-load.XXXXXX") || exit 2
 	own_logdir=true
 fi
+
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-count=1"
 
 # Job control: every background job gets a process group of its own, so a
 # run of .ci/run (go test and the test binaries it starts) can be stopped
