@@ -686,8 +686,8 @@ func (w *Worker) stalled(v *Worker, now int64) bool {
 }
 
 // stallGapCredit is the most one gap between two looks at a peer adds to
-// its observed silence.
-func (w *Worker) stallGapCredit() int64 { return int64(w.cfg.StallTimeout / 4) }
+// its observed silence (at least 1 ns, so any StallTimeout is reached).
+func (w *Worker) stallGapCredit() int64 { return max(int64(w.cfg.StallTimeout/4), 1) }
 
 // surplus is the push half of deferred balancing. Pulling alone is not
 // enough: identical spinners phase-lock, and a lighter peer may always look
