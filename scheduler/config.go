@@ -58,7 +58,9 @@ type Config struct {
 	// StallTimeout: a worker that publishes no progress for this long is
 	// taken to be stuck in a poll that does not return (a guest that never
 	// yields, blocking code), and peers steal its queued tasks regardless
-	// of the deferred balance rule (default 50 ms).
+	// of the deferred balance rule (default 50 ms). Only time the
+	// observing peer itself ran counts, so a pause of the whole process
+	// does not make workers look stuck (see package worker).
 	StallTimeout time.Duration
 	// Observer, if set, receives every poll's duration and every task's
 	// schedule latency (runnable to polled). Opt-in because it costs two
@@ -125,6 +127,9 @@ func WithGlobalQueueInterval(n int) Option { return func(c *Config) { c.GlobalQu
 
 // WithSeed sets Config.Seed.
 func WithSeed(s uint64) Option { return func(c *Config) { c.Seed = s } }
+
+// WithStallTimeout sets Config.StallTimeout.
+func WithStallTimeout(d time.Duration) Option { return func(c *Config) { c.StallTimeout = d } }
 
 // WithDefaultYield sets Config.DefaultYield.
 func WithDefaultYield(p YieldPath) Option { return func(c *Config) { c.DefaultYield = p } }

@@ -150,13 +150,18 @@ func TestPingPongDoesNotStarveThird(t *testing.T) {
 // by another worker even while its own worker is busy for a long time and
 // the peer keeps waking up to search; on the immediate path (slot off) it
 // does not wait behind the long task: the woken peer steals one of them.
+//
+// Ordering, not timing: on the immediate path the long task runs until T
+// has been polled again (or 10 s, which would be the failure), so how soon
+// the OS lets the peer's thread run does not matter; on the deferred path
+// it runs 30 ms, and T's worker must not poll T before it ends.
 func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 	busy := 30 * time.Millisecond
 	for _, path := range []YieldPath{PathDeferred, PathImmediate} {
 		rt := newRT(t, WithWorkers(2), WithLIFOSlot(false))
 		r := &recorder{}
-		var longStarted, longDone atomic.Bool
-		var secondBeforeLongStarted, secondBeforeLong atomic.Bool
+		var longDone, secondPolled atomic.Bool
+		var secondBeforeLong atomic.Bool
 		var longWorker atomic.Int32
 		longWorker.Store(-1)
 		n := 0
@@ -164,16 +169,20 @@ func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 			r.add(cx, "T")
 			n++
 			if n == 2 {
-				secondBeforeLongStarted.Store(!longStarted.Load())
 				secondBeforeLong.Store(!longDone.Load())
+				secondPolled.Store(true)
 				return struct{}{}, true
 			}
 			// A long poll queued behind T on this worker. With the slot
 			// off, spawning it notifies the peer.
 			Spawn(cx, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
 				longWorker.Store(int32(cx.WorkerID()))
-				longStarted.Store(true)
-				spin(busy)
+				if path == PathImmediate {
+					for start := time.Now(); !secondPolled.Load() && time.Since(start) < 10*time.Second; {
+					}
+				} else {
+					spin(busy)
+				}
 				longDone.Store(true)
 				return struct{}{}, true
 			}))
@@ -195,28 +204,30 @@ func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 		}()
 		wait(t, h)
 		close(stop)
+		waitAlive(t, rt) // the long task too
 		polls := r.of("T")
+		lw := int(longWorker.Load())
 		if path == PathDeferred {
 			if polls[1].worker != polls[0].worker {
 				t.Fatalf("deferred: T moved from worker %d to %d", polls[0].worker, polls[1].worker)
 			}
-			// "After the task that was ready": polled after it. On T's
-			// worker that means after it completed; the woken peer may
-			// also have stolen it (the ring is stealable), and then T
-			// only had to wait for it to start.
-			if lw := int(longWorker.Load()); secondBeforeLongStarted.Load() || (lw == polls[0].worker && secondBeforeLong.Load()) {
-				t.Fatalf("deferred: T ran again before the task that was ready when it yielded (that task ran on worker %d)", lw)
+			// "After the task that was ready": if that task ran on T's
+			// worker, T's second poll came after it ended. The idle peer
+			// may instead have stolen it (the ring is stealable); then it
+			// left T's worker before T was released, but when the peer
+			// got to start it depends on the OS, so no order is claimed.
+			if lw == polls[0].worker && secondBeforeLong.Load() {
+				t.Fatalf("deferred: T ran again on worker %d before the task that was ready there when it yielded", lw)
 			}
 		} else {
 			// Both T and the long task sit in the stealable ring, so the
 			// woken peer takes one of them and T does not wait for the
 			// long task to end: usually T is stolen; if the peer came
 			// before T's worker had popped the long task, it took that
-			// one instead (seen under load) and T stayed.
-			lw := int(longWorker.Load())
-			if !secondBeforeLong.Load() || (polls[1].worker == polls[0].worker && lw == polls[0].worker) {
-				t.Fatalf("immediate: T waited behind the long task (T on workers %d -> %d, long task on %d, T before it ended: %v)",
-					polls[0].worker, polls[1].worker, lw, secondBeforeLong.Load())
+			// one instead and T stayed.
+			if !secondBeforeLong.Load() {
+				t.Fatalf("immediate: T waited behind the long task (T on workers %d -> %d, long task on %d)",
+					polls[0].worker, polls[1].worker, lw)
 			}
 		}
 	}
@@ -227,8 +238,15 @@ func TestYieldNowStaysLocalWhilePeerSearches(t *testing.T) {
 // even no task moves again. (How long evening out takes depends on Go's own
 // scheduler: a woken worker goroutine may wait for a P while GC or the race
 // runtime holds one, so the test does not bound it.)
+//
+// "Never moves again" is the balance rule's promise, not the stall rule's:
+// when the OS deschedules one worker's thread for longer than StallTimeout
+// while the other runs (a busy machine), the running worker rightly takes
+// the silent one's queued task. So StallTimeout is set far beyond the
+// test's length: the test means "no worker stalls". The stall rule has its
+// own tests in package worker.
 func TestYieldNowEvenLoadNoMigration(t *testing.T) {
-	rt := newRT(t, WithWorkers(2))
+	rt := newRT(t, WithWorkers(2), WithStallTimeout(time.Hour))
 	iters := int64(400)
 	if testing.Short() {
 		iters = 150
@@ -301,11 +319,17 @@ func TestYieldNowEvenLoadNoMigration(t *testing.T) {
 
 // TestYieldNowUnevenStartEvensOut: three deferred spinners started on one
 // worker and one on the other end up two and two.
+//
+// StallTimeout is set beyond the test's length for the reason given in
+// TestYieldNowEvenLoadNoMigration: the claim is the balance rule's.
 func TestYieldNowUnevenStartEvensOut(t *testing.T) {
-	rt := newRT(t, WithWorkers(2))
+	rt := newRT(t, WithWorkers(2), WithStallTimeout(time.Hour))
 	var stop atomic.Bool
 	polls := make([]atomic.Int64, 4)
 	last := make([]atomic.Int64, 4)
+	for i := range last {
+		last[i].Store(-1) // not polled yet
+	}
 	spinner := func(i int) Future[struct{}] {
 		return PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
 			if stop.Load() {
@@ -336,17 +360,17 @@ func TestYieldNowUnevenStartEvensOut(t *testing.T) {
 	hsMu.Lock()
 	hs = append(hs, Spawn(rt, spinner(3)))
 	hsMu.Unlock()
-	// Even out within a bounded time. The bound is generous: while the OS
-	// deschedules a worker thread (other processes on the machine) the
-	// balance can wobble; the claim is that it converges.
+	// The claim is that it converges, not how fast: the wait is bounded
+	// only so that a failure ends (on a quiet machine it takes a few ms).
+	// Only a placement in which every spinner has been polled counts.
 	per := map[int64]int{}
 	evenAt := time.Duration(-1)
-	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(5 * time.Millisecond) {
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(5 * time.Millisecond) {
 		clear(per)
 		for i := range last {
 			per[last[i].Load()]++
 		}
-		if time.Since(start) > 20*time.Millisecond && per[0] == 2 && per[1] == 2 {
+		if per[0] == 2 && per[1] == 2 {
 			evenAt = time.Since(start)
 			break
 		}
@@ -365,7 +389,7 @@ func TestYieldNowUnevenStartEvensOut(t *testing.T) {
 	t.Logf("three placed on worker %d; even after %v; placement %v; polls %d %d %d %d; Jain %.3f; %+v", w3, evenAt, per,
 		polls[0].Load(), polls[1].Load(), polls[2].Load(), polls[3].Load(), jain, rt.Stats().Total())
 	if evenAt < 0 {
-		t.Fatalf("placement %v after 3 s, want 2 and 2", per)
+		t.Fatalf("placement %v after 30 s, want 2 and 2", per)
 	}
 	// Jain's index is logged, not asserted: while the OS deschedules a
 	// worker thread (another process on the machine), that worker's
@@ -446,6 +470,12 @@ func waitPublished(t *testing.T, rt *Runtime) {
 // millisecond (shareP). The worker hands its P over after such a poll, so
 // Wait returns within microseconds even when every worker is busy. Without
 // the hand-off the median here was about 1 ms.
+//
+// The bound is in real time but does not depend on the machine's load:
+// the waiter runs on the same OS thread, right after the poll, so the
+// median is an in-process goroutine switch (under a µs; a few µs under the
+// race detector, also with every core busy in other processes), while the
+// failure it catches is a wait for the worker's next shareP, up to 1 ms.
 func TestWaitReturnsPromptlyOnBusyRuntime(t *testing.T) {
 	rt := newRT(t, WithWorkers(2))
 	var stop atomic.Bool

@@ -110,7 +110,13 @@
 //     policy, blocking Go code); peers steal its queued tasks regardless of
 //     the balance rule. The threshold is in time because a healthy worker
 //     can look idle for milliseconds (long polls, OS descheduling) and a
-//     tick count cannot tell the two apart.
+//     tick count cannot tell the two apart. It counts only time the
+//     observing peer itself ran: a pause of the whole process (the OS
+//     descheduling it, a GC stop-the-world, a CPU quota) does not make
+//     every worker look stuck to the first one to resume. One worker's
+//     thread descheduled while the others run does look stuck, and its
+//     queued tasks may move: tests that mean "nothing stalls" set a long
+//     StallTimeout (WithStallTimeout).
 //
 // # Timers
 //

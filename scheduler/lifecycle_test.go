@@ -286,7 +286,7 @@ func TestInvalidConfig(t *testing.T) {
 	for _, o := range []Option{
 		WithWorkers(0), WithLocalQueueCapacity(100), WithLocalQueueCapacity(2),
 		WithMaxLIFOPollsPerTick(0), WithEventInterval(0), WithGlobalQueueInterval(-1),
-		WithDefaultYield(PathDefault),
+		WithDefaultYield(PathDefault), WithStallTimeout(0),
 	} {
 		if _, err := New(o); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("err = %v, want ErrInvalidConfig", err)
@@ -302,8 +302,12 @@ func TestParkHooksRun(t *testing.T) {
 		wait(t, Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 0, true })))
 		time.Sleep(time.Millisecond)
 	}
-	if before.Load() == 0 || after.Load() == 0 {
-		t.Fatalf("hooks: before %d after %d", before.Load(), after.Load())
+	// A worker parks after its task on its own schedule (the OS may not
+	// have run its thread yet): wait for the hooks rather than sample.
+	for deadline := time.Now().Add(10 * time.Second); before.Load() == 0 || after.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hooks: before %d after %d", before.Load(), after.Load())
+		}
 	}
 }
 

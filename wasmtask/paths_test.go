@@ -108,13 +108,21 @@ func TestImmediatePathCanBeStolen(t *testing.T) {
 // the guest's yields 1-3 are each followed by a LIFO poll of the guest
 // (MaxLIFOPollsPerTick = 3) and only its 4th goes behind the task. A
 // deferred yield lets the task run after the first.
+//
+// The policy continues (no yield) until mark has run, so the LIFO streak
+// starts after mark whatever the timing: the guest's deadline is armed
+// before instantiation, and on a busy machine instantiating can outlast
+// the 3 ms deadline, which put a yield (and the streak's first LIFO poll)
+// before mark.
 func TestImmediatePathWithLIFOResumesFirst(t *testing.T) {
 	var order []string
+	var marked bool
 	var mu sync.Mutex
 	e := guestsEnv(t, nil, scheduler.WithWorkers(1))
 	ctx := context.WithValue(context.Background(), markKey{}, func(hc *HostCall) {
 		mu.Lock()
 		order = append(order, "mark")
+		marked = true
 		mu.Unlock()
 		scheduler.Spawn(hc.Spawner(), scheduler.PollFunc[struct{}](func(*scheduler.Context) (struct{}, bool) {
 			mu.Lock()
@@ -126,8 +134,11 @@ func TestImmediatePathWithLIFOResumesFirst(t *testing.T) {
 	policy := func(path scheduler.YieldPath) Policy {
 		return func(GuestInfo) Action {
 			mu.Lock()
+			defer mu.Unlock()
+			if !marked {
+				return Continue(0)
+			}
 			order = append(order, "yield")
-			mu.Unlock()
 			return Yield(0, path)
 		}
 	}
@@ -135,21 +146,20 @@ func TestImmediatePathWithLIFOResumesFirst(t *testing.T) {
 		path scheduler.YieldPath
 		want int // yields before the task ran
 	}{{scheduler.PathImmediate, 4}, {scheduler.PathDeferred, 1}} {
-		order = nil
+		order, marked = nil, false
 		_, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "mark_spin", Args: []uint64{20_000_000}, Policy: policy(tc.path), Context: ctx,
 			EpochDeadline: 3}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Count the yields between mark (which spawned the task) and the
-		// task's poll. EpochDeadline 3 puts the first deadline at least 2 ms
-		// after the start, so the LIFO streak starts after mark.
-		got, marked := -1, false
+		// task's poll.
+		got, seenMark := -1, false
 		for _, s := range order {
 			switch {
 			case s == "mark":
-				marked, got = true, 0
-			case s == "yield" && marked:
+				seenMark, got = true, 0
+			case s == "yield" && seenMark:
 				got++
 			}
 			if s == "task" {

@@ -71,11 +71,12 @@
 //     notified, since they are now stealable). This is where wasmsched
 //     departs from Tokio, which steals before it releases and so migrates
 //     a third of all yields on a saturated runtime; here a deferred task
-//     stays on its worker unless a peer is clearly busier. One exception:
-//     a peer that has published no progress (maintenance, deferred
-//     release, parking) for StallTimeout (50 ms) is stalled in a poll that
-//     does not return; its queued tasks are stolen as if this worker were
-//     idle, so they cannot wait behind it forever.
+//     stays on its worker unless a peer is clearly busier. One exception,
+//     the stall rule: a peer that has published no progress (maintenance,
+//     deferred release, parking) for StallTimeout (50 ms) of this worker's
+//     observation is stalled in a poll that does not return; its queued
+//     tasks are stolen as if this worker were idle, so they cannot wait
+//     behind it forever.
 //  7. Otherwise, search: if fewer than half of the workers are searching,
 //     become a searcher and steal half (rounded up) of a peer's ring,
 //     visiting peers from a random start. A peer's LIFO task may be taken
@@ -84,6 +85,31 @@
 //     (if this worker holds the timer driver). The last searcher to park
 //     re-checks every queue after registering as a sleeper, so a task
 //     pushed concurrently is never left with every worker asleep.
+//
+// # The stall rule and process-wide pauses
+//
+// A stalled peer and a paused process look alike to the clock: when the
+// OS deschedules the whole process, a GC stops the world, or a container's
+// CPU quota throttles every thread, no worker publishes progress, and the
+// first worker to resume would see every peer silent for the length of
+// the pause and take its queued tasks — migrating tasks off peers that
+// were never stuck. The rule therefore counts only time this worker
+// itself spent observing: it looks at a peer each time it considers a
+// balanced steal, and a gap between two of its own looks counts for at
+// most StallTimeout/4, however long it was. A pause of any length thus
+// adds at most a quarter of the timeout; the peer still has the rest, in
+// time this worker is running again, to publish progress. A peer that is
+// stuck while this worker keeps running is still stolen from after
+// StallTimeout; a worker whose own looks are more than StallTimeout/4
+// apart (long polls of its own, or many tasks to cycle through) decides
+// after five looks instead, later than StallTimeout but still in bounded
+// time. (Restarting the count after a long gap, the other way to ignore a
+// pause, would let such a worker never decide.)
+//
+// What the rule cannot tell apart is one peer's thread descheduled by the
+// OS while this worker runs: that is indistinguishable from a poll that
+// does not return, and after StallTimeout the peer's queued tasks are
+// taken. Tests that mean "nothing stalls" set a long StallTimeout.
 //
 // # Invariants
 //
@@ -174,9 +200,12 @@ type Shared interface {
 	ShuttingDown() bool
 }
 
+// peerProgress is one worker's view of a peer's progress (see stalled).
 type peerProgress struct {
-	value uint32
-	since int64 // nanotime when value last changed
+	seen     bool   // value and lastLook are set
+	value    uint32 // the peer's progress at the last look
+	lastLook int64  // nanotime of this worker's last look at the peer
+	silent   int64  // observed time without progress, each gap capped
 }
 
 // Config is one worker's configuration; package scheduler validates it.
@@ -188,9 +217,11 @@ type Config struct {
 	EventInterval       uint32
 	GlobalQueueInterval uint32
 	Seed                uint64 // steal-victim order; 0 gives a fixed default
-	// StallTimeout: a peer that publishes no progress for this long is
-	// stalled (a poll that does not return) and its queue is stolen from
-	// regardless of the balance rule. Zero means 50 ms.
+	// StallTimeout: a peer that publishes no progress for this long, in
+	// time this worker spent observing it (see "The stall rule and
+	// process-wide pauses"), is stalled (a poll that does not return) and
+	// its queue is stolen from regardless of the balance rule. Zero means
+	// 50 ms.
 	StallTimeout time.Duration
 	BeforePark   func(id int)
 	AfterUnpark  func(id int)
@@ -221,9 +252,11 @@ type Worker struct {
 	// (a guest that never yields, a blocking call) and steals regardless of
 	// the balance rule.
 	progress atomic.Uint32
-	// peerSeen is, per peer, the last progress value seen and this worker's
-	// tick when it changed. Owner only.
+	// peerSeen is, per peer, the last progress value seen and how long this
+	// worker has observed it unchanged. Owner only.
 	peerSeen []peerProgress
+	// clock, if set, replaces the monotonic clock (tests only).
+	clock func() int64
 
 	// inbox receives tasks donated by a busier peer (see surplus). Only
 	// this worker takes from it; peers push under the mutex.
@@ -628,22 +661,33 @@ func (w *Worker) stealBalanced(deferred int) *Task {
 }
 
 // stalled reports whether v has published no progress (maintenance,
-// deferred release, parking) for Config.StallTimeout, by this worker's
-// clock. A time threshold, not a tick count: a healthy peer can look idle
-// for a few milliseconds (its polls may be much longer than ours, or the
-// OS may have descheduled its thread), while a poll that never returns
+// deferred release, parking) for Config.StallTimeout of this worker's
+// observation. A time threshold, not a tick count: a healthy peer can look
+// idle for a few milliseconds (its polls may be much longer than ours, or
+// the OS may have descheduled its thread), while a poll that never returns
 // stalls it for good.
+//
+// Observed time is the sum of the gaps between this worker's looks at v,
+// each counted for at most StallTimeout/4 (see the package doc): a long gap
+// means this worker did not run either — a process-wide pause, or a long
+// poll of its own — so it is not evidence against v.
 func (w *Worker) stalled(v *Worker, now int64) bool {
 	if w.peerSeen == nil {
 		w.peerSeen = make([]peerProgress, len(w.shared.Workers()))
 	}
 	seen := &w.peerSeen[v.id]
-	if p := v.progress.Load(); p != seen.value || seen.since == 0 {
-		seen.value, seen.since = p, now
+	if p := v.progress.Load(); p != seen.value || !seen.seen {
+		*seen = peerProgress{seen: true, value: p, lastLook: now}
 		return false
 	}
-	return now-seen.since > int64(w.cfg.StallTimeout)
+	seen.silent += min(now-seen.lastLook, w.stallGapCredit())
+	seen.lastLook = now
+	return seen.silent > int64(w.cfg.StallTimeout)
 }
+
+// stallGapCredit is the most one gap between two looks at a peer adds to
+// its observed silence (at least 1 ns, so any StallTimeout is reached).
+func (w *Worker) stallGapCredit() int64 { return max(int64(w.cfg.StallTimeout/4), 1) }
 
 // surplus is the push half of deferred balancing. Pulling alone is not
 // enough: identical spinners phase-lock, and a lighter peer may always look
@@ -916,7 +960,12 @@ func (w *Worker) cancelQueued() {
 	w.deferred.Drain(func(t *Task) { t.runner.CancelTask() })
 }
 
-func (w *Worker) nanotime() int64 { return int64(time.Since(w.startTime)) }
+func (w *Worker) nanotime() int64 {
+	if w.clock != nil {
+		return w.clock()
+	}
+	return int64(time.Since(w.startTime))
+}
 
 // randN returns a pseudo-random number in [0, n) (xorshift64*).
 func (w *Worker) randN(n int) int {

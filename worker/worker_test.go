@@ -449,3 +449,108 @@ func TestTimerWakeAtReleaseRunsFirst(t *testing.T) {
 		t.Fatalf("run order %q, want %q", join(got), want)
 	}
 }
+
+// stallRig is a thief cycling one deferred task beside a victim that holds
+// one queued task and publishes no progress, with the thief's clock in the
+// test's hands. Under the balance rule alone the thief never takes the
+// victim's task (loads 1 and 2); only the stall rule can.
+type stallRig struct {
+	thief, victim *Worker
+	clock         int64
+}
+
+func newStallRig(t *testing.T, stallTimeout time.Duration) *stallRig {
+	t.Helper()
+	r := &stallRig{clock: int64(time.Second)}
+	_, ws := newWorkers(2, func(c *Config) { c.StallTimeout = stallTimeout })
+	r.thief, r.victim = ws[1], ws[0]
+	r.thief.clock = func() int64 { return r.clock }
+	r.victim.ScheduleBack(newTask("queued"))
+	return r
+}
+
+// look advances the thief's clock by d and runs one tick of the thief, in
+// which it looks at the victim once; it reports whether it stole.
+func (r *stallRig) look(t *testing.T, d time.Duration) bool {
+	t.Helper()
+	r.clock += int64(d)
+	r.thief.ScheduleDeferred(newTask("own"))
+	switch x := next(r.thief); nameOf(x) {
+	case "queued":
+		return true
+	case "own":
+		return false
+	default:
+		t.Fatalf("thief ran %s", nameOf(x))
+		return false
+	}
+}
+
+// TestStallRuleIgnoresProcessPause: a gap in the thief's own looks (the
+// whole process paused: OS, GC, CPU quota) is not taken as the victim's
+// silence. The thief has watched the victim for 20 ms of a 40 ms timeout
+// when its clock jumps 10 s: the next look must not steal. A victim that
+// publishes progress after the pause is not stolen from; one that stays
+// silent is, once the thief has itself watched it for the rest of the
+// timeout.
+func TestStallRuleIgnoresProcessPause(t *testing.T) {
+	const timeout = 40 * time.Millisecond // gaps count for at most 10 ms
+	r := newStallRig(t, timeout)
+	for i := 0; i <= 20; i++ { // baseline look, then 20 ms of 1 ms looks
+		if r.look(t, time.Millisecond) {
+			t.Fatalf("stole after %d ms of a %v timeout", i, timeout)
+		}
+	}
+	if r.look(t, 10*time.Second) {
+		t.Fatal("a 10 s gap in the thief's own looks was taken as the victim's silence: stolen right after a process-wide pause")
+	}
+	// 30 ms counted so far (20 + at most 10 for the gap).
+	r.victim.progress.Add(1) // the victim resumes and reaches maintenance
+	for i := 0; i <= 40; i++ {
+		if r.look(t, time.Millisecond) {
+			t.Fatalf("stole from a victim that published progress after the pause, %d ms later", i)
+		}
+	}
+	// The victim has now been silent for 40 ms of looks since its
+	// progress: one more millisecond passes the timeout.
+	if !r.look(t, time.Millisecond) {
+		t.Fatal("not stolen after 41 ms of observed silence, timeout 40 ms")
+	}
+
+	// Without the progress the pause still counts, but only 10 ms: the
+	// steal comes after 31 more ms of looks, not at once.
+	r = newStallRig(t, timeout)
+	for i := 0; i <= 20; i++ {
+		r.look(t, time.Millisecond)
+	}
+	if r.look(t, 10*time.Second) {
+		t.Fatal("stolen right after the pause")
+	}
+	n := 0
+	for !r.look(t, time.Millisecond) {
+		if n++; n > 100 {
+			t.Fatal("a silent victim was never stolen from after the pause")
+		}
+	}
+	if n+1 != 11 {
+		t.Fatalf("stolen at the %d-th 1 ms look after the pause, want the 11th (20 + 10 + 11 ms > 40 ms)", n+1)
+	}
+}
+
+// TestStallRuleWithSlowObserver: a thief whose looks are farther apart
+// than a quarter of the timeout (its own polls are long) credits each gap
+// with a quarter only, so it takes five looks, but it does decide: a
+// stuck victim's queue does not wait forever behind a busy thief.
+func TestStallRuleWithSlowObserver(t *testing.T) {
+	const timeout = 40 * time.Millisecond
+	r := newStallRig(t, timeout)
+	r.look(t, 0) // baseline
+	for i := 1; i <= 4; i++ {
+		if r.look(t, 30*time.Millisecond) {
+			t.Fatalf("stolen at look %d, gaps 30 ms, each counting 10 ms toward 40", i)
+		}
+	}
+	if !r.look(t, 30*time.Millisecond) {
+		t.Fatal("not stolen after five 30 ms gaps (50 ms counted, timeout 40 ms)")
+	}
+}
