@@ -118,9 +118,10 @@
 //     locals count of a function (MaxLocals) and the TotalLocals declared,
 //     the ImportedFunctions, and what became of custom sections.
 //
-// The fuzz target hands every output to wazero and fails if compiling it
-// allocates more than 64 MiB + 256 bytes per output byte + 512 bytes per
-// declared local.
+// The fuzz target hands every output to wazero (interpreter) and fails if
+// compiling it allocates more than 64 MiB + 512 bytes per output byte + 512
+// bytes per declared local (see compileBound in fuzz_test.go for the
+// measurements behind the figures).
 //
 // # Cost rule
 //
