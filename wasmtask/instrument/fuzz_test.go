@@ -24,6 +24,14 @@ var (
 	fuzzRuntime     wazero.Runtime
 )
 
+func fuzzRT() wazero.Runtime {
+	fuzzRuntimeOnce.Do(func() {
+		fuzzRuntime = wazero.NewRuntimeWithConfig(context.Background(),
+			wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(allFeatures))
+	})
+	return fuzzRuntime
+}
+
 // validates reports whether wazero (interpreter, all features) accepts wasm.
 // A panic inside wazero (its validator has index bugs on some malformed
 // inputs, found by this fuzz target) is reported as an error.
@@ -33,11 +41,7 @@ func validates(wasm []byte) (err error) {
 			err = fmt.Errorf("wazero panicked: %v", p)
 		}
 	}()
-	fuzzRuntimeOnce.Do(func() {
-		fuzzRuntime = wazero.NewRuntimeWithConfig(context.Background(),
-			wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(allFeatures))
-	})
-	c, err := fuzzRuntime.CompileModule(context.Background(), wasm)
+	c, err := fuzzRT().CompileModule(context.Background(), wasm)
 	if err == nil {
 		c.Close(context.Background())
 	}
@@ -77,7 +81,7 @@ func compileBound(res Result) uint64 {
 // compileAllocs compiles wasm with the fuzz runtime and returns wazero's
 // verdict and the bytes allocated meanwhile.
 func compileAllocs(wasm []byte) (uint64, error) {
-	_ = validates(emptyModule) // create the runtime outside the measurement
+	fuzzRT() // created outside the measurement
 	before := heapAllocs()
 	err := validates(wasm)
 	return heapAllocs() - before, err
