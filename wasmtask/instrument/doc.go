@@ -86,7 +86,10 @@
 //     Config.MaxCustomBytes (default DefaultMaxCustomBytes, 1 MiB, of
 //     payload in total; in module order, a section that does not fit in
 //     what remains is dropped); Config.StripCustom drops every custom
-//     section, the name section included. A custom section whose own name is
+//     section, the name section included. A custom section other than
+//     "name" with nothing after its name is dropped (wazero, with debug info
+//     on, its default, rejects one at the end of a module, and dropping a
+//     later section could put it there). A custom section whose own name is
 //     cut off or not valid UTF-8 makes the module malformed, as in wazero.
 //     Report.CustomKept, CustomKeptBytes, CustomDropped and
 //     CustomDroppedBytes count what was kept and dropped.

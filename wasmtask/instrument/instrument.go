@@ -19,6 +19,8 @@ type Config struct {
 	// value keeps none.
 	MaxCustomBytes int
 	// StripCustom drops every custom section, the name section included.
+	// (Custom sections other than "name" with no content after their name
+	// are always dropped: see the package documentation.)
 	StripCustom bool
 }
 

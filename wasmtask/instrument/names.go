@@ -11,9 +11,10 @@ const (
 
 // custom appends custom section s to out, or drops it: every custom section
 // under Config.StripCustom; a "name" section after the first; a name
-// section that does not parse strictly (see names); and, in module order,
-// each other section that does not fit in what remains of the
-// Config.MaxCustomBytes budget. A kept name section is re-encoded; other
+// section that does not parse strictly (see names); a section other than
+// "name" with no content after its name; and, in module order, each other
+// section that does not fit in what remains of the Config.MaxCustomBytes
+// budget. A kept name section is re-encoded; other
 // kept sections are copied byte for byte. A section whose own name is
 // malformed (cut off, or not UTF-8) makes the module malformed, as in
 // wazero and the spec, whatever becomes of the section.
@@ -55,6 +56,13 @@ func (w *rewriter) custom(out []byte, s section) ([]byte, error) {
 		}
 		rep.Name = NameReencoded
 		return appendSection(out, secCustom, p), nil
+	}
+	if r.eof() {
+		// Nothing but a name. wazero (with debug info on, its default)
+		// rejects such a section at the end of a module (its read of zero
+		// bytes at EOF fails), and dropping sections after it can put it
+		// there.
+		return drop()
 	}
 	budget := w.cfg.MaxCustomBytes
 	if budget == 0 {

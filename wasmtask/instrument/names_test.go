@@ -345,6 +345,19 @@ func TestCustomSections(t *testing.T) {
 			t.Fatalf("payload %d: report %+v", n+2, res.Report)
 		}
 	}
+	// A custom section with nothing after its name is dropped (fuzz
+	// finding: wazero rejects one at the end of the module, where dropping
+	// a later name section can put it).
+	res, err := Instrument(oneFunc(mksec(secCustom, str("empty")), nameSection(subsection(nameFuncs, huge))), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := customSections(t, res.Wasm); len(names) != 0 || res.Report.CustomDropped != 2 {
+		t.Fatalf("custom sections %q, report %+v", names, res.Report)
+	}
+	if err := validates(res.Wasm); err != nil {
+		t.Fatal(err)
+	}
 	// A custom section whose name is not UTF-8 makes the module malformed,
 	// kept or not.
 	for _, cfg := range []Config{{}, {StripCustom: true}} {
