@@ -47,12 +47,13 @@
 // # Bounding what the output costs
 //
 // A runtime's decoder may preallocate by the counts a module declares
-// (wazero's does: a 52-byte name section declaring 2^32-1 function names, or
-// a 6-byte function body declaring 2^32-1 locals, makes it allocate
-// gigabytes and kills the process). Instrument therefore guarantees that
-// every count and length in its output is consistent with the bytes that
-// hold it, so that a decoder allocates at most a small multiple of the
-// output's size, plus what the Limits allow the module to declare:
+// (wazero's does: a 52-byte module whose name section declares 2^32-1
+// function names, or one whose 8-byte function body declares 2^32-1 locals,
+// makes it allocate gigabytes and kills the process). Instrument therefore
+// guarantees that every count and length in its output is consistent with
+// the bytes that hold it, so that a decoder allocates at most a small
+// multiple of the output's size, plus what the Limits allow the module to
+// declare:
 //
 //   - Every vector count and byte length, in every section (type, with rec
 //     groups, parameter and result vectors; import; function; table;
@@ -120,6 +121,13 @@
 //     DataSegments and DataBytes, ElementSegments and Elements, the largest
 //     locals count of a function (MaxLocals) and the TotalLocals declared,
 //     the ImportedFunctions, and what became of custom sections.
+//
+// This bounds decoding. Compiling costs more, in proportion to the code:
+// wazero's interpreter allocates up to about 400 bytes per byte of code,
+// and its optimizing compiler more on some shapes (measured on wazero
+// v1.12: about 2.7 KB per br_table target, and time quadratic in the number
+// of loops of one function); an embedder bounds that with the size of what
+// it accepts (the module's size, Limits.FunctionBodySize).
 //
 // The fuzz target hands every output to wazero (interpreter) and fails if
 // compiling it allocates more than 64 MiB + 512 bytes per output byte + 512
