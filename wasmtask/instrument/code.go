@@ -47,7 +47,7 @@ type funcState struct {
 func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 	var n uint32
 	if !missing {
-		n = r.u32()
+		n = r.count("code")
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -61,6 +61,10 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 		size := r.u32()
 		off := r.pos
 		body := r.bytes(int(size))
+		if r.err == nil && uint64(size) > uint64(w.m.lim.FunctionBodySize) {
+			r.pos = off
+			r.limit("FunctionBodySize", uint64(size), uint64(w.m.lim.FunctionBodySize))
+		}
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -110,19 +114,29 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 	if t := m.funcTypes[fidx]; int(t) < len(m.typeParams) {
 		nParams = uint64(m.typeParams[t])
 	}
-	nDecl := r.u32()
+	nDecl := r.count("local declaration")
 	declsStart := r.pos
-	nLocals := nParams
+	declared := uint64(0)
 	for i := uint32(0); i < nDecl && r.err == nil; i++ {
-		nLocals += uint64(r.u32())
+		declared += uint64(r.u32()) // at most 2^32 * 2^32: no overflow
 		m.valType(r)
-		if nLocals > 1<<32-1 {
-			r.fail("too many locals")
+	}
+	nLocals := nParams + declared
+	if r.err == nil && nLocals > uint64(m.lim.Locals) {
+		r.pos = declsStart
+		r.limit("Locals", nLocals, uint64(m.lim.Locals))
+	}
+	if r.err == nil {
+		w.report.TotalLocals += declared
+		if w.report.TotalLocals > uint64(m.lim.TotalLocals) {
+			r.pos = declsStart
+			r.limit("TotalLocals", w.report.TotalLocals, uint64(m.lim.TotalLocals))
 		}
 	}
 	if r.err != nil {
 		return nil, fail()
 	}
+	w.report.MaxLocals = max(w.report.MaxLocals, uint32(nLocals))
 	declEnd := r.pos
 
 	points := fs.points[:0]
@@ -243,7 +257,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 		case opTryTable:
 			blockType()
 			hasTry = true
-			nc := r.u32()
+			nc := r.count("catch")
 			for i := uint32(0); i < nc && r.err == nil; i++ {
 				kind := r.byte()
 				switch kind {
@@ -278,16 +292,13 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 				writeback(start)
 			}
 		case opBrTable:
-			n := r.u32()
+			n := r.count("br_table target")
 			toFunc := false
 			for i := uint32(0); i <= n && r.err == nil; i++ {
 				ls := r.pos
 				if f := label(ls, r.u32()); f != nil && f.kind == frFunc {
 					toFunc = true
 				}
-			}
-			if n > uint32(len(body)) {
-				r.fail("br_table too long")
 			}
 			if toFunc {
 				writeback(start)
@@ -308,10 +319,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			writeback(start)
 			m.typeIdx(r)
 		case opSelectT:
-			n := r.u32()
-			if n > uint32(len(body)) {
-				r.fail("select arity too large")
-			}
+			n := r.count("select type")
 			for i := uint32(0); i < n && r.err == nil; i++ {
 				m.valType(r)
 			}
@@ -541,7 +549,7 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 		added++
 	}
 	if nLocals+uint64(added) > 1<<32-1 || uint64(nDecl)+uint64(added) > 1<<32-1 {
-		return nil, &LimitError{Msg: "too many locals"}
+		return nil, &LimitError{What: "Locals", Value: nLocals, Max: 1<<32 - 1 - uint64(added), Offset: -1, Msg: "no room for the injected locals"}
 	}
 	var lbuf, tbuf, fbuf, sbuf, cbuf [5]byte
 	L := appendU32(lbuf[:0], uint32(nLocals))

@@ -20,8 +20,8 @@
 //     function imports. Every defined function's index shifts by one, and
 //     every reference is rewritten: call, return_call and ref.func in code,
 //     ref.func in global, table and element initialisers, element segments of
-//     all eight forms, exports, the start function, and the function, local
-//     and label maps of the "name" section;
+//     all eight forms, exports, the start function, and the function and
+//     local name maps of the "name" section;
 //   - one mutable i64 global, initialised to 0, appended after the existing
 //     globals and exported as Config.FuelExport (default "wasmsched_fuel"):
 //     the remaining fuel of the current slice;
@@ -38,10 +38,101 @@
 // Type, global and local indices of the input are unchanged (the additions
 // come last); indices that are out of range in the input are rejected, so
 // an invalid module can never become valid by naming an appended entity.
-// Sections the rewrite does not touch (custom sections other than "name",
-// memory, data, data count, tag) are copied byte for byte, as is every
-// instruction except the function indices above. A module with no memory,
-// no exports or no functions gets the missing sections it needs.
+// Sections the rewrite does not change (memory, data, data count, tag, and
+// the custom sections other than "name" that are kept) are checked (see
+// below) and copied byte for byte, as is every instruction except the
+// function indices above. A module with no memory, no exports or no
+// functions gets the missing sections it needs.
+//
+// # Bounding what the output costs
+//
+// A runtime's decoder may preallocate by the counts a module declares
+// (wazero's does: a 52-byte module whose name section declares 2^32-1
+// function names, or one whose 8-byte function body declares 2^32-1 locals,
+// makes it allocate gigabytes and kills the process). Instrument therefore
+// guarantees that every count and length in its output is consistent with
+// the bytes that hold it, so that a decoder allocates at most a small
+// multiple of the output's size, plus what the Limits allow the module to
+// declare:
+//
+//   - Every vector count and byte length, in every section (type, with rec
+//     groups, parameter and result vectors; import; function; table;
+//     memory; global; export; element segments and their element vectors;
+//     code, with the local declarations of every body; data segments and
+//     their bytes; tag; the names of custom sections) and in the immediates
+//     of br_table, select and try_table, is checked against the bytes that
+//     remain in its section, subsection or body before anything is
+//     allocated or copied: every element takes at least one byte, so a
+//     count larger than the remaining bytes is malformed (*DecodeError).
+//     Sections the rewrite copies unchanged are parsed for this. A data
+//     count section must hold exactly one u32 (or be empty, as wazero
+//     accepts, only as the last section).
+//   - The "name" section is parsed strictly and re-encoded, or dropped.
+//     Subsections 0 (module name), 1 (function names) and 2 (local names)
+//     must each occur at most once, have exact sizes, counts bounded by the
+//     bytes that remain, valid UTF-8 names (wazero requires it), function
+//     indices below the number of functions and, in every map, strictly
+//     increasing indices (the spec's rule). They are written back, in
+//     increasing id order, with exact sizes and the function indices
+//     shifted; other subsections (label, type, field names..., which wazero
+//     skips) are left out and counted in Report.NameSubsectionsDropped. If
+//     anything fails to parse, the whole name section is dropped and the
+//     module is still instrumented: a name section is a custom section,
+//     which the spec lets a consumer ignore (Report.Name and
+//     Report.NameDropReason say so). Only the first name section counts: a
+//     later one (which wazero rejects) is dropped. A name section that is
+//     not last (the spec wants it after the data section; wazero does not
+//     care) is re-encoded where it is.
+//   - Other custom sections are copied byte for byte as long as they fit in
+//     Config.MaxCustomBytes (default DefaultMaxCustomBytes, 1 MiB, of
+//     payload in total; in module order, a section that does not fit in
+//     what remains is dropped); Config.StripCustom drops every custom
+//     section, the name section included. A custom section other than
+//     "name" with nothing after its name is dropped (wazero, with debug info
+//     on, its default, rejects one at the end of a module, and dropping a
+//     later section could put it there). A custom section whose own name is
+//     cut off or not valid UTF-8 makes the module malformed, as in wazero.
+//     Report.CustomKept, CustomKeptBytes, CustomDropped and
+//     CustomDroppedBytes count what was kept and dropped.
+//   - Config.Limits bounds what the module may declare, while it is parsed;
+//     exceeding a limit fails with a *LimitError whose What names the
+//     Limits field, with the declared Value and the Max in force. The
+//     defaults are the implementation limits of the WebAssembly JS API
+//     (https://webassembly.github.io/spec/js-api/#limits), which V8 and
+//     SpiderMonkey enforce: 1,000,000 types, 1,000,000 functions, 100,000
+//     imports, 100,000 exports, 1,000,000 globals, 1,000,000 tags, 100,000
+//     data segments, 100,000 tables, 1 memory, 10,000,000 element segments,
+//     10,000,000 elements per table (here: in all element segments
+//     together), an initial table size of 10,000,000, an initial memory size
+//     of 65,536 pages, function bodies of 7,654,321 bytes, 50,000 locals per
+//     function (parameters included), 1,000 parameters and 1,000 results per
+//     function type. One default is not from the JS API: 1,000,000 declared
+//     locals in all functions together (Limits.TotalLocals), because locals
+//     are the one thing whose number is not bounded by the module's size
+//     and wazero materialises every one (its interpreter allocates 100 to
+//     450 bytes per local while compiling). Counts of functions, globals,
+//     tables, memories and tags include imports. An embedder sets tighter
+//     limits for its own budget.
+//   - The Report describes what the input declares, for an embedder to
+//     bound what it hands its runtime and to admit memory before
+//     instantiating: the memories (HasMemory, MemoryImported, MemoryShared,
+//     the largest MemoryMinPages and MemoryMaxPages if MemoryHasMax), the
+//     tables (Tables, the largest TableMinElements and their TableMinTotal),
+//     DataSegments and DataBytes, ElementSegments and Elements, the largest
+//     locals count of a function (MaxLocals) and the TotalLocals declared,
+//     the ImportedFunctions, and what became of custom sections.
+//
+// This bounds decoding. Compiling costs more, in proportion to the code:
+// wazero's interpreter allocates up to about 400 bytes per byte of code,
+// and its optimizing compiler more on some shapes (measured on wazero
+// v1.12: about 2.7 KB per br_table target, and time quadratic in the number
+// of loops of one function); an embedder bounds that with the size of what
+// it accepts (the module's size, Limits.FunctionBodySize).
+//
+// The fuzz target hands every output to wazero (interpreter) and fails if
+// compiling it allocates more than 64 MiB + 512 bytes per output byte + 512
+// bytes per declared local (see compileBound in fuzz_test.go for the
+// measurements behind the figures).
 //
 // # Cost rule
 //
@@ -123,6 +214,8 @@
 // Instrument never panics. Malformed input yields a *DecodeError (with the
 // byte offset, section, and function), an unusable Config a *ConfigError
 // (including a module that already exports Config.FuelExport), and an
-// input at a format limit a *LimitError. For every input that wazero
-// accepts, the output is accepted too (spec suites and fuzzing check this).
+// input beyond Config.Limits (or at a format limit once the additions are
+// counted) a *LimitError. For every input that wazero accepts and that is
+// within the limits, the output is accepted too (spec suites and fuzzing
+// check this).
 package instrument

@@ -28,8 +28,28 @@ type ConfigError struct{ Msg string }
 
 func (e *ConfigError) Error() string { return "instrument: " + e.Msg }
 
-// LimitError reports a module that decodes but whose instrumented form would
-// exceed a binary-format limit (for example, more than 2^32-1 locals).
-type LimitError struct{ Msg string }
+// LimitError reports a module that declares more than Config.Limits allows
+// (or than the binary format allows once the instrumentation's additions
+// are counted, for example more than 2^32-1 locals). What names the limit,
+// as the Limits field that sets it ("Functions", "Locals", "Elements", ...);
+// Value is what the module declares (for a total, the running total where
+// it first exceeded Max), and Max the limit in force. Offset is the byte
+// offset in the input where the limit was exceeded, or -1 if unknown.
+type LimitError struct {
+	What   string
+	Value  uint64
+	Max    uint64
+	Offset int
+	Msg    string // optional detail
+}
 
-func (e *LimitError) Error() string { return "instrument: " + e.Msg }
+func (e *LimitError) Error() string {
+	s := fmt.Sprintf("instrument: module exceeds limit %s: %d > %d", e.What, e.Value, e.Max)
+	if e.Offset >= 0 {
+		s += fmt.Sprintf(" (offset %#x)", e.Offset)
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	return s
+}

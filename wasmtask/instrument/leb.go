@@ -114,6 +114,34 @@ func (r *reader) name() []byte {
 	return r.bytes(int(n))
 }
 
+// count reads the length of a vector whose elements take at least one byte
+// each, and rejects it if it exceeds the bytes that remain: such a count is
+// malformed, and a decoder that preallocates by it (wazero does) would
+// allocate without bound. what names the vector for the error message.
+func (r *reader) count(what string) uint32 {
+	start := r.pos
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(r.b)-r.pos) {
+		r.pos = start
+		r.fail(what + " count exceeds the remaining bytes")
+		return 0
+	}
+	return n
+}
+
+// limit records a *LimitError if v exceeds max (and no error is recorded
+// yet), and reports whether v is within the limit.
+func (r *reader) limit(what string, v, max uint64) bool {
+	if r.err != nil {
+		return false
+	}
+	if v > max {
+		r.err = &LimitError{What: what, Value: v, Max: max, Offset: r.base + r.pos}
+		return false
+	}
+	return true
+}
+
 func appendU32(b []byte, v uint32) []byte {
 	for v >= 0x80 {
 		b = append(b, byte(v)|0x80)

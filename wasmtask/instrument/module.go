@@ -42,6 +42,11 @@ type module struct {
 	funcTypes  []uint32 // type index of each defined function
 	nGlobals   uint32   // imported + defined
 	hasSec     [14]bool
+	lastSec    int    // index in sections of the last section
+	nMems      uint32 // imported + defined memories
+	nImpTags   uint32
+	lim        Limits  // resolved
+	rep        *Report // filled while parsing and rewriting
 	// lenientHeap skips the range check of concrete heap types: wazero does
 	// not check them in imports (elsewhere it does, and so does this package,
 	// so that an appended type never makes an invalid module valid).
@@ -55,8 +60,8 @@ func newReader(s section) *reader {
 }
 
 // parse splits the module into sections and reads the metadata of the type,
-// import, function and global sections.
-func parse(wasm []byte) (*module, error) {
+// import, function and global sections, checking their counts and lim.
+func parse(wasm []byte, lim Limits, rep *Report) (*module, error) {
 	r := &reader{b: wasm, section: "header"}
 	magic := r.bytes(4)
 	version := r.bytes(4)
@@ -69,7 +74,7 @@ func parse(wasm []byte) (*module, error) {
 	if !bytes.Equal(version, []byte{1, 0, 0, 0}) {
 		return nil, &DecodeError{Offset: 4, Section: "header", Func: -1, Msg: "unsupported version"}
 	}
-	m := &module{}
+	m := &module{lim: lim, rep: rep}
 	lastRank := 0
 	for !r.eof() {
 		r.section = "header"
@@ -98,6 +103,7 @@ func parse(wasm []byte) (*module, error) {
 		}
 		m.sections = append(m.sections, section{id: id, payload: payload, off: off})
 	}
+	m.lastSec = len(m.sections) - 1
 	for _, s := range m.sections {
 		var err error
 		switch s.id {
@@ -160,7 +166,8 @@ func (m *module) heapType(r *reader) {
 
 func (m *module) parseTypes(s section) error {
 	r := newReader(s)
-	n := r.u32()
+	n := r.count("type")
+	r.limit("Types", uint64(n), uint64(m.lim.Types))
 	if r.err != nil {
 		return r.err
 	}
@@ -168,18 +175,23 @@ func (m *module) parseTypes(s section) error {
 	// (wazero checks forward references itself; they stay invalid because
 	// the appended types come last).
 	m.nTypes = 1<<32 - 1
-	m.typeParams = make([]uint32, 0, min(n, 1<<16))
+	m.typeParams = make([]uint32, 0, n)
 	funcType := func() {
 		if r.byte() != 0x60 {
 			r.pos--
 			r.fail("unsupported type form (only func types)")
 			return
 		}
-		np := r.u32()
+		if !r.limit("Types", uint64(len(m.typeParams))+1, uint64(m.lim.Types)) {
+			return
+		}
+		np := r.count("parameter")
+		r.limit("Params", uint64(np), uint64(m.lim.Params))
 		for j := uint32(0); j < np && r.err == nil; j++ {
 			m.valType(r)
 		}
-		nr := r.u32()
+		nr := r.count("result")
+		r.limit("Results", uint64(nr), uint64(m.lim.Results))
 		for j := uint32(0); j < nr && r.err == nil; j++ {
 			m.valType(r)
 		}
@@ -188,7 +200,7 @@ func (m *module) parseTypes(s section) error {
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		if r.pos < len(r.b) && r.b[r.pos] == 0x4e { // rec group of func types
 			r.pos++
-			k := r.u32()
+			k := r.count("rec group")
 			for j := uint32(0); j < k && r.err == nil; j++ {
 				funcType()
 			}
@@ -198,9 +210,6 @@ func (m *module) parseTypes(s section) error {
 	}
 	if r.err == nil && !r.eof() {
 		r.fail("section size mismatch")
-	}
-	if uint64(len(m.typeParams)) > 1<<32-3 {
-		return &LimitError{Msg: "too many types"}
 	}
 	m.nTypes = uint32(len(m.typeParams))
 	return r.err
@@ -216,17 +225,73 @@ func (m *module) typeIdx(r *reader) uint32 {
 	return t
 }
 
-func (m *module) limits(r *reader) {
+// limitsType reads the limits of a table or memory type: its minimum, and
+// its maximum if it has one; shared is the threads proposal's flag.
+func (m *module) limitsType(r *reader) (lo, hi uint32, hasMax, shared bool) {
 	flags := r.byte()
 	switch flags {
 	case 0, 2:
-		r.u32()
+		lo = r.u32()
 	case 1, 3:
-		r.u32()
-		r.u32()
+		lo = r.u32()
+		hi = r.u32()
+		hasMax = true
 	default:
 		r.pos--
 		r.fail("invalid limits flags")
+	}
+	return lo, hi, hasMax, flags&2 != 0
+}
+
+// table reads a table type's limits (the element type is read by the
+// caller), checks them against the limits and notes them in the report.
+func (m *module) table(r *reader) {
+	start := r.pos
+	lo, _, _, _ := m.limitsType(r)
+	if r.err != nil {
+		return
+	}
+	m.rep.Tables++
+	if !r.limit("Tables", uint64(m.rep.Tables), uint64(m.lim.Tables)) {
+		return
+	}
+	if uint64(lo) > uint64(m.lim.TableInitial) {
+		r.pos = start
+		r.limit("TableInitial", uint64(lo), uint64(m.lim.TableInitial))
+		return
+	}
+	m.rep.TableMinElements = max(m.rep.TableMinElements, lo)
+	m.rep.TableMinTotal += uint64(lo)
+}
+
+// memory reads a memory type, checks it against the limits and notes it in
+// the report.
+func (m *module) memory(r *reader, imported bool) {
+	start := r.pos
+	lo, hi, hasMax, shared := m.limitsType(r)
+	if r.err != nil {
+		return
+	}
+	rep := m.rep
+	m.nMems++
+	if !r.limit("Memories", uint64(m.nMems), uint64(m.lim.Memories)) {
+		return
+	}
+	if uint64(lo) > uint64(m.lim.MemoryInitialPages) {
+		r.pos = start
+		r.limit("MemoryInitialPages", uint64(lo), uint64(m.lim.MemoryInitialPages))
+		return
+	}
+	if !rep.HasMemory {
+		rep.MemoryHasMax = true
+	}
+	rep.HasMemory = true
+	rep.MemoryImported = rep.MemoryImported || imported
+	rep.MemoryShared = rep.MemoryShared || shared
+	rep.MemoryMinPages = max(rep.MemoryMinPages, lo)
+	rep.MemoryHasMax = rep.MemoryHasMax && hasMax
+	if hasMax {
+		rep.MemoryMaxPages = max(rep.MemoryMaxPages, hi)
 	}
 }
 
@@ -234,7 +299,8 @@ func (m *module) parseImports(s section) error {
 	r := newReader(s)
 	m.lenientHeap = true
 	defer func() { m.lenientHeap = false }()
-	n := r.u32()
+	n := r.count("import")
+	r.limit("Imports", uint64(n), uint64(m.lim.Imports))
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		r.name()
 		r.name()
@@ -242,18 +308,22 @@ func (m *module) parseImports(s section) error {
 		case 0:
 			m.typeIdx(r)
 			m.nImpFuncs++
+			r.limit("Functions", uint64(m.nImpFuncs), uint64(m.lim.Functions))
 		case 1:
 			m.tableRefType(r)
-			m.limits(r)
+			m.table(r)
 		case 2:
-			m.limits(r)
+			m.memory(r, true)
 		case 3:
 			m.valType(r)
 			r.byte()
 			m.nImpGlobal++
+			r.limit("Globals", uint64(m.nImpGlobal), uint64(m.lim.Globals))
 		case 4:
 			r.byte()
 			m.typeIdx(r)
+			m.nImpTags++
+			r.limit("Tags", uint64(m.nImpTags), uint64(m.lim.Tags))
 		default:
 			r.pos--
 			r.fail("invalid import kind")
@@ -263,14 +333,16 @@ func (m *module) parseImports(s section) error {
 		r.fail("section size mismatch")
 	}
 	m.nGlobals = m.nImpGlobal
+	m.rep.ImportedFunctions = int(m.nImpFuncs)
 	return r.err
 }
 
 func (m *module) parseFunctions(s section) error {
 	r := newReader(s)
-	n := r.u32()
-	if r.err == nil && uint64(n) > uint64(len(s.payload)) {
-		r.fail("function count exceeds section size")
+	n := r.count("function")
+	r.limit("Functions", uint64(m.nImpFuncs)+uint64(n), uint64(m.lim.Functions))
+	if r.err != nil {
+		return r.err
 	}
 	m.funcTypes = make([]uint32, 0, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
@@ -279,20 +351,15 @@ func (m *module) parseFunctions(s section) error {
 	if r.err == nil && !r.eof() {
 		r.fail("section size mismatch")
 	}
-	if r.err == nil && uint64(m.nImpFuncs)+uint64(n) > 1<<32-3 {
-		return &LimitError{Msg: "too many functions"}
-	}
 	return r.err
 }
 
 func (m *module) parseGlobalCount(s section) error {
 	r := newReader(s)
-	n := r.u32()
+	n := r.count("global")
+	r.limit("Globals", uint64(m.nImpGlobal)+uint64(n), uint64(m.lim.Globals))
 	if r.err != nil {
 		return r.err
-	}
-	if uint64(m.nImpGlobal)+uint64(n) > 1<<32-2 {
-		return &LimitError{Msg: "too many globals"}
 	}
 	m.nGlobals = m.nImpGlobal + n
 	return nil

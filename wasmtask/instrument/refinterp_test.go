@@ -42,7 +42,7 @@ type refModule struct {
 }
 
 func newRefModule(t testing.TB, wasm []byte) *refModule {
-	m, err := parse(wasm)
+	m, err := parse(wasm, Limits{}.resolved(), &Report{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ type rewriter struct {
 	scratch             []byte
 	knobs               knobs
 	fn                  funcState
+	nameSeen            bool // a name section was met (only the first counts)
 }
 
 // shiftFunc maps an input function index to the output index space, in
@@ -35,7 +36,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	w.slowFunc = m.nFuncs() + 1
 	w.fuelGlobal = m.nGlobals
 	if m.nTypes > 1<<32-3 {
-		return nil, &LimitError{Msg: "too many types"}
+		return nil, &LimitError{What: "Types", Value: uint64(m.nTypes), Max: 1<<32 - 3, Offset: -1, Msg: "no room for the injected types"}
 	}
 	if uint32(len(m.funcTypes)) > 0 && !m.hasSec[secCode] {
 		return nil, &DecodeError{Offset: len(in), Section: "code", Func: -1, Msg: "function and code section have inconsistent lengths"}
@@ -45,8 +46,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	out = append(out, in[:8]...)
 	// A missing section the output needs goes right after the last known
 	// section that must precede it (or first), so that trailing custom
-	// sections stay last: wazero reads a malformed "name" section past its
-	// declared end, so what follows it must not change.
+	// sections stay last.
 	after := make([][]byte, len(m.sections)+1) // after[i+1]: ids to emit after section i
 	for _, id := range []byte{secType, secImport, secFunction, secGlobal, secExport, secCode} {
 		if m.hasSec[id] || ((id == secFunction || id == secCode) && !w.hasHelper()) || (id == secImport && !w.hasCheck()) {
@@ -63,7 +63,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	emit := func(ids []byte) error {
 		for _, id := range ids {
 			var err error
-			if out, err = w.section(out, section{id: id}); err != nil {
+			if out, err = w.section(out, section{id: id}, false); err != nil {
 				return err
 			}
 		}
@@ -74,7 +74,12 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	}
 	for i, s := range m.sections {
 		var err error
-		if out, err = w.section(out, s); err != nil {
+		if s.id == secCustom {
+			out, err = w.custom(out, s)
+		} else {
+			out, err = w.section(out, s, i == m.lastSec)
+		}
+		if err != nil {
 			return nil, err
 		}
 		if err := emit(after[i+1]); err != nil {
@@ -95,9 +100,10 @@ func appendName(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// section appends the rewritten form of s to out. A section with a nil
-// payload and no offset is one that the input lacks and the output needs.
-func (w *rewriter) section(out []byte, s section) ([]byte, error) {
+// section appends the rewritten form of s (not a custom section) to out. A
+// section with a nil payload and no offset is one that the input lacks and
+// the output needs. last says whether s is the input's last section.
+func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 	missing := s.payload == nil && s.off == 0
 	r := newReader(s)
 	p := w.scratch[:0]
@@ -156,10 +162,29 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 	case secTable:
 		p = w.tables(r, p)
 	case secTag:
-		n := r.u32()
+		m := w.m
+		n := r.count("tag")
+		r.limit("Tags", uint64(m.nImpTags)+uint64(n), uint64(m.lim.Tags))
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			r.byte()
-			w.m.typeIdx(r)
+			m.typeIdx(r)
+		}
+		p = append(p, s.payload...)
+	case secMemory:
+		n := r.count("memory")
+		for i := uint32(0); i < n && r.err == nil; i++ {
+			w.m.memory(r, false)
+		}
+		p = append(p, s.payload...)
+	case secDataCount:
+		// wazero reads an empty data count section as 0 only at the end of
+		// the module (elsewhere it reads the next section's bytes).
+		if len(s.payload) == 0 && !last {
+			r.fail("empty data count section")
+			break
+		}
+		if len(s.payload) > 0 {
+			r.limit("DataSegments", uint64(r.u32()), uint64(w.m.lim.DataSegments))
 		}
 		p = append(p, s.payload...)
 	case secGlobal:
@@ -174,9 +199,10 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 		}
 		p = append(p, valI64, 1, opI64Const, 0, opEnd)
 	case secExport:
-		n := count()
-		if n == 1<<32-1 {
-			return nil, &LimitError{Msg: "too many exports"}
+		var n uint32
+		if !missing {
+			n = r.count("export")
+			r.limit("Exports", uint64(n), uint64(w.m.lim.Exports))
 		}
 		p = appendU32(p, n+1)
 		for i := uint32(0); i < n && r.err == nil; i++ {
@@ -212,12 +238,8 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 	case secData:
 		w.checkData(r)
 		p = append(p, s.payload...)
-	case secCustom:
-		p = w.custom(s, p)
-		r.pos = len(r.b)
-	default: // memory, datacount: untouched
-		p = append(p, s.payload...)
-		r.pos = len(r.b)
+	default:
+		r.fail("unexpected section")
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -231,7 +253,7 @@ func (w *rewriter) section(out []byte, s section) ([]byte, error) {
 }
 
 func (w *rewriter) tables(r *reader, p []byte) []byte {
-	n := r.u32()
+	n := r.count("table")
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
@@ -241,13 +263,13 @@ func (w *rewriter) tables(r *reader, p []byte) []byte {
 				r.fail("invalid table initializer prefix")
 			}
 			w.m.tableRefType(r)
-			w.m.limits(r)
+			w.m.table(r)
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
 			continue
 		}
 		w.m.tableRefType(r)
-		w.m.limits(r)
+		w.m.table(r)
 		p = append(p, r.b[mark:r.pos]...)
 	}
 	return p
@@ -308,8 +330,25 @@ func (w *rewriter) constExpr(r *reader, p []byte) []byte {
 	return p
 }
 
+// elemCount reads the length of a segment's element vector and checks it
+// and the running total against the limits.
+func (w *rewriter) elemCount(r *reader) uint32 {
+	start := r.pos
+	n := r.count("element")
+	if r.err != nil {
+		return 0
+	}
+	w.report.Elements += uint64(n)
+	if w.report.Elements > uint64(w.m.lim.Elements) {
+		r.pos = start
+		r.limit("Elements", w.report.Elements, uint64(w.m.lim.Elements))
+		return 0
+	}
+	return n
+}
+
 func (w *rewriter) funcIdxVec(r *reader, p []byte) []byte {
-	n := r.u32()
+	n := w.elemCount(r)
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		start := r.pos
@@ -319,7 +358,7 @@ func (w *rewriter) funcIdxVec(r *reader, p []byte) []byte {
 }
 
 func (w *rewriter) exprVec(r *reader, p []byte) []byte {
-	n := r.u32()
+	n := w.elemCount(r)
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		p = w.constExpr(r, p)
@@ -328,7 +367,9 @@ func (w *rewriter) exprVec(r *reader, p []byte) []byte {
 }
 
 func (w *rewriter) elements(r *reader, p []byte) []byte {
-	n := r.u32()
+	n := r.count("element segment")
+	r.limit("ElementSegments", uint64(n), uint64(w.m.lim.ElementSegments))
+	w.report.ElementSegments = int(n)
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
@@ -377,10 +418,13 @@ func (w *rewriter) elements(r *reader, p []byte) []byte {
 	return p
 }
 
-// checkData validates the offset expressions of the data section (which is
-// copied unchanged) against the input's global index space.
+// checkData checks the data section (which is copied unchanged): its
+// counts and lengths, the limits, and the offset expressions against the
+// input's global index space.
 func (w *rewriter) checkData(r *reader) {
-	n := r.u32()
+	n := r.count("data segment")
+	r.limit("DataSegments", uint64(n), uint64(w.m.lim.DataSegments))
+	w.report.DataSegments = int(n)
 	var sink []byte
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		flags := r.u32()
@@ -394,70 +438,11 @@ func (w *rewriter) checkData(r *reader) {
 		default:
 			r.fail("invalid data segment flags")
 		}
-		r.bytes(int(r.u32()))
+		w.report.DataBytes += uint64(len(r.name()))
 	}
 	if r.err == nil && !r.eof() {
 		r.fail("section size mismatch")
 	}
-}
-
-// custom copies a custom section, shifting the function indices of the
-// "name" section's function, local and label name maps. A name section that
-// does not parse is copied unchanged.
-func (w *rewriter) custom(s section, p []byte) []byte {
-	r := newReader(s)
-	name := r.name()
-	if r.err != nil || string(name) != "name" || w.m.nImpFuncs == w.m.nFuncs() {
-		return append(p, s.payload...)
-	}
-	start := len(p)
-	p = append(p, s.payload[:r.pos]...)
-	shift := func(idx uint32) uint32 {
-		if idx >= w.m.nImpFuncs {
-			return idx + 1
-		}
-		return idx
-	}
-	for !r.eof() && r.err == nil {
-		id := r.byte()
-		size := r.u32()
-		sub := r.bytes(int(size))
-		if r.err != nil {
-			break
-		}
-		if id < 1 || id > 3 {
-			p = appendSection(p, id, sub)
-			continue
-		}
-		sr := &reader{b: sub}
-		q := w.fn.names[:0]
-		cnt := sr.u32()
-		q = appendU32(q, cnt)
-		for i := uint32(0); i < cnt && sr.err == nil; i++ {
-			q = appendU32(q, shift(sr.u32()))
-			mark := sr.pos
-			if id == 1 {
-				sr.name()
-			} else {
-				k := sr.u32()
-				for j := uint32(0); j < k && sr.err == nil; j++ {
-					sr.u32()
-					sr.name()
-				}
-			}
-			q = append(q, sub[mark:sr.pos]...)
-		}
-		w.fn.names = q
-		if sr.err != nil || !sr.eof() {
-			r.fail("bad name subsection")
-			break
-		}
-		p = appendSection(p, id, q)
-	}
-	if r.err != nil {
-		return append(p[:start], s.payload...)
-	}
-	return p
 }
 
 // knobs are internal variants of the injected code, kept for measurement.

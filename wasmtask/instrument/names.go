@@ -1,0 +1,195 @@
+package instrument
+
+import "unicode/utf8"
+
+// Name subsection ids that wazero decodes (it skips the others).
+const (
+	nameModule = 0
+	nameFuncs  = 1
+	nameLocals = 2
+)
+
+// custom appends custom section s to out, or drops it: every custom section
+// under Config.StripCustom; a "name" section after the first; a name
+// section that does not parse strictly (see names); a section other than
+// "name" with no content after its name; and, in module order, each other
+// section that does not fit in what remains of the Config.MaxCustomBytes
+// budget. A kept name section is re-encoded; other
+// kept sections are copied byte for byte. A section whose own name is
+// malformed (cut off, or not UTF-8) makes the module malformed, as in
+// wazero and the spec, whatever becomes of the section.
+func (w *rewriter) custom(out []byte, s section) ([]byte, error) {
+	r := newReader(s)
+	name := r.name()
+	if r.err == nil && !utf8.Valid(name) {
+		r.pos = 0
+		r.fail("custom section name is not valid UTF-8")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	rep := &w.report
+	drop := func() ([]byte, error) {
+		rep.CustomDropped++
+		rep.CustomDroppedBytes += len(s.payload)
+		return out, nil
+	}
+	isName := string(name) == "name"
+	switch {
+	case w.cfg.StripCustom:
+		if isName && rep.Name == NameAbsent {
+			rep.Name = NameStripped
+		}
+		return drop()
+	case isName:
+		if w.nameSeen {
+			// wazero rejects a second name section; the spec says a
+			// module should have at most one. Only the first counts.
+			return drop()
+		}
+		w.nameSeen = true
+		p, reason := w.names(r)
+		if reason != "" {
+			rep.Name = NameDropped
+			rep.NameDropReason = reason
+			return drop()
+		}
+		rep.Name = NameReencoded
+		return appendSection(out, secCustom, p), nil
+	}
+	if r.eof() {
+		// Nothing but a name. wazero (with debug info on, its default)
+		// rejects such a section at the end of a module (its read of zero
+		// bytes at EOF fails), and dropping sections after it can put it
+		// there.
+		return drop()
+	}
+	budget := w.cfg.MaxCustomBytes
+	if budget == 0 {
+		budget = DefaultMaxCustomBytes
+	}
+	if len(s.payload) > budget-rep.CustomKeptBytes {
+		return drop()
+	}
+	rep.CustomKept++
+	rep.CustomKeptBytes += len(s.payload)
+	return appendSection(out, secCustom, s.payload), nil
+}
+
+// names parses the rest of a "name" section (r is past the section's name)
+// and returns the section's payload re-encoded, with the function indices
+// of the function and local name maps shifted past the injected import, or
+// the reason it does not parse. Subsections 0 (module name), 1 (function
+// names) and 2 (local names) are parsed strictly: each at most once, sizes
+// exact, every count bounded by the bytes that remain, names valid UTF-8,
+// function indices in range and, in each map, strictly increasing, as the
+// spec requires. Other subsections are left out (they must still lie within
+// the section). The output has the kept subsections in increasing id order.
+func (w *rewriter) names(r *reader) ([]byte, string) {
+	var sub [3][]byte // re-encoded contents
+	var seen [3]bool
+	nFuncs := w.m.nFuncs()
+	shift := func(idx uint32) uint32 {
+		if idx >= w.m.nImpFuncs {
+			return idx + 1
+		}
+		return idx
+	}
+	q := w.fn.names[:0]
+	dropped := 0
+	for !r.eof() {
+		id := r.byte()
+		size := r.u32()
+		data := r.bytes(int(size))
+		if r.err != nil {
+			return nil, "subsection size exceeds the section"
+		}
+		if id > nameLocals {
+			dropped++
+			continue
+		}
+		if seen[id] {
+			return nil, "duplicate subsection"
+		}
+		seen[id] = true
+		sr := &reader{b: data}
+		bad := ""
+		name := func() []byte {
+			b := sr.name()
+			if sr.err == nil && !utf8.Valid(b) {
+				bad = "name not valid UTF-8"
+			}
+			return b
+		}
+		start := len(q)
+		switch id {
+		case nameModule:
+			q = appendBytes(q, name())
+		case nameFuncs, nameLocals:
+			n := sr.count("name map")
+			q = appendU32(q, n)
+			prev := int64(-1)
+			for i := uint32(0); i < n && sr.err == nil && bad == ""; i++ {
+				idx := sr.u32()
+				if sr.err == nil && (idx >= nFuncs || int64(idx) <= prev) {
+					bad = "function index out of range or out of order"
+					break
+				}
+				prev = int64(idx)
+				q = appendU32(q, shift(idx))
+				if id == nameFuncs {
+					q = appendBytes(q, name())
+					continue
+				}
+				k := sr.count("local name map")
+				q = appendU32(q, k)
+				prevLocal := int64(-1)
+				for j := uint32(0); j < k && sr.err == nil && bad == ""; j++ {
+					l := sr.u32()
+					if sr.err == nil && int64(l) <= prevLocal {
+						bad = "local index out of order"
+						break
+					}
+					prevLocal = int64(l)
+					q = appendU32(q, l)
+					q = appendBytes(q, name())
+				}
+			}
+		}
+		if de, ok := sr.err.(*DecodeError); ok {
+			bad = de.Msg
+		} else if bad == "" && !sr.eof() {
+			bad = "subsection size mismatch"
+		}
+		if bad != "" {
+			w.fn.names = q
+			return nil, sectionName(id) + ": " + bad
+		}
+		sub[id] = q[start:len(q):len(q)]
+	}
+	p := appendName(make([]byte, 0, len(q)+4*3+5), "name")
+	for id, b := range sub {
+		if seen[id] {
+			p = appendSection(p, byte(id), b)
+		}
+	}
+	w.fn.names = q
+	w.report.NameSubsectionsDropped = dropped
+	return p, ""
+}
+
+func sectionName(id byte) string {
+	switch id {
+	case nameModule:
+		return "module name"
+	case nameFuncs:
+		return "function names"
+	}
+	return "local names"
+}
+
+// appendBytes appends b as a name (length-prefixed).
+func appendBytes(p, b []byte) []byte {
+	p = appendU32(p, uint32(len(b)))
+	return append(p, b...)
+}
