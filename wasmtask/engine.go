@@ -56,11 +56,21 @@ type Limits struct {
 	// MaxModuleBytes bounds a module's size (default
 	// DefaultMaxModuleBytes).
 	MaxModuleBytes int
-	// MaxTableElements bounds a table's size: its declared minimum, and
-	// what table.grow may reach (tables are given this maximum when they
-	// declare none or a larger one). Each element costs the host 8 bytes
-	// outside any linear-memory budget.
-	MaxTableElements uint32
+	// Module bounds what a module may declare: types, functions, imports,
+	// exports, globals, segments, locals per function and in all, function
+	// body size, table and memory minimums (a module over one fails Compile
+	// with an *instrument.LimitError naming it), and the size tables may
+	// grow to (TableMaximum: tables are given it as their maximum). The
+	// defaults are the WebAssembly JS API's limits, which browsers enforce;
+	// see instrument.Limits. A table element costs the host 8 bytes outside
+	// the memory budget: a service sets TableInitial and TableMaximum well
+	// below the default 10,000,000.
+	Module instrument.Limits
+	// MaxCustomBytes bounds the custom sections (other than "name") kept
+	// in the compiled module (0: instrument.DefaultMaxCustomBytes; negative:
+	// none); StripCustom drops them all, the name section included.
+	MaxCustomBytes int
+	StripCustom    bool
 }
 
 // DefaultMaxModuleBytes is the module size limit of the WebAssembly JS API
@@ -246,7 +256,7 @@ type Module struct {
 	report instrument.Report
 
 	exports  map[string]api.FunctionDefinition
-	minPages uint32 // the largest minimum of the module's memories (0: none known)
+	minPages uint32 // the largest minimum of the module's memories (0: none)
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil once released
@@ -333,7 +343,9 @@ func (e *Engine) compile(ctx context.Context, h [32]byte, wasm []byte) (*Module,
 		return nil, ctx.Err()
 	}
 	defer func() { <-e.compiles }()
-	res, err := instrument.Instrument(wasm, instrument.Config{Costs: e.cfg.Costs})
+	lim := e.cfg.Limits
+	res, err := instrument.Instrument(wasm, instrument.Config{Costs: e.cfg.Costs, Limits: lim.Module,
+		MaxCustomBytes: lim.MaxCustomBytes, StripCustom: lim.StripCustom})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
@@ -348,11 +360,8 @@ func (e *Engine) compile(ctx context.Context, h [32]byte, wasm []byte) (*Module,
 		c.Close(ctx)
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	m := &Module{engine: e, hash: h, report: res.Report, compiled: c, exports: c.ExportedFunctions()}
-	for _, d := range c.ExportedMemories() {
-		m.minPages = max(m.minPages, d.Min())
-	}
-	return m, nil
+	return &Module{engine: e, hash: h, report: res.Report, compiled: c, exports: c.ExportedFunctions(),
+		minPages: res.Report.MemoryMinPages}, nil
 }
 
 func (e *Engine) isClosed() bool {

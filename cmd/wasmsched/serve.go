@@ -29,6 +29,7 @@ import (
 	"github.com/wasmsched/wasmsched/metrics"
 	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask"
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
 const serveUsage = `usage: wasmsched serve [flags]
@@ -58,7 +59,9 @@ requests from untrusted clients.
 Limits (flags below): each job runs at most --job-timeout and --job-fuel;
 each guest's linear memory is capped by --guest-memory and all of them
 together by --memory-budget (a memory.grow beyond either fails inside the
-guest; a module whose minimum does not fit is refused); a client has
+guest; a module whose minimum does not fit is refused), its tables by
+--max-table; modules are decoded within the WebAssembly JS API's limits
+(functions, locals, segments...); a client has
 --header-timeout to send its headers and --body-timeout to send its body;
 at most --max-conns connections are served at once. Job IDs are random.
 
@@ -100,6 +103,10 @@ const (
 	defaultMaxUploads   = 4
 	defaultUploadMemory = 64 << 20 // 4 uploads of --max-body
 	defaultMaxConns     = 128
+	// defaultMaxTable bounds a table's elements (8 bytes of host memory
+	// each, outside the memory budget): large C and Go programs use a few
+	// thousand.
+	defaultMaxTable = 100_000
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -123,6 +130,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.maxUploads, "max-uploads", defaultMaxUploads, "module uploads read at once; more are refused with 503")
 	upMem := fs.String("upload-memory", "64MiB", "bytes that uploads in flight may hold; more are refused with 503")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "connections served at once; more wait to be accepted")
+	maxTable := fs.Uint("max-table", defaultMaxTable, "most elements a guest's table may have, declared or grown")
 	interrupt := fs.String("interrupt", "epoch", "guest interrupt: epoch or fuel")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -169,6 +177,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case cfg.uploadMemory < cfg.maxBody:
 		return usageErr("--upload-memory must hold at least one upload of --max-body bytes")
 	}
+	if *maxTable < 1 || *maxTable > 10_000_000 {
+		return usageErr("--max-table must be from 1 to 10000000")
+	}
+	cfg.maxTable = uint32(*maxTable)
 	if cfg.interrupt, err = parseInterrupt(*interrupt, false); err != nil {
 		return usageErr("--interrupt: %v", err)
 	}
@@ -365,6 +377,9 @@ func (c serveConfig) withDefaults() serveConfig {
 	if c.maxConns == 0 {
 		c.maxConns = defaultMaxConns
 	}
+	if c.maxTable == 0 {
+		c.maxTable = defaultMaxTable
+	}
 	return c
 }
 
@@ -382,6 +397,7 @@ func newServer(cfg serveConfig) (*server, error) {
 	eng, err := wasmtask.NewEngine(context.Background(), wasmtask.EngineConfig{
 		GuestMemoryLimit: cfg.guestMemory,
 		MemoryBudget:     cfg.memoryBudget,
+		Limits:           wasmtask.Limits{Module: instrument.Limits{TableInitial: cfg.maxTable, TableMaximum: cfg.maxTable}},
 	})
 	if err != nil {
 		rt.Shutdown(context.Background())

@@ -113,6 +113,12 @@
 //     450 bytes per local while compiling). Counts of functions, globals,
 //     tables, memories and tags include imports. An embedder sets tighter
 //     limits for its own budget.
+//   - Limits.TableMaximum (default 10,000,000, the JS API's maximum table
+//     size) refuses nothing: every defined table that declares no maximum,
+//     or a larger one, is written with this maximum (never below its
+//     minimum; Report.TablesCapped counts them), so table.grow past it
+//     returns -1, as Wasm allows a grow to. Otherwise one table.grow could
+//     ask the runtime for 2^32 elements of 8 bytes at once.
 //   - The Report describes what the input declares, for an embedder to
 //     bound what it hands its runtime and to admit memory before
 //     instantiating: the memories (HasMemory, MemoryImported, MemoryShared,

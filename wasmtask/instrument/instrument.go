@@ -82,6 +82,7 @@ type Report struct {
 	MemoryHasMax   bool
 
 	Tables           int    // imported + defined tables
+	TablesCapped     int    // defined tables given a maximum of Limits.TableMaximum
 	TableMinElements uint32 // largest table minimum, in elements
 	TableMinTotal    uint64 // sum of the table minimums, in elements
 

@@ -41,6 +41,9 @@ const (
 	// DefaultMaxTableInitial: JS API limits, the maximum (initial) size of a
 	// table, in elements.
 	DefaultMaxTableInitial = 10_000_000
+	// DefaultMaxTableMaximum: JS API limits, the maximum size of a table
+	// (growth included), in elements.
+	DefaultMaxTableMaximum = 10_000_000
 	// DefaultMaxMemoryInitialPages: JS API limits, the maximum valid initial
 	// size of a 32-bit memory, in 64 KiB pages (also the format's limit).
 	DefaultMaxMemoryInitialPages = 65_536
@@ -75,18 +78,24 @@ const (
 // function, one more global, one more export and up to two more locals per
 // function.
 type Limits struct {
-	Types              uint32 // function types, rec group members included
-	Functions          uint32 // imported + defined functions
-	Imports            uint32
-	Exports            uint32
-	Globals            uint32 // imported + defined globals
-	Tags               uint32 // imported + defined tags
-	DataSegments       uint32 // data segments, and the data count section's value
-	Tables             uint32 // imported + defined tables
-	Memories           uint32 // imported + defined memories
-	ElementSegments    uint32
-	Elements           uint32 // elements of all element segments together
-	TableInitial       uint32 // minimum size of any table, in elements
+	Types           uint32 // function types, rec group members included
+	Functions       uint32 // imported + defined functions
+	Imports         uint32
+	Exports         uint32
+	Globals         uint32 // imported + defined globals
+	Tags            uint32 // imported + defined tags
+	DataSegments    uint32 // data segments, and the data count section's value
+	Tables          uint32 // imported + defined tables
+	Memories        uint32 // imported + defined memories
+	ElementSegments uint32
+	Elements        uint32 // elements of all element segments together
+	TableInitial    uint32 // minimum size of any table, in elements
+	// TableMaximum is the largest size a table may grow to, in elements.
+	// Unlike the other limits it refuses nothing: a table that declares no
+	// maximum, or a larger one, is given this one, so table.grow beyond it
+	// fails (returns -1) as Wasm allows. Without it a single table.grow
+	// can ask wazero for 2^32 elements of 8 bytes.
+	TableMaximum       uint32
 	MemoryInitialPages uint32 // minimum size of any memory, in 64 KiB pages
 	FunctionBodySize   uint32 // bytes of one function body, local declarations included
 	Locals             uint32 // locals of one function, parameters included
@@ -119,6 +128,7 @@ func (l Limits) resolved() Limits {
 	def(&l.ElementSegments, DefaultMaxElementSegments, u32)
 	def(&l.Elements, DefaultMaxElements, u32)
 	def(&l.TableInitial, DefaultMaxTableInitial, u32)
+	def(&l.TableMaximum, DefaultMaxTableMaximum, u32)
 	def(&l.MemoryInitialPages, DefaultMaxMemoryInitialPages, u32)
 	def(&l.FunctionBodySize, DefaultMaxFunctionBodySize, u32)
 	def(&l.Locals, DefaultMaxLocals, u32-2)

@@ -245,9 +245,10 @@ func (m *module) limitsType(r *reader) (lo, hi uint32, hasMax, shared bool) {
 
 // table reads a table type's limits (the element type is read by the
 // caller), checks them against the limits and notes them in the report.
-func (m *module) table(r *reader) {
+// It returns the limits as read.
+func (m *module) table(r *reader) (lo, hi uint32, hasMax, shared bool) {
 	start := r.pos
-	lo, _, _, _ := m.limitsType(r)
+	lo, hi, hasMax, shared = m.limitsType(r)
 	if r.err != nil {
 		return
 	}
@@ -262,6 +263,7 @@ func (m *module) table(r *reader) {
 	}
 	m.rep.TableMinElements = max(m.rep.TableMinElements, lo)
 	m.rep.TableMinTotal += uint64(lo)
+	return
 }
 
 // memory reads a memory type, checks it against the limits and notes it in

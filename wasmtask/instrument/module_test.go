@@ -183,3 +183,66 @@ func TestCustomCosts(t *testing.T) {
 		}
 	}
 }
+
+// TestTableMaximum: a table that declares no maximum, or one above
+// Limits.TableMaximum, is given that maximum, so table.grow past it
+// returns -1 instead of asking the runtime for 2^32 elements; a table with
+// a smaller maximum keeps it; one whose maximum is below its minimum
+// stays invalid.
+func TestTableMaximum(t *testing.T) {
+	ctx := context.Background()
+	// (module (table $t <limits> funcref)
+	//   (func (export "grow") (param i32) (result i32)
+	//     (table.grow $t (ref.null func) (local.get 0))))
+	module := func(limits ...byte) []byte {
+		table := append([]byte{1, 0x70}, limits...)
+		return buildModule(
+			sec(secType, 1, 0x60, 1, 0x7f, 1, 0x7f),
+			sec(secFunction, 1, 0),
+			sec(secTable, table...),
+			sec(secExport, 1, 4, 'g', 'r', 'o', 'w', 0, 0),
+			sec(secCode, 1, 9, 0, 0xd0, 0x70, opLocalGet, 0, 0xfc, 15, 0, opEnd),
+		)
+	}
+	for _, tc := range []struct {
+		name    string
+		limits  []byte
+		capped  bool
+		grow    uint32 // elements to grow by
+		wantOld uint32 // table.grow's result
+	}{
+		{"no maximum", []byte{0, 1}, true, 2000, 0xffffffff},
+		{"no maximum, within", []byte{0, 1}, true, 999, 1},
+		{"huge grow", []byte{0, 1}, true, 0xfffffff0, 0xffffffff},
+		{"maximum above", []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, true, 1000, 0xffffffff},
+		{"maximum below", []byte{1, 1, 10}, false, 9, 1},
+		{"maximum below, past it", []byte{1, 1, 10}, false, 10, 0xffffffff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Instrument(module(tc.limits...), Config{Limits: Limits{TableMaximum: 1000}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Report.TablesCapped == 1; got != tc.capped {
+				t.Fatalf("TablesCapped %d, want capped %v", res.Report.TablesCapped, tc.capped)
+			}
+			r := newMeteredRuntime(t, ctx, wazero.NewRuntimeConfigInterpreter().WithCoreFeatures(api.CoreFeaturesV2), unlimited())
+			defer r.Close(ctx)
+			mod, err := r.Instantiate(ctx, res.Wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := mod.ExportedFunction("grow").Call(ctx, uint64(tc.grow))
+			if err != nil || uint32(out[0]) != tc.wantOld {
+				t.Fatalf("table.grow(%d) = %v, %v; want %d", tc.grow, out, err, int32(tc.wantOld))
+			}
+		})
+	}
+	// A maximum below the minimum is invalid before and after.
+	res, err := Instrument(module(1, 5, 2), Config{Limits: Limits{TableMaximum: 1000}})
+	if err == nil {
+		if verr := validates(res.Wasm); verr == nil {
+			t.Fatal("a table with max < min became valid")
+		}
+	}
+}

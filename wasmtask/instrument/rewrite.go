@@ -252,25 +252,43 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 	return appendSection(out, s.id, p), nil
 }
 
+// tables copies the table section, giving every table a maximum of at
+// most Limits.TableMaximum (see there).
 func (w *rewriter) tables(r *reader, p []byte) []byte {
 	n := r.count("table")
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
-		if r.pos < len(r.b) && r.b[r.pos] == 0x40 {
+		init := r.pos < len(r.b) && r.b[r.pos] == 0x40
+		if init {
 			r.byte()
 			if r.byte() != 0 {
 				r.fail("invalid table initializer prefix")
 			}
-			w.m.tableRefType(r)
-			w.m.table(r)
-			p = append(p, r.b[mark:r.pos]...)
-			p = w.constExpr(r, p)
-			continue
 		}
 		w.m.tableRefType(r)
-		w.m.table(r)
 		p = append(p, r.b[mark:r.pos]...)
+		lo, hi, hasMax, shared := w.m.table(r)
+		if r.err != nil {
+			break
+		}
+		// A maximum below the minimum stays as it is (the module is
+		// invalid and must stay so); otherwise the cap never goes below
+		// the minimum, which TableInitial has bounded.
+		if top := w.m.lim.TableMaximum; !hasMax || (hi > top && hi >= lo) {
+			hi = max(top, lo)
+			w.report.TablesCapped++
+		}
+		flags := byte(1)
+		if shared {
+			flags = 3 // not valid for a table: kept so that wazero still refuses it
+		}
+		p = append(p, flags)
+		p = appendU32(p, lo)
+		p = appendU32(p, hi)
+		if init {
+			p = w.constExpr(r, p)
+		}
 	}
 	return p
 }

@@ -51,7 +51,8 @@ var (
 	// nameBombLocals (84 bytes, the instrumenter's fuzz corpus entry
 	// 1c953c37160e4c5e): a "name" section whose local-names subsection
 	// declares 0xc4c4c4c4 functions: wazero's decodeLocalNames makes a
-	// slice of that many entries (39 GB).
+	// slice of that many entries (39 GB). The section also declares more
+	// bytes than the module has left, which wazero never checks.
 	nameBombLocals = []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01`\x00\x00\x03\x02\x01\x00\x06\x06\x01\x7f\x01A\x00\v" +
 		"\n\x06\x01\x04\x00$\x00\v\x00-\x04name\x01\x1e\x01\x00\x1btype-global.set-value-empty\x02\x03\xc4\xc4\xc4\xc4\x04\x01\x00\x01x")
 	// nameBombFuncs: a "name" section whose function-names subsection
@@ -60,7 +61,7 @@ var (
 		"\x01\x04\x01\x60\x00\x00" + // type () -> ()
 		"\x03\x02\x01\x00" + // one function
 		"\x0a\x04\x01\x02\x00\x0b" + // its body: end
-		"\x00\x0e\x04name\x01\x08\xff\xff\xff\xff\x0f\x00\x01f") // subsection 1: count 0xffffffff
+		"\x00\x0f\x04name\x01\x08\xff\xff\xff\xff\x0f\x00\x01f") // subsection 1: count 0xffffffff
 	// localsBomb: one function declaring 0xffffffff i32 locals in 7 bytes.
 	localsBomb = []byte("\x00asm\x01\x00\x00\x00" +
 		"\x01\x04\x01\x60\x00\x00" +
@@ -165,7 +166,7 @@ func manyFunctions(n int) []byte {
 	var code []byte
 	code = uleb(code, uint64(n))
 	for range n {
-		code = append(code, 0x03, 0x00, 0x20, 0x00, 0x0b) // size 3: no locals; local.get 0; end
+		code = append(code, 0x04, 0x00, 0x20, 0x00, 0x0b) // size 4: no locals; local.get 0; end
 	}
 	section(10, code)
 	return out
