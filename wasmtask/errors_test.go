@@ -239,7 +239,16 @@ func TestAbortInEachState(t *testing.T) {
 		// inside an endless start function
 		"instantiating": Spawn(e.rt, startLoop, Options{}), // its start function loops
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Every guest has started, and two are suspended (the yielder and the
+	// host wait): each is in the state it is named for.
+	for deadline := time.Now().Add(guestTimeout); ; time.Sleep(time.Millisecond) {
+		if s := e.eng.Stats(); s.Started == 4 && s.Suspended >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guests did not reach their states: %+v", e.eng.Stats())
+		}
+	}
 	for name, h := range cases {
 		h.Abort()
 		t.Logf("aborting %s", name)
@@ -281,7 +290,11 @@ func TestShutdownWithManyGuestsInFlight(t *testing.T) {
 		}
 		hs = append(hs, Spawn(rt, mod, opts))
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Let some start and suspend (how many does not matter: Shutdown must
+	// end guests in every state, not yet started included).
+	for deadline := time.Now().Add(guestTimeout); eng.Stats().Suspended == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := rt.Shutdown(sctx); err != nil {
