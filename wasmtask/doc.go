@@ -58,18 +58,35 @@
 //
 // # Untrusted guests: what is bounded
 //
-// Compile refuses a module over Limits.MaxModuleBytes, one that does not
-// decode or validate, and one that imports a function or memory the engine
-// does not provide (WASI preview 1, and EngineConfig.HostModules), naming
-// it: such a module could never run. Every guest's linear memory is made by
-// the guest's own allocator (memory.go): bounded by the guest's limit and
-// the engine's MemoryBudget (a memory.grow past either returns -1; a
-// minimum past either is refused before instantiation), grown lazily
-// (mmap'd, no zeroing or copying) and unmapped when the guest ends. WASI
-// calls that wait (sleeps, sched_yield, stdin) suspend the guest's task
-// instead of blocking its worker (wasi.go). Fuel, epochs and Abort bound
-// CPU. Not bounded by the budget: wazero's own structures for a guest
-// (its call stack, up to wazero's fixed ceiling, and its tables).
+// Compile decodes a module with the instrumenter's own decoder before
+// wazero sees it: every count is checked against the bytes that hold it,
+// a name section that does not parse is dropped (one that does is
+// re-encoded), other custom sections are kept within a budget, and
+// Limits bound what the module may declare (defaults: the WebAssembly JS
+// API's limits — see instrument.Limits — and 1 GiB of module). Every
+// table is given a maximum (Limits.Module.TableMaximum), so table.grow
+// cannot ask for 2^32 elements. A module that imports a function or memory
+// the engine does not provide (WASI preview 1, and EngineConfig.HostModules)
+// is refused, naming the import: it could never run. All of these fail
+// with ErrInvalidModule; compiles are single-flight per module and at most
+// MaxConcurrentCompiles at once.
+//
+// Every guest's linear memory is made by the guest's own allocator
+// (memory.go): bounded by the guest's limit (Options.MemoryLimitPages, else
+// EngineConfig.GuestMemoryLimit; default 4 GiB) and the engine's
+// MemoryBudget (default none): a memory.grow past either returns -1, a
+// minimum past either is refused before instantiation (ErrMemoryLimit,
+// also from CheckCall). Growth is lazy (mmap'd, no zeroing or copying) and
+// the pages are unmapped when the guest ends. WASI calls that wait
+// (poll_oneoff's sleeps and stdin, sched_yield, stdin reads) suspend the
+// guest's task instead of blocking its worker (wasi.go). Fuel budgets,
+// epochs and Abort bound CPU.
+//
+// Not bounded by the budget: wazero's own structures for a guest (its call
+// stack, which unbounded recursion grows to wazero's fixed ceiling, the
+// compiled code, tables within their maximum); and compile time, which
+// wazero's compiler spends superlinearly on some shapes (many loops in one
+// function): bound it with the module size a service accepts.
 //
 // # Errors, cancellation, observability
 //

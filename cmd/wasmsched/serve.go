@@ -764,6 +764,10 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 // --body-timeout for the whole body. It returns the body, or the HTTP
 // status and the reason it was refused.
 func (s *server) readUpload(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	// Until the body is read, an answer closes the connection: the
+	// server must not drain a body it refused (a slow client would hold
+	// the connection again).
+	w.Header().Set("Connection", "close")
 	if r.ContentLength > s.cfg.maxBody {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("module of %d bytes is larger than the limit of %d bytes", r.ContentLength, s.cfg.maxBody)
 	}
@@ -787,13 +791,9 @@ func (s *server) readUpload(w http.ResponseWriter, r *http.Request) ([]byte, int
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, min(reserve, s.cfg.maxBody)))
-	if err != nil {
-		// The rest of the body is not read: the connection cannot be
-		// reused, and the server must not try to drain it (a slow client
-		// would hold it again).
-		w.Header().Set("Connection", "close")
-	} else {
+	if err == nil {
 		rc.SetReadDeadline(time.Time{})
+		w.Header().Del("Connection") // read whole: the connection may be kept
 	}
 	var mbe *http.MaxBytesError
 	switch {
