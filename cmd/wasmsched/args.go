@@ -92,3 +92,24 @@ func formatTypedValues(vs []uint64, types []api.ValueType) string {
 	}
 	return "(" + strings.Join(ss, ", ") + ")"
 }
+
+// parseSize parses a byte size (a count, or with a KiB/MiB/GiB suffix)
+// of at most max.
+func parseSize(s string, max int64) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSpace(s)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSuffix(t, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n <= 0 || n > max/mult {
+		return 0, fmt.Errorf("%q is not a positive size of at most %d bytes (e.g. 256MiB)", s, max)
+	}
+	return n * mult, nil
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -312,26 +311,11 @@ func errCause(err error) error {
 }
 
 // parsePages parses a memory size (bytes, or with a KiB/MiB/GiB suffix)
-// into 64 KiB Wasm pages, rounding up.
+// of at most Wasm32's 4 GiB into 64 KiB Wasm pages, rounding up.
 func parsePages(s string) (uint32, error) {
-	mult := uint64(1)
-	t := strings.TrimSpace(s)
-	for _, u := range []struct {
-		suf string
-		m   uint64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
-		if strings.HasSuffix(t, u.suf) {
-			t, mult = strings.TrimSuffix(t, u.suf), u.m
-			break
-		}
+	n, err := parseSize(s, 4<<30)
+	if err != nil {
+		return 0, err
 	}
-	n, err := strconv.ParseUint(strings.TrimSpace(t), 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a positive size (e.g. 64MiB)", s)
-	}
-	bytes := n * mult
-	if bytes/mult != n || bytes > 4<<30 {
-		return 0, fmt.Errorf("%q is over Wasm32's 4 GiB", s)
-	}
-	return uint32((bytes + 65535) / 65536), nil
+	return uint32((n + 65535) / 65536), nil
 }
