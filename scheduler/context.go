@@ -3,7 +3,7 @@ package scheduler
 import (
 	"time"
 
-	"github.com/wasmsched/wasmsched/worker"
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // Future is a poll-based task body, as in Rust: Poll returns (value, true)

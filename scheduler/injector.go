@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/atomic"
 
-	"github.com/wasmsched/wasmsched/worker"
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // injector is the global FIFO queue: remote spawns and wakes, and ring

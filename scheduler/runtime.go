@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/atomic"
 
-	"github.com/wasmsched/wasmsched/worker"
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // Runtime is a work-stealing M:N executor: Config.Workers goroutines, each

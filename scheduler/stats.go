@@ -1,6 +1,6 @@
 package scheduler
 
-import "github.com/wasmsched/wasmsched/worker"
+import "github.com/wasmsched/wasmsched/scheduler/internal/worker"
 
 // WorkerStats is one worker's counters; see worker.Stats for each field.
 type WorkerStats = worker.Stats

@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/atomic"
 
-	"github.com/wasmsched/wasmsched/worker"
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // TaskID identifies a task for the life of the process; IDs are never reused.

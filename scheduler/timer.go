@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/atomic"
 
-	"github.com/wasmsched/wasmsched/worker"
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // timerDriver holds every pending sleep in a min-heap ordered by deadline

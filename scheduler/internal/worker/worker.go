@@ -131,8 +131,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmsched/wasmsched/deferq"
-	"github.com/wasmsched/wasmsched/lifo"
+	"github.com/wasmsched/wasmsched/scheduler/internal/deferq"
+	"github.com/wasmsched/wasmsched/scheduler/internal/lifo"
 )
 
 // Runner is what a Task does. Package scheduler implements it.
