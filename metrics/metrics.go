@@ -106,51 +106,19 @@ type workerField struct {
 	get func(*scheduler.WorkerStats) float64
 }
 
-func wcounter(name, help string, get func(*scheduler.WorkerStats) uint64) workerField {
-	return workerField{desc("worker_"+name, help, "worker"), prometheus.CounterValue,
-		func(s *scheduler.WorkerStats) float64 { return float64(get(s)) }}
-}
-
-func wgauge(name, help string, get func(*scheduler.WorkerStats) float64) workerField {
-	return workerField{desc("worker_"+name, help, "worker"), prometheus.GaugeValue, get}
-}
-
-var workerFields = []workerField{
-	wcounter("polls_total", "Task polls run by the worker.",
-		func(s *scheduler.WorkerStats) uint64 { return s.Polls }),
-	wcounter("stolen_tasks_total", "Tasks the worker took from peers' queues.",
-		func(s *scheduler.WorkerStats) uint64 { return s.StealTasks }),
-	wcounter("steal_operations_total", "Successful steal operations by the worker (each takes at least one task).",
-		func(s *scheduler.WorkerStats) uint64 { return s.StealOps }),
-	wcounter("parks_total", "Times the worker blocked waiting for work.",
-		func(s *scheduler.WorkerStats) uint64 { return s.Parks }),
-	wcounter("noop_unparks_total", "Notified unparks after which the worker found no task and parked again.",
-		func(s *scheduler.WorkerStats) uint64 { return s.NoopUnparks }),
-	wcounter("local_schedules_total", "Spawns, wakes and immediate yields the worker queued on itself (LIFO slot or ring).",
-		func(s *scheduler.WorkerStats) uint64 { return s.LocalSchedules }),
-	wcounter("overflows_total", "Times the worker's ring was full and half of it moved to the injector.",
-		func(s *scheduler.WorkerStats) uint64 { return s.Overflows }),
-	wcounter("lifo_polls_total", "Polls of a task taken from the worker's LIFO slot.",
-		func(s *scheduler.WorkerStats) uint64 { return s.LIFOPolls }),
-	wcounter("deferred_yields_total", "Tasks the worker put in its deferred queue (deferred path, yield_now).",
-		func(s *scheduler.WorkerStats) uint64 { return s.DeferredYields }),
-	wcounter("deferred_releases_total", "Tasks the worker moved from its deferred queue back to running.",
-		func(s *scheduler.WorkerStats) uint64 { return s.DeferredReleases }),
-	wcounter("deferred_donations_total", "Deferred tasks the worker handed to a lighter peer to even out load.",
-		func(s *scheduler.WorkerStats) uint64 { return s.Donated }),
-	wcounter("migrations_total", "Polls by the worker of a task whose previous poll ran on another worker.",
-		func(s *scheduler.WorkerStats) uint64 { return s.Migrations }),
-	wcounter("p_handoffs_total", "Times the worker yielded its Go P to a peer worker it had unparked that had not started running yet.",
-		func(s *scheduler.WorkerStats) uint64 { return s.HandOffs }),
-	{desc("worker_busy_seconds_total", "Time the worker spent outside park, in seconds.", "worker"), prometheus.CounterValue,
-		func(s *scheduler.WorkerStats) float64 { return float64(s.BusyNanos) / 1e9 }},
-	wgauge("mean_poll_seconds", "Exponentially weighted mean duration of one poll on the worker, in seconds.",
-		func(s *scheduler.WorkerStats) float64 { return float64(s.MeanPollNanos) / 1e9 }),
-	wgauge("local_queue_depth", "Tasks in the worker's ring plus its LIFO slot, at its last publication.",
-		func(s *scheduler.WorkerStats) float64 { return float64(s.LocalQueueDepth) }),
-	wgauge("deferred_queue_depth", "Tasks in the worker's deferred queue, at its last publication.",
-		func(s *scheduler.WorkerStats) float64 { return float64(s.DeferredDepth) }),
-}
+// workerFields are the per-worker families, one per field of
+// scheduler.WorkerStats (scheduler.WorkerStatFields names them).
+var workerFields = func() []workerField {
+	var out []workerField
+	for _, f := range scheduler.WorkerStatFields() {
+		t := prometheus.GaugeValue
+		if f.Counter {
+			t = prometheus.CounterValue
+		}
+		out = append(out, workerField{desc(f.Metric, f.Help, "worker"), t, f.Value})
+	}
+	return out
+}()
 
 var (
 	dWorkers         = desc("workers", "Worker goroutines of the runtime.")

@@ -2,8 +2,30 @@ package scheduler
 
 import "github.com/wasmsched/wasmsched/scheduler/internal/worker"
 
-// WorkerStats is one worker's counters; see worker.Stats for each field.
+// WorkerStats is one worker's statistics; the field comments say what
+// each counts, and WorkerStatFields describes them all.
 type WorkerStats = worker.Stats
+
+// WorkerStatField describes one field of WorkerStats: how to read it as a
+// float (in the metric's unit), and the Prometheus family that exports it
+// (Metric without the wasmsched_ prefix, Help, counter or gauge). Package
+// metrics builds its per-worker families from these.
+type WorkerStatField struct {
+	Metric  string
+	Help    string
+	Counter bool
+	Value   func(*WorkerStats) float64
+}
+
+// WorkerStatFields lists every field of WorkerStats, in declaration order.
+func WorkerStatFields() []WorkerStatField {
+	out := make([]WorkerStatField, len(worker.StatTable))
+	for i, f := range worker.StatTable {
+		out[i] = WorkerStatField{Metric: f.Metric, Help: f.Help, Counter: f.Counter,
+			Value: func(s *WorkerStats) float64 { return float64(*f.Field(s)) * f.Scale }}
+	}
+	return out
+}
 
 // Stats is a snapshot of the runtime. Per-worker counters are those last
 // published by each worker (at its maintenance ticks and before it parks),
@@ -33,27 +55,11 @@ func (rt *Runtime) Stats() Stats {
 	return s
 }
 
-// Total sums the per-worker counters (gauges are summed too).
+// Total sums the per-worker statistics (gauges are summed too).
 func (s Stats) Total() WorkerStats {
 	var t WorkerStats
 	for _, w := range s.Workers {
-		t.Polls += w.Polls
-		t.StealTasks += w.StealTasks
-		t.StealOps += w.StealOps
-		t.Parks += w.Parks
-		t.NoopUnparks += w.NoopUnparks
-		t.LocalSchedules += w.LocalSchedules
-		t.Overflows += w.Overflows
-		t.LIFOPolls += w.LIFOPolls
-		t.DeferredYields += w.DeferredYields
-		t.DeferredReleases += w.DeferredReleases
-		t.Migrations += w.Migrations
-		t.HandOffs += w.HandOffs
-		t.Donated += w.Donated
-		t.BusyNanos += w.BusyNanos
-		t.MeanPollNanos += w.MeanPollNanos
-		t.LocalQueueDepth += w.LocalQueueDepth
-		t.DeferredDepth += w.DeferredDepth
+		t.Add(w)
 	}
 	return t
 }

@@ -4,9 +4,11 @@ import (
 	"go.uber.org/atomic"
 )
 
-// Stats is a snapshot of one worker's counters. Counters are cumulative
+// Stats is a snapshot of one worker's statistics. Counters are cumulative
 // since the worker started; gauges (depths, mean poll time) are the values
-// at the last publication.
+// at the last publication. Every field is listed once in StatTable, which
+// the owner's counters, the published copy, sums and the metrics collector
+// all iterate.
 type Stats struct {
 	Polls            uint64 // tasks polled
 	StealTasks       uint64 // tasks taken from peers
@@ -17,8 +19,8 @@ type Stats struct {
 	Overflows        uint64 // times the ring was full and half of it moved to the injector
 	LIFOPolls        uint64 // polls of a task taken from the LIFO slot
 	DeferredYields   uint64 // tasks put in the deferred queue (YieldNow)
-	DeferredReleases uint64 // tasks moved from the deferred queue back to the ring
-	Donated          uint64 // deferred tasks handed to the injector to even out load with a peer
+	DeferredReleases uint64 // tasks moved from the deferred queue back to running
+	Donated          uint64 // deferred tasks pushed into a lighter peer's inbox to even out load
 	Migrations       uint64 // polls of a task whose previous poll ran on another worker
 	HandOffs         uint64 // times the worker yielded its Go P to a peer it had unparked and that had not started running
 	BusyNanos        uint64 // time spent outside park
@@ -27,68 +29,123 @@ type Stats struct {
 	DeferredDepth    uint64 // tasks in the deferred queue
 }
 
-// counters is the owner's plain copy of Stats, bumped on the hot path
-// without atomics and published to the padded atomic block at maintenance
-// ticks and before parking, so a reader sees values at most one maintenance
-// interval old and the hot path pays no locked instruction for metrics.
-type counters struct {
-	polls, stealTasks, stealOps, parks, noopUnparks uint64
-	localSchedules, overflows, lifoPolls            uint64
-	deferredYields, deferredReleases, migrations    uint64
-	donated, busyNanos, handOffs                    uint64
-	meanPollNanos                                   float64
+// Stat indexes a statistic in StatTable and in the owner's counters.
+type Stat int
+
+const (
+	StatPolls Stat = iota
+	StatStealTasks
+	StatStealOps
+	StatParks
+	StatNoopUnparks
+	StatLocalSchedules
+	StatOverflows
+	StatLIFOPolls
+	StatDeferredYields
+	StatDeferredReleases
+	StatDonated
+	StatMigrations
+	StatHandOffs
+	StatBusyNanos
+	StatMeanPollNanos
+	StatLocalQueueDepth
+	StatDeferredDepth
+	NumStats
+)
+
+// StatInfo describes one statistic: its Stats field, and its Prometheus
+// family (wasmsched_<Metric>, with Help; a gauge unless Counter; the
+// field's value times Scale).
+type StatInfo struct {
+	Field   func(*Stats) *uint64
+	Metric  string
+	Help    string
+	Counter bool
+	Scale   float64
 }
+
+// nanosecond converts a field in nanoseconds to a metric in seconds.
+const nanosecond = 1e-9
+
+// StatTable lists every statistic, indexed by Stat.
+var StatTable = [NumStats]StatInfo{
+	StatPolls: {func(s *Stats) *uint64 { return &s.Polls }, "worker_polls_total",
+		"Task polls run by the worker.", true, 1},
+	StatStealTasks: {func(s *Stats) *uint64 { return &s.StealTasks }, "worker_stolen_tasks_total",
+		"Tasks the worker took from peers' queues.", true, 1},
+	StatStealOps: {func(s *Stats) *uint64 { return &s.StealOps }, "worker_steal_operations_total",
+		"Successful steal operations by the worker (each takes at least one task).", true, 1},
+	StatParks: {func(s *Stats) *uint64 { return &s.Parks }, "worker_parks_total",
+		"Times the worker blocked waiting for work.", true, 1},
+	StatNoopUnparks: {func(s *Stats) *uint64 { return &s.NoopUnparks }, "worker_noop_unparks_total",
+		"Notified unparks after which the worker found no task and parked again.", true, 1},
+	StatLocalSchedules: {func(s *Stats) *uint64 { return &s.LocalSchedules }, "worker_local_schedules_total",
+		"Spawns, wakes and immediate yields the worker queued on itself (LIFO slot or ring).", true, 1},
+	StatOverflows: {func(s *Stats) *uint64 { return &s.Overflows }, "worker_overflows_total",
+		"Times the worker's ring was full and half of it moved to the injector.", true, 1},
+	StatLIFOPolls: {func(s *Stats) *uint64 { return &s.LIFOPolls }, "worker_lifo_polls_total",
+		"Polls of a task taken from the worker's LIFO slot.", true, 1},
+	StatDeferredYields: {func(s *Stats) *uint64 { return &s.DeferredYields }, "worker_deferred_yields_total",
+		"Tasks the worker put in its deferred queue (deferred path, yield_now).", true, 1},
+	StatDeferredReleases: {func(s *Stats) *uint64 { return &s.DeferredReleases }, "worker_deferred_releases_total",
+		"Tasks the worker moved from its deferred queue back to running.", true, 1},
+	StatDonated: {func(s *Stats) *uint64 { return &s.Donated }, "worker_deferred_donations_total",
+		"Deferred tasks the worker handed to a lighter peer to even out load.", true, 1},
+	StatMigrations: {func(s *Stats) *uint64 { return &s.Migrations }, "worker_migrations_total",
+		"Polls by the worker of a task whose previous poll ran on another worker.", true, 1},
+	StatHandOffs: {func(s *Stats) *uint64 { return &s.HandOffs }, "worker_p_handoffs_total",
+		"Times the worker yielded its Go P to a peer worker it had unparked that had not started running yet.", true, 1},
+	StatBusyNanos: {func(s *Stats) *uint64 { return &s.BusyNanos }, "worker_busy_seconds_total",
+		"Time the worker spent outside park, in seconds.", true, nanosecond},
+	StatMeanPollNanos: {func(s *Stats) *uint64 { return &s.MeanPollNanos }, "worker_mean_poll_seconds",
+		"Exponentially weighted mean duration of one poll on the worker, in seconds.", false, nanosecond},
+	StatLocalQueueDepth: {func(s *Stats) *uint64 { return &s.LocalQueueDepth }, "worker_local_queue_depth",
+		"Tasks in the worker's ring plus its LIFO slot, at its last publication.", false, 1},
+	StatDeferredDepth: {func(s *Stats) *uint64 { return &s.DeferredDepth }, "worker_deferred_queue_depth",
+		"Tasks in the worker's deferred queue, at its last publication.", false, 1},
+}
+
+// Get returns statistic i of s.
+func (s *Stats) Get(i Stat) uint64 { return *StatTable[i].Field(s) }
+
+// Add adds every statistic of o to s (gauges are summed too).
+func (s *Stats) Add(o Stats) {
+	for i := range StatTable {
+		*StatTable[i].Field(s) += *StatTable[i].Field(&o)
+	}
+}
+
+// counters is the owner's plain copy of the statistics, bumped on the hot
+// path without atomics (w.c[StatPolls]++) and published to the padded
+// atomic block at maintenance ticks and before parking, so a reader sees
+// values at most one maintenance interval old and the hot path pays no
+// locked instruction for metrics. The gauges are filled in at publication;
+// the mean poll time is kept as a float in meanPollNanos.
+type counters [NumStats]uint64
 
 // published is the shared, atomically readable copy. Each worker's block is
-// padded to a multiple of 128 bytes so that two workers publishing never
-// write the same cache line (or adjacent-line prefetch pair).
+// padded to a multiple of 128 bytes (cacheLinePair) so that two workers
+// publishing never write the same cache line or adjacent-line prefetch
+// pair.
 type published struct {
-	polls, stealTasks, stealOps, parks, noopUnparks atomic.Uint64
-	localSchedules, overflows, lifoPolls            atomic.Uint64
-	deferredYields, deferredReleases, migrations    atomic.Uint64
-	donated, busyNanos, meanPollNanos               atomic.Uint64
-	localDepth, deferredDepth, handOffs             atomic.Uint64
-	_                                               [128 - (17*8)%128]byte
+	v [NumStats]atomic.Uint64
+	_ [cacheLinePair - (int(NumStats)*8)%cacheLinePair]byte
 }
 
-func (p *published) store(c *counters, localDepth, deferredDepth int) {
-	p.polls.Store(c.polls)
-	p.stealTasks.Store(c.stealTasks)
-	p.stealOps.Store(c.stealOps)
-	p.parks.Store(c.parks)
-	p.noopUnparks.Store(c.noopUnparks)
-	p.localSchedules.Store(c.localSchedules)
-	p.overflows.Store(c.overflows)
-	p.lifoPolls.Store(c.lifoPolls)
-	p.deferredYields.Store(c.deferredYields)
-	p.deferredReleases.Store(c.deferredReleases)
-	p.migrations.Store(c.migrations)
-	p.donated.Store(c.donated)
-	p.busyNanos.Store(c.busyNanos)
-	p.meanPollNanos.Store(uint64(c.meanPollNanos))
-	p.localDepth.Store(uint64(localDepth))
-	p.deferredDepth.Store(uint64(deferredDepth))
-	p.handOffs.Store(c.handOffs)
+// cacheLinePair is two 64-byte cache lines: x86's adjacent-line prefetcher
+// fetches lines in pairs, so independent writers keep 128 bytes apart.
+const cacheLinePair = 128
+
+func (p *published) store(c *counters) {
+	for i := range c {
+		p.v[i].Store(c[i])
+	}
 }
 
 func (p *published) load() Stats {
-	return Stats{
-		Polls:            p.polls.Load(),
-		StealTasks:       p.stealTasks.Load(),
-		StealOps:         p.stealOps.Load(),
-		Parks:            p.parks.Load(),
-		NoopUnparks:      p.noopUnparks.Load(),
-		LocalSchedules:   p.localSchedules.Load(),
-		Overflows:        p.overflows.Load(),
-		LIFOPolls:        p.lifoPolls.Load(),
-		DeferredYields:   p.deferredYields.Load(),
-		DeferredReleases: p.deferredReleases.Load(),
-		Migrations:       p.migrations.Load(),
-		HandOffs:         p.handOffs.Load(),
-		Donated:          p.donated.Load(),
-		BusyNanos:        p.busyNanos.Load(),
-		MeanPollNanos:    p.meanPollNanos.Load(),
-		LocalQueueDepth:  p.localDepth.Load(),
-		DeferredDepth:    p.deferredDepth.Load(),
+	var s Stats
+	for i := range StatTable {
+		*StatTable[i].Field(&s) = p.v[i].Load()
 	}
+	return s
 }

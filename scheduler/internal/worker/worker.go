@@ -283,9 +283,10 @@ type Worker struct {
 	pollsAtLastMark uint64
 	startTime       time.Time
 
-	injectBuf []*Task
-	c         counters
-	pub       published
+	injectBuf     []*Task
+	c             counters
+	meanPollNanos float64 // EWMA of the poll duration (see mark)
+	pub           published
 }
 
 // New creates a worker. Call Run on its own goroutine.
@@ -341,7 +342,7 @@ func (w *Worker) DeferredLen() int { return w.deferred.Len() }
 
 // Schedule queues t, woken or spawned by the task running on this worker.
 func (w *Worker) Schedule(t *Task) {
-	w.c.localSchedules++
+	w.c[StatLocalSchedules]++
 	if w.cfg.LIFOSlot && !w.lifoDisabled {
 		prev := w.lifo.Put(t)
 		if prev == nil {
@@ -356,7 +357,7 @@ func (w *Worker) Schedule(t *Task) {
 // ScheduleYield re-queues t, which yielded on the immediate path: like
 // Schedule, but always notifies a parked peer so t can be stolen.
 func (w *Worker) ScheduleYield(t *Task) {
-	w.c.localSchedules++
+	w.c[StatLocalSchedules]++
 	if w.cfg.LIFOSlot && !w.lifoDisabled {
 		if prev := w.lifo.Put(t); prev != nil {
 			w.pushBack(prev)
@@ -374,7 +375,7 @@ func (w *Worker) ScheduleYield(t *Task) {
 // ScheduleDeferred puts t, which yielded on the deferred path, into this
 // worker's deferred queue.
 func (w *Worker) ScheduleDeferred(t *Task) {
-	w.c.deferredYields++
+	w.c[StatDeferredYields]++
 	if w.deferred.Len() == 0 {
 		w.deferredSince = w.tick
 	}
@@ -383,7 +384,7 @@ func (w *Worker) ScheduleDeferred(t *Task) {
 
 // ScheduleBack queues t at the back of the ring and notifies a parked peer.
 func (w *Worker) ScheduleBack(t *Task) {
-	w.c.localSchedules++
+	w.c[StatLocalSchedules]++
 	w.pushBack(t)
 	w.notifyParked()
 }
@@ -398,7 +399,7 @@ func (w *Worker) ScheduleBack(t *Task) {
 // timers never displace each other or a self-woken task.
 func (w *Worker) ScheduleTimerWake(t *Task) {
 	if w.cfg.LIFOSlot && !w.lifo.Occupied() {
-		w.c.localSchedules++
+		w.c[StatLocalSchedules]++
 		w.lifo.Put(t)
 		return
 	}
@@ -407,11 +408,11 @@ func (w *Worker) ScheduleTimerWake(t *Task) {
 
 // NoteMigration counts a poll of a task that last ran on another worker.
 // Called by the runner during RunTask.
-func (w *Worker) NoteMigration() { w.c.migrations++ }
+func (w *Worker) NoteMigration() { w.c[StatMigrations]++ }
 
 func (w *Worker) pushBack(t *Task) {
 	if batch := w.ring.pushBack(t); batch != nil {
-		w.c.overflows++
+		w.c[StatOverflows]++
 		w.shared.PushInjector(batch)
 	}
 }
@@ -458,7 +459,7 @@ func (w *Worker) run(t *Task) {
 		}
 	}
 	w.notifiedNoWork = false
-	w.c.polls++
+	w.c[StatPolls]++
 	t.runner.RunTask(w)
 	if w.handOff {
 		// The task readied a goroutine (a JoinHandle.Wait caller): Go
@@ -503,7 +504,7 @@ func (w *Worker) handOffToUnparkedPeer() {
 	v := w.unparkedPeer
 	w.unparkedPeer = nil
 	if v.unparkPending.Load() && w.deferred.Len() > 0 {
-		w.c.handOffs++
+		w.c[StatHandOffs]++
 		runtime.Gosched()
 	}
 }
@@ -529,7 +530,7 @@ func (w *Worker) nextTask() *Task {
 	}
 	if w.cfg.LIFOSlot && !w.lifoDisabled {
 		if t := w.lifo.Take(); t != nil {
-			w.c.lifoPolls++
+			w.c[StatLIFOPolls]++
 			w.lifoInRow++
 			if w.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
 				w.lifoDisabled = true
@@ -554,7 +555,7 @@ func (w *Worker) nextTask() *Task {
 		w.shared.PollTimers(w)
 		if w.cfg.LIFOSlot {
 			if t := w.lifo.Take(); t != nil { // a timer wake-up (ScheduleTimerWake)
-				w.c.lifoPolls++
+				w.c[StatLIFOPolls]++
 				w.resetLIFO()
 				return t
 			}
@@ -578,7 +579,7 @@ func (w *Worker) nextTask() *Task {
 			w.donate(v, k)
 		}
 		first := w.deferred.PopFront()
-		w.c.deferredReleases++
+		w.c[StatDeferredReleases]++
 		w.releaseDeferred()
 		return first
 	}
@@ -618,7 +619,7 @@ func (w *Worker) popInjectorBatch() *Task {
 // that parked while this worker held every task would never come back.
 func (w *Worker) releaseDeferred() {
 	if n := w.deferred.Drain(w.pushBack); n > 0 {
-		w.c.deferredReleases += uint64(n)
+		w.c[StatDeferredReleases] += uint64(n)
 		w.notifyParked()
 	}
 }
@@ -738,7 +739,7 @@ func (w *Worker) donate(v *Worker, k int) {
 	v.inboxLen.Store(int32(len(v.inbox)))
 	v.inboxMu.Unlock()
 	v.load.Add(int32(k))
-	w.c.donated += uint64(k)
+	w.c[StatDonated] += uint64(k)
 	v.Unpark()
 }
 
@@ -796,8 +797,8 @@ func (w *Worker) stealFrom(v *Worker, limit int) *Task {
 	if t == nil {
 		return nil
 	}
-	w.c.stealOps++
-	w.c.stealTasks += uint64(n)
+	w.c[StatStealOps]++
+	w.c[StatStealTasks] += uint64(n)
 	w.resetLIFO()
 	// The victim's advertised load shrinks now, not at its next release:
 	// a stale figure would invite a second, unbalancing steal. (It may go
@@ -851,7 +852,7 @@ func (w *Worker) maintenance() bool {
 
 func (w *Worker) park() {
 	if w.notifiedNoWork {
-		w.c.noopUnparks++
+		w.c[StatNoopUnparks]++
 	}
 	if w.cfg.BeforePark != nil {
 		w.cfg.BeforePark(w.id)
@@ -860,9 +861,9 @@ func (w *Worker) park() {
 	// every worker parked also sees their final counters.
 	w.load.Store(0)
 	w.progress.Store(w.tick)
-	w.c.parks++
+	w.c[StatParks]++
 	w.mark()
-	w.c.busyNanos += uint64(w.lastMark - w.busySince)
+	w.c[StatBusyNanos] += uint64(w.lastMark - w.busySince)
 	w.busySince = w.lastMark
 	w.publish()
 	if w.shared.TransitionToParked(w.id, w.searching) {
@@ -914,21 +915,26 @@ func (w *Worker) workPending() bool {
 	return false
 }
 
+// meanPollWeight is the weight of a new sample in the mean poll time, an
+// exponentially weighted moving average over about the last ten marks
+// (each one EventInterval polls): quick to follow a change of workload,
+// steady enough for a dashboard.
+const meanPollWeight = 0.1
+
 // mark folds the time since the last mark into busy time and the poll-time
 // average. Called at maintenance and when parking: two clock reads per
 // EventInterval polls instead of two per poll.
 func (w *Worker) mark() {
 	now := w.nanotime()
-	if polls := w.c.polls - w.pollsAtLastMark; polls > 0 {
+	if polls := w.c[StatPolls] - w.pollsAtLastMark; polls > 0 {
 		sample := float64(now-w.lastMark) / float64(polls)
-		const alpha = 0.1
-		if w.c.meanPollNanos == 0 {
-			w.c.meanPollNanos = sample
+		if w.meanPollNanos == 0 {
+			w.meanPollNanos = sample
 		} else {
-			w.c.meanPollNanos = alpha*sample + (1-alpha)*w.c.meanPollNanos
+			w.meanPollNanos = meanPollWeight*sample + (1-meanPollWeight)*w.meanPollNanos
 		}
 	}
-	w.pollsAtLastMark = w.c.polls
+	w.pollsAtLastMark = w.c[StatPolls]
 	w.lastMark = now
 }
 
@@ -938,8 +944,11 @@ func (w *Worker) publish() {
 		local++
 	}
 	c := w.c
-	c.busyNanos += uint64(w.lastMark - w.busySince)
-	w.pub.store(&c, local, w.deferred.Len())
+	c[StatBusyNanos] += uint64(w.lastMark - w.busySince)
+	c[StatMeanPollNanos] = uint64(w.meanPollNanos)
+	c[StatLocalQueueDepth] = uint64(local)
+	c[StatDeferredDepth] = uint64(w.deferred.Len())
+	w.pub.store(&c)
 }
 
 func (w *Worker) cancelQueued() {

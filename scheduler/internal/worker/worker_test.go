@@ -152,8 +152,8 @@ func TestLIFOPollsCappedInARow(t *testing.T) {
 	if want := "y y y a b y y y"; join(got) != want {
 		t.Fatalf("order %q, want %q", join(got), want)
 	}
-	if w.c.lifoPolls != 5 {
-		t.Fatalf("lifoPolls = %d, want 5", w.c.lifoPolls)
+	if w.c[StatLIFOPolls] != 5 {
+		t.Fatalf("lifoPolls = %d, want 5", w.c[StatLIFOPolls])
 	}
 }
 
@@ -163,8 +163,8 @@ func TestRingOverflowGoesToInjectorInOneBatch(t *testing.T) {
 	for i := 0; i < 9; i++ {
 		w.Schedule(newTask(string(rune('a' + i))))
 	}
-	if len(f.injector) != 5 || w.ring.len() != 4 || w.c.overflows != 1 {
-		t.Fatalf("injector %d ring %d overflows %d; want 5, 4, 1", len(f.injector), w.ring.len(), w.c.overflows)
+	if len(f.injector) != 5 || w.ring.len() != 4 || w.c[StatOverflows] != 1 {
+		t.Fatalf("injector %d ring %d overflows %d; want 5, 4, 1", len(f.injector), w.ring.len(), w.c[StatOverflows])
 	}
 	if got := names(f.injector); got != "a b c d i" {
 		t.Fatalf("injector got %q", got)
@@ -188,8 +188,8 @@ func TestDeferredReleasedAfterReadyWorkAndTimerPoll(t *testing.T) {
 	if want := "b a d"; join(got) != want {
 		t.Fatalf("order %q, want %q", join(got), want)
 	}
-	if w.c.deferredReleases != 1 {
-		t.Fatalf("releases = %d", w.c.deferredReleases)
+	if w.c[StatDeferredReleases] != 1 {
+		t.Fatalf("releases = %d", w.c[StatDeferredReleases])
 	}
 }
 
@@ -226,7 +226,7 @@ func TestBalancedStealRule(t *testing.T) {
 			thief.ScheduleDeferred(newTask("d"))
 		}
 		x := next(thief)
-		stolen := int(thief.c.stealTasks)
+		stolen := int(thief.c[StatStealTasks])
 		if stolen != tc.wantStolen {
 			t.Fatalf("deferred %d victim %d: stole %d, want %d", tc.deferred, tc.victim, stolen, tc.wantStolen)
 		}
@@ -306,9 +306,9 @@ func TestDonationToLightestPeer(t *testing.T) {
 	if x := next(busy); nameOf(x) != "a" {
 		t.Fatalf("busy ran %s, want a (first released)", nameOf(x))
 	}
-	if busy.c.donated != 1 || light.load.Load() != 2 || busy.load.Load() != 2 {
+	if busy.c[StatDonated] != 1 || light.load.Load() != 2 || busy.load.Load() != 2 {
 		t.Fatalf("donated %d, light load %d, busy load %d; want 1, 2, 2",
-			busy.c.donated, light.load.Load(), busy.load.Load())
+			busy.c[StatDonated], light.load.Load(), busy.load.Load())
 	}
 	if x := next(light); nameOf(x) != "c" {
 		t.Fatalf("light ran %s, want the donated c", nameOf(x))
@@ -324,7 +324,7 @@ func TestNoDonationWhenEven(t *testing.T) {
 	ws[0].ScheduleDeferred(newTask("a"))
 	ws[0].ScheduleDeferred(newTask("b"))
 	next(ws[0])
-	if ws[0].c.donated != 0 {
+	if ws[0].c[StatDonated] != 0 {
 		t.Fatal("donated with an even load")
 	}
 }
@@ -363,15 +363,15 @@ func TestUnparkedPeerGetsTheP(t *testing.T) {
 		t.Fatalf("the unparked peer was not recorded")
 	}
 	w.handOffToUnparkedPeer()
-	if w.c.handOffs != 1 || w.unparkedPeer != nil {
-		t.Fatalf("hand-offs %d, recorded peer %v: want one hand-off to a peer that has not run", w.c.handOffs, w.unparkedPeer)
+	if w.c[StatHandOffs] != 1 || w.unparkedPeer != nil {
+		t.Fatalf("hand-offs %d, recorded peer %v: want one hand-off to a peer that has not run", w.c[StatHandOffs], w.unparkedPeer)
 	}
 
 	// A peer that has run since (its park returned) needs no hand-off.
 	w.Schedule(newTask("b"))
 	peer.unparkPending.Store(false) // what park does when the peer wakes
 	w.handOffToUnparkedPeer()
-	if w.c.handOffs != 1 {
+	if w.c[StatHandOffs] != 1 {
 		t.Fatalf("handed off to a peer that was already running")
 	}
 
@@ -380,7 +380,7 @@ func TestUnparkedPeerGetsTheP(t *testing.T) {
 	w.deferred.PopFront()
 	w.Schedule(newTask("d"))
 	w.handOffToUnparkedPeer()
-	if w.c.handOffs != 1 {
+	if w.c[StatHandOffs] != 1 {
 		t.Fatalf("handed off while running no yield_now task")
 	}
 }
