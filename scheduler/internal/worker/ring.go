@@ -168,3 +168,26 @@ func (r *ring) stealInto(dst *ring, limit int) (*Task, int) {
 	}
 	return t, int(n)
 }
+
+// localQueue is the owner's handle on its ring: push, pop and count. Only
+// the worker's own goroutine holds one (ownerState.local), which is how
+// the ring's single-producer rule is kept by construction.
+type localQueue struct{ r *ring }
+
+func (q localQueue) len() int                            { return q.r.len() }
+func (q localQueue) pushBack(t *Task) (overflow []*Task) { return q.r.pushBack(t) }
+func (q localQueue) pushBackBatch(ts []*Task)            { q.r.pushBackBatch(ts) }
+func (q localQueue) free() int                           { return q.r.free() }
+func (q localQueue) pop() *Task                          { return q.r.pop() }
+
+// stealQueue is a peer's handle on a worker's ring (peerVisible.steal):
+// it can only count and steal.
+type stealQueue struct{ r *ring }
+
+func (q stealQueue) len() int { return q.r.len() }
+
+// stealInto moves up to limit tasks (0: half, rounded up) from q into
+// dst, the stealer's own ring; see ring.stealInto.
+func (q stealQueue) stealInto(dst localQueue, limit int) (*Task, int) {
+	return q.r.stealInto(dst.r, limit)
+}

@@ -81,7 +81,7 @@ func newWorkers(n int, mod func(*Config)) (*fakeShared, []*Worker) {
 
 // next runs one tick's selection, as Run does, without polling the task.
 func next(w *Worker) *Task {
-	w.tick++
+	w.own.tick++
 	return w.nextTask()
 }
 
@@ -135,8 +135,8 @@ func TestLIFOOffGoesToBack(t *testing.T) {
 func TestLIFOPollsCappedInARow(t *testing.T) {
 	_, ws := newWorkers(1, nil)
 	w := ws[0]
-	w.ScheduleBack(newTask("a"))
-	w.ScheduleBack(newTask("b"))
+	w.scheduleBack(newTask("a"))
+	w.scheduleBack(newTask("b"))
 	y := newTask("y")
 	w.Schedule(y)
 	var got []string
@@ -152,8 +152,8 @@ func TestLIFOPollsCappedInARow(t *testing.T) {
 	if want := "y y y a b y y y"; join(got) != want {
 		t.Fatalf("order %q, want %q", join(got), want)
 	}
-	if w.c[StatLIFOPolls] != 5 {
-		t.Fatalf("lifoPolls = %d, want 5", w.c[StatLIFOPolls])
+	if w.own.c[StatLIFOPolls] != 5 {
+		t.Fatalf("lifoPolls = %d, want 5", w.own.c[StatLIFOPolls])
 	}
 }
 
@@ -163,8 +163,8 @@ func TestRingOverflowGoesToInjectorInOneBatch(t *testing.T) {
 	for i := 0; i < 9; i++ {
 		w.Schedule(newTask(string(rune('a' + i))))
 	}
-	if len(f.injector) != 5 || w.ring.len() != 4 || w.c[StatOverflows] != 1 {
-		t.Fatalf("injector %d ring %d overflows %d; want 5, 4, 1", len(f.injector), w.ring.len(), w.c[StatOverflows])
+	if len(f.injector) != 5 || w.own.local.len() != 4 || w.own.c[StatOverflows] != 1 {
+		t.Fatalf("injector %d ring %d overflows %d; want 5, 4, 1", len(f.injector), w.own.local.len(), w.own.c[StatOverflows])
 	}
 	if got := names(f.injector); got != "a b c d i" {
 		t.Fatalf("injector got %q", got)
@@ -176,7 +176,7 @@ func TestDeferredReleasedAfterReadyWorkAndTimerPoll(t *testing.T) {
 	w := ws[0]
 	d := newTask("d")
 	w.ScheduleDeferred(d)
-	w.ScheduleBack(newTask("a"))
+	w.scheduleBack(newTask("a"))
 	w.Schedule(newTask("b"))
 	var got []string
 	for x := next(w); x != nil; x = next(w) {
@@ -188,8 +188,8 @@ func TestDeferredReleasedAfterReadyWorkAndTimerPoll(t *testing.T) {
 	if want := "b a d"; join(got) != want {
 		t.Fatalf("order %q, want %q", join(got), want)
 	}
-	if w.c[StatDeferredReleases] != 1 {
-		t.Fatalf("releases = %d", w.c[StatDeferredReleases])
+	if w.own.c[StatDeferredReleases] != 1 {
+		t.Fatalf("releases = %d", w.own.c[StatDeferredReleases])
 	}
 }
 
@@ -199,7 +199,7 @@ func TestDeferredNeverStolen(t *testing.T) {
 	if x := next(ws[1]); x != nil {
 		t.Fatalf("peer took %s from a deferred queue", nameOf(x))
 	}
-	if ws[0].DeferredLen() != 1 {
+	if ws[0].own.deferred.Len() != 1 {
 		t.Fatal("deferred task lost")
 	}
 }
@@ -220,13 +220,13 @@ func TestBalancedStealRule(t *testing.T) {
 		_, ws := newWorkers(2, nil)
 		thief, victim := ws[1], ws[0]
 		for i := 0; i < tc.victim; i++ {
-			victim.ScheduleBack(newTask("v"))
+			victim.scheduleBack(newTask("v"))
 		}
 		for i := 0; i < tc.deferred; i++ {
 			thief.ScheduleDeferred(newTask("d"))
 		}
 		x := next(thief)
-		stolen := int(thief.c[StatStealTasks])
+		stolen := int(thief.own.c[StatStealTasks])
 		if stolen != tc.wantStolen {
 			t.Fatalf("deferred %d victim %d: stole %d, want %d", tc.deferred, tc.victim, stolen, tc.wantStolen)
 		}
@@ -244,7 +244,7 @@ func TestStealLIFOOnlyWhenRingEmpty(t *testing.T) {
 	victim, thief := ws[0], ws[1]
 	l := newTask("l")
 	victim.Schedule(l)
-	victim.ScheduleBack(newTask("r"))
+	victim.scheduleBack(newTask("r"))
 	if x := next(thief); nameOf(x) != "r" {
 		t.Fatalf("thief took %s, want the ring task r", nameOf(x))
 	}
@@ -259,7 +259,7 @@ func TestCancelQueuedOnExit(t *testing.T) {
 	cancelled := 0
 	mk := func() *Task { t := &Task{}; t.Init(countCancel{&cancelled}); return t }
 	w.Schedule(mk())
-	w.ScheduleBack(mk())
+	w.scheduleBack(mk())
 	w.ScheduleDeferred(mk())
 	w.cancelQueued()
 	if cancelled != 3 {
@@ -306,9 +306,9 @@ func TestDonationToLightestPeer(t *testing.T) {
 	if x := next(busy); nameOf(x) != "a" {
 		t.Fatalf("busy ran %s, want a (first released)", nameOf(x))
 	}
-	if busy.c[StatDonated] != 1 || light.load.Load() != 2 || busy.load.Load() != 2 {
+	if busy.own.c[StatDonated] != 1 || light.load.Load() != 2 || busy.load.Load() != 2 {
 		t.Fatalf("donated %d, light load %d, busy load %d; want 1, 2, 2",
-			busy.c[StatDonated], light.load.Load(), busy.load.Load())
+			busy.own.c[StatDonated], light.load.Load(), busy.load.Load())
 	}
 	if x := next(light); nameOf(x) != "c" {
 		t.Fatalf("light ran %s, want the donated c", nameOf(x))
@@ -324,7 +324,7 @@ func TestNoDonationWhenEven(t *testing.T) {
 	ws[0].ScheduleDeferred(newTask("a"))
 	ws[0].ScheduleDeferred(newTask("b"))
 	next(ws[0])
-	if ws[0].c[StatDonated] != 0 {
+	if ws[0].own.c[StatDonated] != 0 {
 		t.Fatal("donated with an even load")
 	}
 }
@@ -335,7 +335,7 @@ func TestNoDonationWhenEven(t *testing.T) {
 func TestStalledPeerIsStolenFrom(t *testing.T) {
 	_, ws := newWorkers(2, func(c *Config) { c.StallTimeout = 20 * time.Millisecond })
 	thief, victim := ws[1], ws[0]
-	victim.ScheduleBack(newTask("queued"))
+	victim.scheduleBack(newTask("queued"))
 	start := time.Now()
 	var stolenAfter time.Duration
 	for time.Since(start) < time.Second && stolenAfter == 0 {
@@ -359,28 +359,28 @@ func TestUnparkedPeerGetsTheP(t *testing.T) {
 	f.wake = peer
 	w.ScheduleDeferred(newTask("yielder")) // the hand-off is for workers running yield_now tasks
 	w.Schedule(newTask("a"))               // into the ring: notifies, unparks peer
-	if w.unparkedPeer != peer {
+	if w.own.unparkedPeer != peer {
 		t.Fatalf("the unparked peer was not recorded")
 	}
 	w.handOffToUnparkedPeer()
-	if w.c[StatHandOffs] != 1 || w.unparkedPeer != nil {
-		t.Fatalf("hand-offs %d, recorded peer %v: want one hand-off to a peer that has not run", w.c[StatHandOffs], w.unparkedPeer)
+	if w.own.c[StatHandOffs] != 1 || w.own.unparkedPeer != nil {
+		t.Fatalf("hand-offs %d, recorded peer %v: want one hand-off to a peer that has not run", w.own.c[StatHandOffs], w.own.unparkedPeer)
 	}
 
 	// A peer that has run since (its park returned) needs no hand-off.
 	w.Schedule(newTask("b"))
 	peer.unparkPending.Store(false) // what park does when the peer wakes
 	w.handOffToUnparkedPeer()
-	if w.c[StatHandOffs] != 1 {
+	if w.own.c[StatHandOffs] != 1 {
 		t.Fatalf("handed off to a peer that was already running")
 	}
 
 	// Nor a worker without deferred tasks: its next task asked to run at
 	// once.
-	w.deferred.PopFront()
+	w.own.deferred.PopFront()
 	w.Schedule(newTask("d"))
 	w.handOffToUnparkedPeer()
-	if w.c[StatHandOffs] != 1 {
+	if w.own.c[StatHandOffs] != 1 {
 		t.Fatalf("handed off while running no yield_now task")
 	}
 }
@@ -392,8 +392,8 @@ func TestImmediateYieldNotifiesWithoutHandOff(t *testing.T) {
 	f, ws := newWorkers(2, nil)
 	f.wake = ws[1]
 	ws[0].ScheduleYield(newTask("y"))
-	if f.notifies != 1 || ws[0].unparkedPeer != nil {
-		t.Fatalf("notifies %d, recorded peer %v: want a notification and no hand-off", f.notifies, ws[0].unparkedPeer)
+	if f.notifies != 1 || ws[0].own.unparkedPeer != nil {
+		t.Fatalf("notifies %d, recorded peer %v: want a notification and no hand-off", f.notifies, ws[0].own.unparkedPeer)
 	}
 }
 
@@ -404,7 +404,7 @@ func TestImmediateYieldNotifiesWithoutHandOff(t *testing.T) {
 func TestTimerWakeRunsBeforeTheRing(t *testing.T) {
 	_, ws := newWorkers(1, nil)
 	w := ws[0]
-	w.ScheduleBack(newTask("released"))
+	w.scheduleBack(newTask("released"))
 	w.ScheduleTimerWake(newTask("timer1"))
 	w.ScheduleTimerWake(newTask("timer2")) // the slot is taken: back of the ring
 	var got []string
@@ -417,7 +417,7 @@ func TestTimerWakeRunsBeforeTheRing(t *testing.T) {
 
 	_, ws = newWorkers(1, func(c *Config) { c.LIFOSlot = false })
 	w = ws[0]
-	w.ScheduleBack(newTask("released"))
+	w.scheduleBack(newTask("released"))
 	w.ScheduleTimerWake(newTask("timer"))
 	got = got[:0]
 	for x := next(w); x != nil; x = next(w) {
@@ -464,8 +464,8 @@ func newStallRig(t *testing.T, stallTimeout time.Duration) *stallRig {
 	r := &stallRig{clock: int64(time.Second)}
 	_, ws := newWorkers(2, func(c *Config) { c.StallTimeout = stallTimeout })
 	r.thief, r.victim = ws[1], ws[0]
-	r.thief.clock = func() int64 { return r.clock }
-	r.victim.ScheduleBack(newTask("queued"))
+	r.thief.own.clock = func() int64 { return r.clock }
+	r.victim.scheduleBack(newTask("queued"))
 	return r
 }
 

@@ -1,0 +1,196 @@
+package worker
+
+import "runtime"
+
+// The worker loop and what runs next: steps 1–5 of the contract, and the
+// order in which step 6 (deferred tasks) and step 7 (search) are tried.
+
+// Run is the worker's loop. It returns when the runtime shuts down, after
+// cancelling every task left in the worker's queues.
+func (w *Worker) Run() {
+	now := w.nanotime()
+	w.own.busySince, w.own.lastMark = now, now
+	for {
+		w.own.tick++
+		if w.own.unparkedPeer != nil {
+			w.handOffToUnparkedPeer()
+		}
+		if w.own.tick%w.cfg.EventInterval == 0 {
+			if w.maintenance() {
+				break
+			}
+		}
+		t := w.nextTask()
+		if t == nil {
+			if w.shared.ShuttingDown() {
+				break
+			}
+			w.park()
+			if w.shared.ShuttingDown() {
+				break
+			}
+			continue
+		}
+		w.run(t)
+	}
+	w.cancelQueued()
+	w.publish()
+}
+
+func (w *Worker) run(t *Task) {
+	if w.own.searching {
+		w.own.searching = false
+		if w.shared.TransitionFromSearching() {
+			// The last searcher found work: there may be more, so hand
+			// the search on (Tokio's chained wake-up).
+			w.notifyParked()
+		}
+	}
+	w.own.notifiedNoWork = false
+	w.own.c[StatPolls]++
+	t.runner.RunTask(w)
+	if w.own.handOff {
+		// The task readied a goroutine (a JoinHandle.Wait caller): Go
+		// put it on this worker's P, where it would wait for the next
+		// shareP. Give it the P now.
+		w.own.handOff = false
+		runtime.Gosched()
+	}
+}
+
+// nextTask implements steps 2–7 of the package doc.
+func (w *Worker) nextTask() *Task {
+	// Injector first every GlobalQueueInterval ticks, and on every tick
+	// while tasks are deferred here: those tasks asked to wait anyway, and
+	// a task woken from outside (a timer, an I/O completion) should not
+	// queue behind the ring's next full cycle (Tokio's yield_now leaves the
+	// run queue empty after every poll, so it sees the injector each time).
+	if (w.own.tick%w.cfg.GlobalQueueInterval == 0 || w.own.deferred.Len() > 0) && w.shared.InjectorLen() > 0 {
+		if w.shared.PopInjector(w.own.injectBuf[:1]) == 1 {
+			w.resetLIFO()
+			t := w.own.injectBuf[0]
+			w.own.injectBuf[0] = nil
+			return t
+		}
+	}
+	if w.cfg.LIFOSlot && !w.own.lifoDisabled {
+		if t := w.lifo.Take(); t != nil {
+			w.own.c[StatLIFOPolls]++
+			w.own.lifoInRow++
+			if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
+				w.own.lifoDisabled = true
+			}
+			return t
+		}
+	}
+	w.resetLIFO()
+	if t := w.own.local.pop(); t != nil {
+		return t
+	}
+	if t := w.takeInbox(); t != nil {
+		return t
+	}
+	if t := w.popInjectorBatch(); t != nil {
+		return t
+	}
+	if n := w.own.deferred.Len(); n > 0 {
+		if t := w.stealBalanced(n); t != nil {
+			return t
+		}
+		w.shared.PollTimers(w)
+		if w.cfg.LIFOSlot {
+			if t := w.lifo.Take(); t != nil { // a timer wake-up (ScheduleTimerWake)
+				w.own.c[StatLIFOPolls]++
+				w.resetLIFO()
+				return t
+			}
+		}
+		if t := w.own.local.pop(); t != nil {
+			// A timer woke a task: it runs first, and the deferred tasks
+			// stay deferred (unstealable) until the ring is empty again.
+			// Releasing them into the ring here would let a peer steal
+			// them whenever a timer fires.
+			w.resetLIFO()
+			return t
+		}
+		// Run the first deferred task directly rather than through the
+		// ring: otherwise, between the push and the pop, a peer would see
+		// every task of this worker as runnable and steal to "balance"
+		// a load that is already even.
+		v, k := w.surplus(n)
+		w.progress.Store(w.own.tick)
+		w.load.Store(int32(n - k)) // before donating: peers must not count the gift twice
+		if k > 0 {
+			w.donate(v, k)
+		}
+		first := w.own.deferred.PopFront()
+		w.own.c[StatDeferredReleases]++
+		w.releaseDeferred()
+		return first
+	}
+	return w.search()
+}
+
+func (w *Worker) resetLIFO() {
+	w.own.lifoInRow = 0
+	w.own.lifoDisabled = false
+}
+
+func (w *Worker) popInjectorBatch() *Task {
+	n := w.shared.InjectorLen()
+	if n == 0 {
+		return nil
+	}
+	n = n/len(w.shared.Workers()) + 1
+	if free := w.own.local.free() + 1; n > free {
+		n = free
+	}
+	if n > len(w.own.injectBuf) {
+		n = len(w.own.injectBuf)
+	}
+	got := w.shared.PopInjector(w.own.injectBuf[:n])
+	if got == 0 {
+		return nil
+	}
+	w.load.Add(int32(got))
+	t := w.own.injectBuf[0]
+	w.own.local.pushBackBatch(w.own.injectBuf[1:got])
+	clear(w.own.injectBuf[:got])
+	return t
+}
+
+// maintenance is step 1. It returns true when the worker must exit.
+func (w *Worker) maintenance() bool {
+	w.shared.PollTimers(w)
+	w.shareP()
+	// Starvation guard only: release deferred tasks here if the queue has
+	// stayed non-empty for a whole interval (the ring never ran dry). A
+	// task that yielded a moment ago waits for step 6 instead, where it is
+	// released unstealably; releasing it into the ring now would let an
+	// idle peer steal it while this worker runs whatever was ready.
+	if w.own.deferred.Len() > 0 && w.own.tick-w.own.deferredSince >= w.cfg.EventInterval {
+		w.releaseDeferred()
+	}
+	w.mark()
+	w.publish()
+	w.progress.Store(w.own.tick)
+	return w.shared.ShuttingDown()
+}
+
+func (w *Worker) cancelQueued() {
+	w.inboxMu.Lock()
+	donated := w.inbox
+	w.inbox = nil
+	w.inboxLen.Store(0)
+	w.inboxMu.Unlock()
+	for _, t := range donated {
+		t.runner.CancelTask()
+	}
+	if t := w.lifo.Take(); t != nil {
+		t.runner.CancelTask()
+	}
+	for t := w.own.local.pop(); t != nil; t = w.own.local.pop() {
+		t.runner.CancelTask()
+	}
+	w.own.deferred.Drain(func(t *Task) { t.runner.CancelTask() })
+}
