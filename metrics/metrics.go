@@ -209,8 +209,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dMemory, prometheus.GaugeValue, float64(e.MemoryInUse))
 		ch <- prometheus.MustNewConstMetric(dMemoryBudget, prometheus.GaugeValue, float64(e.MemoryBudget))
 		ch <- prometheus.MustNewConstMetric(dMemoryRefused, prometheus.CounterValue, float64(e.MemoryRefusals))
-		for r, rn := range wasmtask.ReasonNames {
-			for p, pn := range wasmtask.PathNames {
+		for r, rn := range wasmtask.YieldReasons() {
+			for p, pn := range wasmtask.YieldPaths() {
 				ch <- prometheus.MustNewConstMetric(dYields, prometheus.CounterValue, float64(e.Yields[r][p]), rn, pn)
 			}
 		}

@@ -38,15 +38,20 @@ type Observer struct {
 	poll, latency hist
 }
 
-// Buckets are the histograms' upper bounds, in seconds: 1 µs to 10 s.
-var Buckets = []float64{
+// buckets are the histograms' upper bounds, in seconds: 1 µs to 10 s in
+// 1-2.5-5 steps (a poll of a guest slice is about a millisecond; a
+// schedule latency ranges from microseconds to whole slices). An array, so
+// its length sizes histShard at compile time.
+var buckets = [...]float64{
 	1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
 	1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 }
 
-var bucketNanos = func() []int64 {
-	out := make([]int64, len(Buckets))
-	for i, b := range Buckets {
+// Buckets returns the histograms' upper bounds, in seconds.
+func Buckets() []float64 { return append([]float64(nil), buckets[:]...) }
+
+var bucketNanos = func() (out [len(buckets)]int64) {
+	for i, b := range buckets {
 		out[i] = int64(b * 1e9)
 	}
 	return out
@@ -57,7 +62,13 @@ var (
 	dSchedLatency = desc("schedule_latency_seconds", "Time from a task becoming runnable (spawned, woken, or re-queued after a yield) to the start of its poll (opt-in Observer).")
 )
 
+// numShards is the histograms' shard count: workers beyond it share
+// shards (worker ID modulo 64). 64 covers the worker counts a runtime
+// sensibly has, at 64 x ~200 bytes per histogram.
 const numShards = 64
+
+// cacheLine is the size of a cache line on x86-64 and arm64.
+const cacheLine = 64
 
 // hist is one histogram, sharded by worker.
 type hist struct {
@@ -65,13 +76,10 @@ type hist struct {
 }
 
 type histShard struct {
-	counts [len(bucketsArr) + 1]atomic.Uint64 // last: above every bound
-	sum    atomic.Int64                       // nanoseconds
-	_      [64]byte
+	counts [len(buckets) + 1]atomic.Uint64 // last: above every bound
+	sum    atomic.Int64                    // nanoseconds
+	_      [cacheLine]byte
 }
-
-// bucketsArr fixes the bucket count at compile time for histShard.
-var bucketsArr [22]struct{}
 
 func (h *hist) observe(worker int, d time.Duration) {
 	ns := int64(d)
@@ -82,7 +90,7 @@ func (h *hist) observe(worker int, d time.Duration) {
 }
 
 func (h *hist) metric(d *prometheus.Desc) prometheus.Metric {
-	var counts [len(bucketsArr) + 1]uint64
+	var counts [len(buckets) + 1]uint64
 	var sum int64
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -91,23 +99,18 @@ func (h *hist) metric(d *prometheus.Desc) prometheus.Metric {
 		}
 		sum += s.sum.Load()
 	}
-	cum := make(map[float64]uint64, len(Buckets))
+	cum := make(map[float64]uint64, len(buckets))
 	var total uint64
-	for i, b := range Buckets {
+	for i, b := range buckets {
 		total += counts[i]
 		cum[b] = total
 	}
-	total += counts[len(Buckets)]
+	total += counts[len(buckets)]
 	return prometheus.MustNewConstHistogram(d, total, float64(sum)/1e9, cum)
 }
 
 // NewObserver returns an Observer with empty histograms.
-func NewObserver() *Observer {
-	if len(Buckets) != len(bucketsArr) {
-		panic("metrics: Buckets and bucketsArr disagree")
-	}
-	return &Observer{}
-}
+func NewObserver() *Observer { return &Observer{} }
 
 var _ scheduler.Observer = (*Observer)(nil)
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
 )
 
 // YieldPath says how a task that yields re-enters the scheduler.
@@ -40,15 +42,17 @@ type Config struct {
 	// LIFOSlot enables each worker's LIFO slot (default true).
 	LIFOSlot bool
 	// LocalQueueCapacity is the ring size per worker: a power of two, at
-	// least 4 (default 256).
+	// least 4 (default DefaultLocalQueueCapacity).
 	LocalQueueCapacity int
-	// MaxLIFOPollsPerTick bounds LIFO polls in a row (default 3).
+	// MaxLIFOPollsPerTick bounds LIFO polls in a row (default
+	// DefaultMaxLIFOPollsPerTick).
 	MaxLIFOPollsPerTick int
 	// EventInterval is how many ticks pass between maintenance: timer
-	// poll, deferred release, stats publication, shutdown check (61).
+	// poll, deferred release, stats publication, shutdown check (default
+	// DefaultEventInterval).
 	EventInterval int
 	// GlobalQueueInterval is how many ticks pass between injector-first
-	// picks (31).
+	// picks (default DefaultGlobalQueueInterval).
 	GlobalQueueInterval int
 	// Seed seeds each worker's steal-victim order (0 is a valid seed).
 	Seed uint64
@@ -58,7 +62,7 @@ type Config struct {
 	// StallTimeout: a worker that publishes no progress for this long is
 	// taken to be stuck in a poll that does not return (a guest that never
 	// yields, blocking code), and peers steal its queued tasks regardless
-	// of the deferred balance rule (default 50 ms). Only time the
+	// of the deferred balance rule (default DefaultStallTimeout). Only time the
 	// observing peer itself ran counts, so a pause of the whole process
 	// does not make workers look stuck (see package worker).
 	StallTimeout time.Duration
@@ -72,17 +76,39 @@ type Config struct {
 	AfterUnpark func(worker int)
 }
 
+// Defaults of Config. The first four are Tokio's multi-thread scheduler's,
+// which this executor follows (Tokio 1.24, the version the project's
+// measurements compare with):
+const (
+	// DefaultLocalQueueCapacity is Tokio's LOCAL_QUEUE_CAPACITY
+	// (tokio/src/runtime/scheduler/multi_thread/queue.rs).
+	DefaultLocalQueueCapacity = 256
+	// DefaultMaxLIFOPollsPerTick is Tokio's MAX_LIFO_POLLS_PER_TICK
+	// (tokio/src/runtime/scheduler/multi_thread/worker.rs).
+	DefaultMaxLIFOPollsPerTick = 3
+	// DefaultEventInterval is Tokio's event_interval, as
+	// Builder::new_multi_thread sets it (tokio/src/runtime/builder.rs).
+	DefaultEventInterval = 61
+	// DefaultGlobalQueueInterval is Tokio's global_queue_interval, as
+	// Builder::new_multi_thread sets it (tokio/src/runtime/builder.rs;
+	// Tokio 1.29 and later tune it from the mean poll time instead).
+	DefaultGlobalQueueInterval = 31
+	// DefaultStallTimeout is this project's own: see worker's
+	// DefaultStallTimeout for why.
+	DefaultStallTimeout = worker.DefaultStallTimeout
+)
+
 // DefaultConfig returns the defaults listed on Config's fields.
 func DefaultConfig() Config {
 	return Config{
 		Workers:             runtime.GOMAXPROCS(0),
 		LIFOSlot:            true,
-		LocalQueueCapacity:  256,
-		MaxLIFOPollsPerTick: 3,
-		EventInterval:       61,
-		GlobalQueueInterval: 31,
+		LocalQueueCapacity:  DefaultLocalQueueCapacity,
+		MaxLIFOPollsPerTick: DefaultMaxLIFOPollsPerTick,
+		EventInterval:       DefaultEventInterval,
+		GlobalQueueInterval: DefaultGlobalQueueInterval,
 		DefaultYield:        PathDeferred,
-		StallTimeout:        50 * time.Millisecond,
+		StallTimeout:        DefaultStallTimeout,
 	}
 }
 

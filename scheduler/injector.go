@@ -43,8 +43,12 @@ func (q *injector) push(ts ...*worker.Task) bool {
 	return true
 }
 
+// injectorMinCapacity is the injector's first allocation: a burst of
+// spawns from outside grows it by doubling from here.
+const injectorMinCapacity = 64
+
 func (q *injector) grow(need int) {
-	size := max(2*len(q.buf), 64)
+	size := max(2*len(q.buf), injectorMinCapacity)
 	for size < need {
 		size *= 2
 	}

@@ -18,12 +18,22 @@ type ownedShard struct {
 	closed  bool
 	count   int64
 	spawned uint64
-	_       [64]byte // keep shards off each other's cache lines
+	_       [cacheLine]byte // keep shards off each other's cache lines
 }
+
+// cacheLine is the size of a cache line on the machines Go targets most
+// (x86-64, arm64): padding by it keeps independently written data apart.
+const cacheLine = 64
+
+// ownedShardsPerWorker sizes the list as Tokio sizes its OwnedTasks
+// (tokio/src/runtime/task/list.rs: the worker count rounded up to a power
+// of two, times four): enough shards that spawns on different workers
+// rarely meet on one lock, few enough that Shutdown's walk is short.
+const ownedShardsPerWorker = 4
 
 func (o *ownedTasks) init(workers int) {
 	n := 1
-	for n < 4*workers {
+	for n < ownedShardsPerWorker*workers {
 		n *= 2
 	}
 	o.shards = make([]ownedShard, n)

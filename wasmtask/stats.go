@@ -17,11 +17,13 @@ const (
 	numPaths
 )
 
-// PathNames are the label values of EngineStats.Yields' second index.
-var PathNames = [numPaths]string{"immediate", "deferred", "custom"}
+// YieldPaths names EngineStats.Yields' second index (the label values of
+// wasmsched_guest_yields_total's path).
+func YieldPaths() [numPaths]string { return [numPaths]string{"immediate", "deferred", "custom"} }
 
-// ReasonNames are the label values of EngineStats.Yields' first index.
-var ReasonNames = [2]string{"epoch", "fuel"}
+// YieldReasons names EngineStats.Yields' first index: ReasonEpoch and
+// ReasonFuel (sched_yield calls are counted in GuestStats.SchedYields).
+func YieldReasons() [2]string { return [2]string{ReasonEpoch.String(), ReasonFuel.String()} }
 
 // failureKinds lists every failure kind an engine counts: its error, its
 // name (the label of wasmsched_guest_traps_total and serve's error_kind)
@@ -94,13 +96,22 @@ type engineCounters struct {
 	shards            [numShards]counterShard
 }
 
+// numShards is how many counter shards an engine keeps; guests on worker
+// w count into shard w modulo 16. Sixteen covers the worker counts of
+// the machines this runs on without sharing; beyond it two workers share
+// a shard's lines, which costs contention, not correctness.
 const numShards = 16
+
+// cacheLinePair is two 64-byte cache lines: x86's adjacent-line
+// prefetcher fetches lines in pairs, so shards written by different
+// workers are kept 128 bytes apart.
+const cacheLinePair = 128
 
 type counterShard struct {
 	suspended atomic.Int64
 	hostWaits atomic.Int64
 	yields    [2][numPaths]atomic.Int64
-	_         [128 - (2+2*int(numPaths))*8%128]byte
+	_         [cacheLinePair - (2+2*int(numPaths))*8%cacheLinePair]byte
 }
 
 func (c *engineCounters) shard(worker int) *counterShard {
@@ -122,7 +133,7 @@ type EngineStats struct {
 	Suspended int64 // guests suspended in a yield or a host wait
 	FuelUsed  int64 // fuel consumed by finished guests
 	HostWaits int64 // async host-function suspensions
-	// Yields[reason][path]: reason 0 epoch, 1 fuel; path per PathNames.
+	// Yields[reason][path]: reason per YieldReasons, path per YieldPaths.
 	Yields [2][3]int64
 	// Failures by kind, indexed like FailureKinds().
 	Failures [NumFailureKinds]int64
