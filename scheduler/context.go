@@ -87,9 +87,10 @@ func (cx *Context) TimersDue() bool { return cx.rt.timers.due() }
 // woken from outside the runtime). One atomic load.
 func (cx *Context) RemoteWorkWaiting() bool { return cx.rt.inj.len() > 0 }
 
-// FireTimers fires every expired timer now, waking their tasks onto the
-// back of this worker's ring (as the worker itself would at its next timer
-// poll).
+// FireTimers fires every expired timer now, waking their tasks onto this
+// worker as the worker itself would at its next timer poll: the first into
+// the LIFO slot if it is enabled and empty, the others to the back of the
+// ring.
 func (cx *Context) FireTimers() {
 	if cx.w != nil {
 		cx.rt.timers.poll(cx.w, &cx.timers)

@@ -1,8 +1,8 @@
 // Package scheduler is wasmsched's public runtime: a Tokio-model
 // work-stealing M:N executor. Config.Workers goroutines each run one
-// worker (package worker) over its own LIFO slot, bounded ring and
-// deferred queue; they share a FIFO injector, an idle set and a timer
-// driver, which live here.
+// worker (package scheduler/internal/worker) over its own LIFO slot,
+// bounded ring and deferred queue; they share a FIFO injector, an idle set
+// and a timer driver, which live here.
 //
 // # Tasks
 //
@@ -23,113 +23,41 @@
 // *PanicError (value and stack; the worker keeps running), ErrAborted,
 // ErrShutdown.
 //
-// # Where a runnable task goes
+// # Yield paths
 //
-//	event                    on a worker (cx given)           from elsewhere
-//	spawn / wake             LIFO slot if on (old occupant to  injector, notify a
-//	                         the back of the ring), else back  parked worker
-//	                         of the ring
-//	Yield (immediate path)   LIFO slot if on, else back of     —
-//	                         the ring; always notify a parked
-//	                         worker, so it can be stolen
-//	YieldNow (deferred)      this worker's deferred queue: not —
-//	                         stealable, no notification
-//	ring full                half the ring plus the task move  —
-//	                         to the injector in one batch
+// A task that is not done re-enters the scheduler by one of three paths:
 //
-// Waker.Wake is the "from elsewhere" column; Waker.WakeFrom(cx) the "on a
-// worker" one. A task woken while it is running is re-queued after its poll
-// as a self-wake (immediate path). An unqualified yield (YieldVia with
-// PathDefault) takes Config.DefaultYield, PathDeferred unless configured.
+//   - Immediate (Yield, PathImmediate; a self-wake): it is queued again at
+//     once, in the worker's LIFO slot if enabled, and a parked worker is
+//     notified so it may be stolen.
+//   - Deferred (YieldNow, PathDeferred; Tokio's yield_now): it waits in its
+//     worker's deferred queue until the work that was ready on that worker
+//     and a timer poll have run. It is never stolen; load is evened out by
+//     balanced steals and by donation instead.
+//   - Custom: it waits for a future (Await, a Sleep, a gate) and is queued
+//     wherever the future's waker puts it.
 //
-// What a worker runs next is documented in package worker: maintenance
-// every EventInterval ticks (timers, deferred release, stats, shutdown),
-// the injector first every GlobalQueueInterval ticks, the LIFO slot at most
-// MaxLIFOPollsPerTick times in a row, the ring, the injector, then — only
-// when the ring is empty — deferred balancing or release, then stealing,
-// then parking.
+// An unqualified yield (YieldVia with PathDefault) takes Config.DefaultYield,
+// PathDeferred unless configured. Waker.Wake queues a task from outside the
+// runtime (through the injector, notifying a parked worker); Waker.WakeFrom
+// from inside a task (the current worker). A task woken while it is running
+// is re-queued after its poll as a self-wake.
 //
-// # Departures from DESIGN.md, and why
-//
-//   - A spawn or wake that lands in an empty LIFO slot does not notify a
-//     parked worker (Tokio's rule too). The task runs next on this worker;
-//     waking a peer costs a futex wake per spawn and at best makes the task
-//     migrate. A task displaced from the slot into the ring does notify.
-//   - The deferred path is balanced without stealing from deferred queues.
-//     Each worker advertises its load (the size of its last deferred
-//     release, adjusted as tasks are stolen from or given to it). A worker
-//     whose ring is empty steals from a peer only if the peer's load
-//     exceeds its own deferred count by two or more, and only half the
-//     difference; a worker releasing its deferred tasks gives half the gap
-//     to the lightest peer's inbox when that gap is two or more. A
-//     difference of one is left alone, so an odd number of tasks never
-//     ping-pongs. Pull alone did not work: identical spinners phase-lock
-//     and the lighter worker always looked when the busy one's ring was
-//     empty.
-//   - When the deferred queue is released because nothing else is ready,
-//     its first task runs at once instead of passing through the ring, so a
-//     peer never sees an already-even load as uneven. A maintenance tick
-//     releases the deferred queue only if it has waited a whole
-//     EventInterval (the starvation guard for a worker whose ring never
-//     empties): a task that yielded a moment ago is never made stealable.
-//     A timer that fires at a release runs its task first and leaves the
-//     deferred tasks deferred, for the same reason.
-//   - A worker with deferred tasks takes the injector first on every tick:
-//     its yielders asked to wait anyway, and an external wake should not
-//     queue behind a whole cycle of them (Tokio's yield_now leaves the run
-//     queue empty after every poll, so it sees the injector each time).
-//   - Workers yield their P (runtime.Gosched) once per millisecond of
-//     continuous work, so a goroutine readied onto a busy worker's P (the
-//     rest of the service, a goroutine spawning into the runtime) does not
-//     wait the ~10 ms Go's sysmon takes to preempt it. And a worker whose
-//     poll completed a task with a goroutine blocked in JoinHandle.Wait
-//     yields its P right after that poll: Go
-//     readies the waiter onto the completing worker's P, so without the
-//     hand-off a Wait on a busy runtime returned ~1 ms late (p50 1.02 ms,
-//     now 0.5 µs; TestWaitReturnsPromptlyOnBusyRuntime). Goroutines that
-//     task code readies by other means (a channel send) get the P at the
-//     next once-per-millisecond yield; give the rest of the service a P of
-//     its own (Workers = GOMAXPROCS-1) where that matters.
-//   - A worker with deferred tasks that unparks a peer (a task queued in
-//     its ring, a deferred release, a timer handed to an idle driver)
-//     yields its P at its next tick if the peer has not started running by
-//     then. Go readies the peer's goroutine onto the unparker's P, where it
-//     waits for that P: a busy worker keeps it, and an idle P steals a
-//     readied goroutine from a running one only after a sleep of its own
-//     (~50 µs on this VM). All that time the peer counts as searching, so
-//     nobody else is woken for new work: in the yield experiment's
-//     1-spinner case a quarter of the external wakes waited ~38 µs for the
-//     spinner's poll to end (p99 46 µs; with the hand-off 12–15 µs, Tokio
-//     23). Only workers with deferred tasks hand off, because the hand-off
-//     delays their next poll, which yield_now tasks accept by contract; on
-//     the immediate path the woken peer stole the yielder (light-load
-//     migrations 10–33 per 1,000 yields instead of 1.4), and a self-wake
-//     never hands off. Counted in WorkerStats.HandOffs.
-//   - A worker that publishes no progress for StallTimeout (50 ms) is taken
-//     to be stuck in a poll that does not return (a guest on a Continue
-//     policy, blocking Go code); peers steal its queued tasks regardless of
-//     the balance rule. The threshold is in time because a healthy worker
-//     can look idle for milliseconds (long polls, OS descheduling) and a
-//     tick count cannot tell the two apart. It counts only time the
-//     observing peer itself ran: a pause of the whole process (the OS
-//     descheduling it, a GC stop-the-world, a CPU quota) does not make
-//     every worker look stuck to the first one to resume. One worker's
-//     thread descheduled while the others run does look stuck, and its
-//     queued tasks may move: tests that mean "nothing stalls" set a long
-//     StallTimeout (WithStallTimeout).
+// The whole scheduling contract — where each kind of task goes, what a
+// worker runs next, when it steals, releases, donates and parks, and when
+// it gives its Go P to other goroutines — is stated once, with numbered
+// steps, in the doc of package scheduler/internal/worker (go doc
+// ./scheduler/internal/worker). The terms are defined in ARCHITECTURE.md's
+// glossary; why each rule is what it is, with the measurements, is in
+// RATIONALE.md.
 //
 // # Timers
 //
-// Sleep and cx.WakeAt register in a heap; workers fire expired entries at
-// maintenance ticks, before releasing deferred tasks, and around parking,
-// onto their own LIFO slot if it is empty, else the back of their ring
-// (see worker.ScheduleTimerWake); a guest that notices a due timer at a
-// check fires it the same way and gives way. One parked worker (the driver) sleeps
-// until the earliest deadline; a new earlier deadline unparks it, and a
-// timer registered while no driver is parked wakes a sleeping worker to
-// take the role. Timers never fire early. When every worker is busy,
-// timers wait for a maintenance tick or a deferred release, which is why
-// the deferred path has the better timer latency under load.
+// Sleep and cx.WakeAt register in a heap. Timers never fire early. One
+// parked worker (the driver) sleeps until the earliest deadline; busy
+// workers fire expired timers at maintenance ticks and deferred releases,
+// and a Wasm guest that notices a due timer at a check fires it and gives
+// way. A woken sleeper takes its worker's LIFO slot if it is empty.
 //
 // # Invariants the tests pin down
 //

@@ -99,10 +99,9 @@ func (q *injector) close() []*worker.Task {
 // in a way particular to this runtime: the goroutine that unlocks readies
 // the waiter onto its own P, and if that is a worker, which never blocks
 // while it has tasks, the waiter waits for the worker's next P hand-over
-// (up to a millisecond) instead of nanoseconds. spawn_many_remote_busy1
-// went from ~380 to ~320 ns/task. pop does not spin: spinning workers
-// against a spawning goroutine slowed spawn_many_remote_idle from 167 to
-// 290 ns/task.
+// (up to a millisecond) instead of nanoseconds. pop does not spin:
+// spinning workers against a spawning goroutine slowed remote spawns
+// (RATIONALE.md: "Why does the injector push spin on TryLock…").
 func lockSpinning(mu *sync.Mutex) {
 	for range lockSpins {
 		if mu.TryLock() {

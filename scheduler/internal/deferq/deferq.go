@@ -3,15 +3,17 @@
 // A task that yields on the deferred path (YieldNow, Tokio's yield_now) is
 // parked here instead of in the run queue. The queue belongs to one worker
 // and is never visible to other workers: a deferred task cannot be stolen,
-// which is what keeps the deferred path local. The worker releases the whole
-// queue, in yield order, to the back of its own ring once the work that was
-// ready when the tasks yielded has run and the timer driver has been polled,
-// or at a maintenance tick.
+// which is what keeps the deferred path local. At a release the worker
+// takes the oldest task to run at once (PopFront) and moves the rest, in
+// yield order, to the back of its own ring (Drain); when it donates surplus
+// to a lighter peer it gives the most recently deferred tasks (PopBack).
+// The contract for when a release happens is package worker's.
 //
 // Invariants:
-//   - Single owner: Push, Len and Drain are called only by the owning worker
-//     (or by code running synchronously on its behalf), so there is no
-//     synchronisation. Depth for metrics is published by the worker.
+//   - Single owner: Push, PopFront, PopBack, Len and Drain are called only
+//     by the owning worker (or by code running synchronously on its
+//     behalf), so there is no synchronisation. Depth for metrics is
+//     published by the worker.
 //   - FIFO: Drain hands tasks out in the order they were pushed, and a task
 //     pushed during a Drain callback waits for the next Drain, so a task that
 //     yields again right after its release cannot run twice in one release.

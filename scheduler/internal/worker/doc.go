@@ -1,6 +1,9 @@
 // Package worker implements one wasmsched worker: its run loop, its bounded
 // local run queue (the ring), its LIFO slot and deferred queue, stealing from
-// peers, and parking.
+// peers, and parking. This package doc is where the scheduling contract is
+// stated (package scheduler links here); the terms are defined in
+// ARCHITECTURE.md's glossary, and the measurements behind each rule are in
+// RATIONALE.md.
 //
 // The package knows nothing of futures, join handles or timers. A task is a
 // *Task whose Runner polls it; what is shared between workers (the injector,
@@ -14,20 +17,18 @@
 //   - Schedule (spawn or wake): the LIFO slot if it is enabled, pushing the
 //     slot's previous task to the back of the ring; otherwise the back of
 //     the ring. A parked peer is notified only when the ring received a
-//     task. Deviation from DESIGN.md's table, on purpose: a task put into an
+//     task. Deviation from the founding design, on purpose: a task put into an
 //     empty LIFO slot runs next on this worker, so waking a peer for it
 //     costs a futex wake per spawn and at best makes the task migrate.
 //   - ScheduleYield (immediate path, self-wake): as Schedule, but a parked
 //     peer is always notified, so a peer can steal the task.
 //   - ScheduleDeferred (deferred path, YieldNow): the deferred queue. No
 //     notification; stealers never see it.
-//   - ScheduleBack: the back of the ring.
 //   - ScheduleTimerWake (a task woken by a timer this worker fired): the
 //     LIFO slot if it is enabled and empty, else the back of the ring. The
-//     ring may hold deferred tasks released earlier; behind them a woken
-//     sleeper waited a whole guest slice (compare's saturated deferred
-//     probe: p99 ~1 ms, now ~10 µs). Only an empty slot is taken, so a
-//     batch of timers never displaces a self-woken task or each other.
+//     ring may hold deferred tasks released earlier, behind which a woken
+//     sleeper would wait a whole guest slice. Only an empty slot is taken,
+//     so a batch of timers never displaces a self-woken task or each other.
 //   - A full ring moves half of itself, oldest first, plus the new task to
 //     the injector in one batch.
 //
@@ -110,6 +111,17 @@
 // OS while this worker runs: that is indistinguishable from a poll that
 // does not return, and after StallTimeout the peer's queued tasks are
 // taken. Tests that mean "nothing stalls" set a long StallTimeout.
+//
+// # Files
+//
+// worker.go holds the types: Worker, split into peerVisible (what peers
+// read and write: atomics, the ring's steal side, the LIFO slot, the inbox)
+// and ownerState (what only the worker's goroutine touches), and the ring's
+// two handles, localQueue for the owner and stealQueue for peers. Then one
+// file per concern: place.go (where a task goes), loop.go (steps 1–5 and
+// the order of the rest), balance.go (step 6: balanced steals, donation,
+// the stall rule), steal.go (step 7), park.go (step 8), gop.go (step 0 and
+// sharing the Go P), stats.go (the statistics table and publication).
 //
 // # Invariants
 //

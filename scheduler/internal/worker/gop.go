@@ -30,8 +30,8 @@ func (w *Worker) NoteUnparked(v *Worker) {
 // this worker has deferred tasks: the hand-off delays this worker's next
 // poll, which tasks that asked to wait (yield_now) accept by contract,
 // while a task that yielded on the immediate path asked to go on at once
-// and, with the P handed over, was stolen by the woken peer (light load on
-// the immediate path: 10–33 migrations per 1,000 yields instead of 1.4).
+// and, with the P handed over, was stolen by the woken peer (RATIONALE.md:
+// "Why hand the P to an unparked peer…").
 // It does not ask whether the work the peer was woken for is still queued:
 // a peer stuck on this P counts as searching, which stops every other
 // notification, so it must get to run (and park again) either way.
@@ -48,26 +48,27 @@ func (w *Worker) handOffToUnparkedPeer() {
 // goroutine outside the runtime; the worker yields its P after the poll.
 func (w *Worker) ReadiedGoroutine() { w.own.handOff = true }
 
+// sharePInterval is how much continuous work a worker does before it lets
+// other goroutines have its P. Go's sysmon would preempt it only after
+// 10 ms (forcePreemptNS in Go's runtime); a millisecond bounds the wait of
+// a goroutine readied onto a busy worker's P at the cost of one Gosched per
+// millisecond (RATIONALE.md: "Why does a worker yield its P…").
+const sharePInterval = time.Millisecond
+
 // shareP lets other goroutines of the process run. A worker that has tasks
 // never blocks, so without this a goroutine readied onto its P (the rest of
 // the service, a goroutine that spawns into the runtime) waits for Go's
-// sysmon to preempt the worker, about 10 ms. Once per millisecond of
-// continuous work, at a maintenance tick, the worker yields its P
-// (runtime.Gosched: it goes to the back of Go's global run queue and is
-// picked up again at once if nothing else waits). The cost is one Gosched
-// per millisecond.
-//
-// Tried and dropped: yielding whenever runtime/metrics reports runnable
-// goroutines (checked every 100 µs). spawn_many_remote_busy1 went from 370
-// to 300 ns/task, but yield_many from 21 to 46 ns/yield, for reasons not
-// understood; a heuristic with an unexplained cost does not stay.
+// sysmon to preempt the worker. Once per sharePInterval of continuous
+// work, at a maintenance tick, the worker yields its P (runtime.Gosched:
+// it goes to the back of Go's global run queue and is picked up again at
+// once if nothing else waits).
 func (w *Worker) shareP() {
 	now := w.nanotime()
-	if now-w.own.lastShare < int64(time.Millisecond) {
+	if now-w.own.lastShare < int64(sharePInterval) {
 		return
 	}
 	w.own.lastShare = now
-	if now-w.own.busySince > int64(time.Millisecond) {
+	if now-w.own.busySince > int64(sharePInterval) {
 		runtime.Gosched()
 	}
 }

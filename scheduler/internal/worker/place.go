@@ -30,8 +30,8 @@ func (w *Worker) ScheduleYield(t *Task) {
 	}
 	// Notify, but no P hand-off (NoteUnparked): this worker goes on with
 	// t at once, and handing the P to the woken peer would only let it
-	// steal t, migrating a lone yielder at every yield (935 per 1,000 in
-	// the yield experiment's 1x-immediate case, against 26 without).
+	// steal t, migrating a lone yielder at almost every yield
+	// (RATIONALE.md: "Why hand the P to an unparked peer…").
 	w.shared.NotifyParked()
 }
 
@@ -56,10 +56,10 @@ func (w *Worker) scheduleBack(t *Task) {
 // LIFO slot if it is enabled and empty, otherwise at the back of the ring.
 // The slot runs before the ring, which may hold deferred tasks released
 // earlier: a guest that gave way to a due timer on a worker with two
-// guests otherwise handed the worker to the other guest, and the woken
-// task waited a whole slice (compare's saturated deferred probe p99 was one
-// epoch, ~1 ms). A batch fills the slot with its first task only, so
-// timers never displace each other or a self-woken task.
+// guests would otherwise hand the worker to the other guest, and the woken
+// task would wait a whole slice (RATIONALE.md: "Why do timer wake-ups take
+// the empty LIFO slot?"). A batch fills the slot with its first task only,
+// so timers never displace each other or a self-woken task.
 func (w *Worker) ScheduleTimerWake(t *Task) {
 	if w.cfg.LIFOSlot && !w.lifo.Occupied() {
 		w.own.c[StatLocalSchedules]++
