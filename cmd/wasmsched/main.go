@@ -5,6 +5,7 @@
 //	wasmsched compare [flags]            run the mode comparison (defaults: embedded spin guest, 3 scenarios, 3 modes)
 //	wasmsched run [flags] FILE.wasm [-- args]   run one WASI guest (or --export NAME) as a task
 //	wasmsched serve [--addr 127.0.0.1:9090]     job service: POST /jobs, GET /jobs/{id}, /metrics, /healthz
+//	wasmsched version                           module version, VCS revision, Go version
 //
 // Run `wasmsched COMMAND -h` for a command's flags. Exit status of compare
 // and serve: 0 success, 1 a run failed, 2 bad usage. `run` passes a WASI
@@ -42,6 +43,7 @@ commands:
   compare   run guests under each scheduling mode and compare latency, fairness, migrations
   run       run one Wasm guest as a task: wasmsched run [flags] FILE.wasm [-- args]
   serve     serve a job API with Prometheus metrics (default 127.0.0.1:9090)
+  version   print the module version, VCS revision and Go version of this build
 
 Run 'wasmsched <command> -h' for the command's flags.
 `
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdRun(ctx, args[1:], stdin, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
