@@ -62,7 +62,30 @@ Exit status:
 flags:
 `
 
+// runCmd is a parsed `wasmsched run` invocation.
+type runCmd struct {
+	file      string
+	guestArgs []string
+	opts      wasmtask.Options
+	lifo      bool
+	workers   int
+	epochTick time.Duration
+	timeout   time.Duration
+	memLimit  string // as given, for messages
+}
+
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	rc, code := parseRun(args, stderr)
+	if rc == nil {
+		return code
+	}
+	rc.opts.Stdin, rc.opts.Stdout, rc.opts.Stderr = stdin, stdout, stderr
+	return rc.execute(ctx, stdout, stderr)
+}
+
+// parseRun parses run's flags, FILE and the guest's arguments. It returns
+// nil and the exit status when the command ends here (help, usage error).
+func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
@@ -88,9 +111,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
+				return nil, exitOK
 			}
-			return runExitUsage
+			return nil, runExitUsage
 		}
 		if fs.NArg() == 0 {
 			break
@@ -98,32 +121,29 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	usageErr := func(format string, a ...any) int {
+	usageErr := func(format string, a ...any) (*runCmd, int) {
 		fmt.Fprintf(stderr, "wasmsched run: "+format+"\n", a...)
-		return runExitUsage
+		return nil, runExitUsage
 	}
 	if len(positional) == 0 {
 		return usageErr("missing FILE.wasm (see -h)")
 	}
-	file := positional[0]
-	guestArgs = append(positional[1:], guestArgs...)
-
-	opts := wasmtask.Options{Name: filepath.Base(file), Export: *export, Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		FuelBudget: *fuel, FuelSlice: *fuelSlice}
+	rc := &runCmd{file: positional[0], guestArgs: append(positional[1:], guestArgs...), lifo: true,
+		workers: *workers, epochTick: *epochTick, timeout: *timeout, memLimit: *memLimit}
+	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice}
 	var err error
-	if opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
+	if rc.opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
 		return usageErr("--interrupt: %v", err)
 	}
-	lifo := true
 	switch *mode {
 	case "deferred", "yield_now":
-		opts.Policy = wasmtask.DeferredYield()
+		rc.opts.Policy = wasmtask.DeferredYield()
 	case "immediate", "immediate-lifo":
-		opts.Policy = wasmtask.ImmediateYield()
+		rc.opts.Policy = wasmtask.ImmediateYield()
 	case "immediate-nolifo":
-		opts.Policy, lifo = wasmtask.ImmediateYield(), false
+		rc.opts.Policy, rc.lifo = wasmtask.ImmediateYield(), false
 	case "never":
-		opts.Policy = wasmtask.NeverYield()
+		rc.opts.Policy = wasmtask.NeverYield()
 	default:
 		return usageErr("--mode must be deferred, immediate, immediate-nolifo or never, got %q", *mode)
 	}
@@ -139,22 +159,28 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	case *epochTick <= 0:
 		return usageErr("--epoch-tick must be positive, got %v", *epochTick)
 	}
-	pages, err := parsePages(*memLimit)
-	if err != nil {
+	if rc.opts.MemoryLimitPages, err = parsePages(*memLimit); err != nil {
 		return usageErr("--memory-limit: %v", err)
 	}
-	opts.MemoryLimitPages = pages
+	return rc, 0
+}
 
-	wasm, err := os.ReadFile(file)
+// execute loads and compiles the module, checks the call, runs the guest
+// and reports: run's whole life after its flags.
+func (rc *runCmd) execute(ctx context.Context, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "wasmsched run: "+format+"\n", a...)
+		return runExitUsage
+	}
+	wasm, err := os.ReadFile(rc.file)
 	if err != nil {
-		if b, gerr := wasmsched.Guest(file); gerr == nil && !strings.ContainsAny(file, "/.") {
+		if b, gerr := wasmsched.Guest(rc.file); gerr == nil && !strings.ContainsAny(rc.file, "/.") {
 			wasm = b
 		} else {
 			return usageErr("%v", err)
 		}
 	}
-
-	rt, err := scheduler.New(scheduler.WithWorkers(*workers), scheduler.WithLIFOSlot(lifo))
+	rt, err := scheduler.New(scheduler.WithWorkers(rc.workers), scheduler.WithLIFOSlot(rc.lifo))
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
 		return runExitInternal
@@ -164,7 +190,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		defer cancel()
 		rt.Shutdown(sctx)
 	}()
-	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: *epochTick})
+	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: rc.epochTick})
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
 		return runExitInternal
@@ -173,32 +199,32 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	mod, err := eng.Compile(ctx, wasm)
 	switch {
 	case errors.Is(err, wasmtask.ErrInvalidModule):
-		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", file, err)
+		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", rc.file, err)
 		return runExitInvalid
 	case err != nil:
-		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", file, err)
+		fmt.Fprintf(stderr, "wasmsched run: %s: %v\n", rc.file, err)
 		return runExitInternal
 	}
 	var results []api.ValueType
-	if opts.Export != "" {
-		params, res, ok := mod.ExportSignature(opts.Export)
+	if rc.opts.Export != "" {
+		params, res, ok := mod.ExportSignature(rc.opts.Export)
 		if !ok {
-			return usageErr("%v", mod.CheckCall(opts))
+			return usageErr("%v", mod.CheckCall(rc.opts))
 		}
-		if opts.Args, err = parseTypedArgs(opts.Export, guestArgs, params); err != nil {
+		if rc.opts.Args, err = parseTypedArgs(rc.opts.Export, rc.guestArgs, params); err != nil {
 			return usageErr("%v", err)
 		}
 		results = res
 	} else {
-		opts.Argv = append([]string{opts.Name}, guestArgs...)
+		rc.opts.Argv = append([]string{rc.opts.Name}, rc.guestArgs...)
 	}
 
 	start := time.Now()
-	h := wasmtask.Spawn(rt, mod, opts)
+	h := wasmtask.Spawn(rt, mod, rc.opts)
 	wctx := ctx
-	if *timeout > 0 {
+	if rc.timeout > 0 {
 		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, *timeout)
+		wctx, cancel = context.WithTimeout(ctx, rc.timeout)
 		defer cancel()
 	}
 	res, err := h.Wait(wctx)
@@ -206,15 +232,20 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// Timeout or signal: Abort stops the guest at its next check (at
 		// once if it is suspended); its *Error keeps its counters.
-		why, whyCode = "timed out after "+timeout.String(), runExitTimeout
+		why, whyCode = "timed out after "+rc.timeout.String(), runExitTimeout
 		if ctx.Err() != nil {
 			why, whyCode = "interrupted", runExitInterrupted
 		}
 		h.Abort()
 		res, err = h.Wait(context.Background())
 	}
-	elapsed := time.Since(start)
+	return rc.report(res, err, results, time.Since(start), why, whyCode, stdout, stderr)
+}
 
+// report prints the guest's outcome (its results on stdout, a summary on
+// stderr) and returns run's exit status for it.
+func (rc *runCmd) report(res wasmtask.Result, err error, results []api.ValueType, elapsed time.Duration,
+	why string, whyCode int, stdout, stderr io.Writer) int {
 	var gerr *wasmtask.Error
 	var st wasmtask.GuestStats
 	switch {
@@ -224,11 +255,11 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		st = gerr.Stats
 	}
 	summary := fmt.Sprintf("%s: %s in %v: fuel %d, yields %d (epoch %d, fuel %d), host waits %d, sleeps %d, polls %d, migrations %d, memory peak %s",
-		opts.Name, "%s", elapsed.Round(time.Microsecond), st.FuelUsed, st.Yields(), st.EpochYields, st.FuelYields, st.HostWaits,
+		rc.opts.Name, "%s", elapsed.Round(time.Microsecond), st.FuelUsed, st.Yields(), st.EpochYields, st.FuelYields, st.HostWaits,
 		st.Sleeps, st.Polls, st.Migrations, sizeString(st.MemoryPeak))
 	if err == nil {
-		if opts.Export != "" {
-			fmt.Fprintf(stdout, "%s(%s) = %s\n", opts.Export, strings.Join(guestArgs, ", "), formatTypedValues(res.Values, results))
+		if rc.opts.Export != "" {
+			fmt.Fprintf(stdout, "%s(%s) = %s\n", rc.opts.Export, strings.Join(rc.guestArgs, ", "), formatTypedValues(res.Values, results))
 		}
 		fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", "ok")
 		return exitOK
@@ -237,8 +268,8 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", why)
 		return whyCode
 	}
-	kind, code := describeFailure(err, *fuel, *memLimit)
-	fmt.Fprintf(stderr, "wasmsched run: %s %s: %v\n", opts.Name, kind, errCause(err))
+	kind, code := describeFailure(err, rc.opts.FuelBudget, rc.memLimit)
+	fmt.Fprintf(stderr, "wasmsched run: %s %s: %v\n", rc.opts.Name, kind, errCause(err))
 	fmt.Fprintf(stderr, "wasmsched run: "+summary+"\n", kind)
 	return code
 }

@@ -1,0 +1,236 @@
+package wasmtask
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/wasmsched/wasmsched/scheduler"
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
+)
+
+// The check: what happens when a guest's fuel counter goes negative —
+// accounting, Abort, the fuel budget, deadlines and the policy's action —
+// and the bookkeeping of its suspensions.
+
+func (g *guest) consumed() int64 {
+	if g.fuel == nil {
+		return g.credit
+	}
+	return g.credit - int64(g.fuel.Get())
+}
+
+// arm writes the next fuel value: the smallest of the budget left, the
+// slice left (fuel mode) and the poll interval (epoch mode).
+//
+// used is the guest's consumption, as consumed() would return it: the
+// fuel global has not changed since it was read (the guest is inside the
+// host call), so the current value is credit − used and needs no read.
+func (g *guest) arm(used int64) {
+	v := int64(math.MaxInt64 / 2)
+	if g.opts.FuelBudget > 0 {
+		v = min(v, g.opts.FuelBudget-used)
+	}
+	if g.hasF {
+		v = min(v, g.sliceEnd-used)
+	}
+	if g.hasE {
+		v = min(v, g.e.cfg.PollInterval)
+	}
+	v = max(v, 0)
+	cur := g.credit - used
+	g.fuel.Set(uint64(v))
+	g.credit += v - cur
+}
+
+// check is the injected host call: the fuel counter went negative.
+func (g *guest) check(mod api.Module) {
+	if g.fuel == nil {
+		gl, ok := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+		if !ok {
+			g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
+			panic(stop{})
+		}
+		g.fuel = gl
+	}
+	g.stats.Checks++
+	g.co.CheckCancelled() // Abort takes effect here, at the next check
+	used := g.consumed()
+	if g.opts.FuelBudget > 0 && used > g.opts.FuelBudget {
+		g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", used, g.opts.FuelBudget))
+		panic(stop{})
+	}
+	// One clock read per check in epoch mode (none in fuel mode unless a
+	// deadline is reached), shared by the deadline test, the policy's info
+	// and the suspension's start: at a 1-fuel slice the reads are a fifth
+	// of a suspend + resume round trip.
+	now := int64(-1)
+	if g.hasE {
+		now = nanos()
+	}
+	switch {
+	case g.hasF && used >= g.sliceEnd:
+		g.deadlineReached(ReasonFuel, used, now)
+	case g.hasE && g.epochsAt(now) >= g.epochDelta:
+		g.deadlineReached(ReasonEpoch, used, now)
+	case g.hasE && g.co.Context().TimersDue():
+		// A runtime timer has expired while this guest holds the worker:
+		// fire it onto this worker and give way, so that the woken task
+		// runs now instead of at the guest's next deadline.
+		g.co.Context().FireTimers()
+		g.giveWay(used, now)
+	case g.hasE && g.co.Context().RemoteWorkWaiting():
+		// A task woken or spawned from outside waits in the injector: give
+		// way likewise (a worker with deferred tasks takes the injector
+		// first), so an external wake does not wait for a whole slice.
+		g.giveWay(used, now)
+	}
+	g.arm(used)
+}
+
+// giveWay asks the policy, as at an epoch deadline, but acts only if it
+// answers with a deferred yield, a custom yield or a trap: only then does
+// the worker get to the woken task (an immediate yield puts the guest
+// straight back in front of it, and repeating that at every check would
+// only shred the guest's slices).
+func (g *guest) giveWay(used, now int64) {
+	act := g.callPolicy(g.info(ReasonEpoch, used, now))
+	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
+		return
+	}
+	g.stats.GiveWayYields++
+	g.apply(ReasonEpoch, act, used, now)
+}
+
+func (g *guest) info(reason Reason, used, now int64) GuestInfo {
+	cx := g.co.Context()
+	return GuestInfo{Name: g.name, Task: cx.TaskID(), Worker: cx.WorkerID(), Epoch: g.e.epochAt(now),
+		FuelUsed: used, Yields: g.stats.Yields(), Reason: reason}
+}
+
+func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
+	if p == scheduler.PathDefault {
+		return g.co.Context().Runtime().DefaultYield()
+	}
+	return p
+}
+
+// deadlineReached consults the policy and carries out its action. now is
+// the check's clock reading, or -1 if it took none (fuel mode).
+func (g *guest) deadlineReached(reason Reason, used, now int64) {
+	if now < 0 {
+		now = nanos()
+	}
+	g.apply(reason, g.callPolicy(g.info(reason, used, now)), used, now)
+}
+
+// apply carries out a policy's action at consumption used and clock
+// reading now; after a suspension now becomes the resumption's reading.
+func (g *guest) apply(reason Reason, act Action, used, now int64) {
+	switch act.Kind {
+	case ActYield, ActYieldCustom:
+		if reason == ReasonFuel {
+			g.stats.FuelYields++
+		} else {
+			g.stats.EpochYields++
+		}
+		sh := g.e.stats.shard(g.co.Context().WorkerID())
+		sh.suspended.Inc()
+		g.openWait = sh
+		if act.Kind == ActYieldCustom {
+			g.stats.Custom++
+			sh.yields[reason][pathCustom].Inc()
+			scheduler.Await(g.co, act.Future)
+		} else {
+			path := g.resolvePath(act.Path)
+			if path == scheduler.PathImmediate {
+				g.stats.Immediate++
+				sh.yields[reason][pathImmediate].Inc()
+			} else {
+				g.stats.Deferred++
+				sh.yields[reason][pathDeferred].Inc()
+			}
+			g.co.YieldVia(path)
+		}
+		now = g.resumed(sh, now)
+	case ActTrap:
+		g.policyTrap(act.Err)
+	}
+	// Re-arm relative to now: time spent suspended is not charged.
+	suspended := act.Kind != ActContinue
+	if reason == ReasonFuel {
+		slice := int64(act.Delta)
+		if slice <= 0 {
+			slice = g.opts.FuelSlice
+		}
+		g.sliceEnd = used + slice
+	}
+	if g.hasE && (reason == ReasonEpoch || suspended) {
+		delta := g.opts.EpochDeadline
+		if reason == ReasonEpoch && act.Delta > 0 {
+			delta = act.Delta
+		}
+		g.armEpoch(delta, now)
+	}
+}
+
+// policyTrap stops the guest as its policy said.
+func (g *guest) policyTrap(err error) {
+	if err == nil {
+		err = errors.New("trapped by policy")
+	}
+	g.fail(ErrPolicyTrap, err)
+	panic(stop{})
+}
+
+// callPolicy asks the policy. A panicking policy is the embedder's bug: the
+// guest fails with ErrEmbedder, not as a trap of its own.
+func (g *guest) callPolicy(info GuestInfo) Action {
+	defer func() {
+		if v := recover(); v != nil {
+			g.fail(ErrEmbedder, &PanicError{Where: "policy", Value: v, Stack: debug.Stack()})
+			panic(stop{})
+		}
+	}()
+	return g.policy(info)
+}
+
+// armEpoch sets the epoch deadline delta epochs from now. Epochs are
+// counted from this moment — elapsed EpochTicks plus IncrementEpoch calls
+// — not to the next boundary of the engine's tick grid, so every slice is a
+// full delta long: with grid deadlines a guest resumed just before a
+// boundary would get a sliver of a slice, and guests sharing a worker
+// would get unequal shares.
+func (g *guest) armEpoch(delta uint64, now int64) {
+	g.armedAt, g.armedBump, g.epochDelta = now, g.e.bump.Load(), delta
+}
+
+// epochsAt is the number of epochs between the arming and now (a nanos()
+// reading).
+func (g *guest) epochsAt(now int64) uint64 {
+	return uint64((now-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
+}
+
+// resumed accounts for a suspension that started at start (a nanos()
+// reading) and counted itself in sh, and returns the clock reading taken
+// now: one read on each side of a suspension, no closure on the hot path.
+func (g *guest) resumed(sh *counterShard, start int64) int64 {
+	sh.suspended.Dec()
+	g.openWait = nil
+	now := nanos()
+	g.stats.Suspended += time.Duration(now - start)
+	g.notePoll()
+	return now
+}
+
+func (g *guest) notePoll() {
+	g.stats.Polls++
+	w := g.co.Context().WorkerID()
+	if g.lastWorker >= 0 && w != g.lastWorker {
+		g.stats.Migrations++
+	}
+	g.lastWorker = w
+}
