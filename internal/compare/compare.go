@@ -31,6 +31,11 @@
 //     task every 1 ms through Waker.Wake and the task records, at its next
 //     poll, the delay since each send.
 //
+// The probe, the external waker, the uneven placement, the measurement of
+// other processes' CPU and the statistics (quantiles, Jain's index) are
+// internal/experiment's, the same instruments as the scheduler's yield
+// experiment (TestYieldExperiment), so the two measure the same way.
+//
 // After a warm-up the window opens (Config.Duration); at its end the
 // guests are stopped and the runtime is shut down, which publishes the
 // workers' final counters. Steals, LIFO polls, deferred releases and parks
@@ -67,7 +72,6 @@ package compare
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,9 +80,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/wasmsched/wasmsched/internal/experiment"
 	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
@@ -268,19 +272,19 @@ type ScenarioResult struct {
 
 // ModeResult is one run's measurements.
 type ModeResult struct {
-	Mode            string  `json:"mode"`
-	Path            string  `json:"path"`
-	LIFO            bool    `json:"lifo"`
-	WindowSeconds   float64 `json:"window_seconds"`
-	RunSeconds      float64 `json:"run_seconds"`
-	FuelPerSecond   float64 `json:"fuel_per_second"`
-	GuestFuel       []int64 `json:"guest_fuel"` // per guest, in the window
-	Jain            Num     `json:"jain"`
-	Probe           Latency `json:"probe_late"`
-	ExternalWake    Latency `json:"external_wake"`
-	GuestYields     int64   `json:"guest_yields"`     // in the window
-	GuestMigrations int64   `json:"guest_migrations"` // in the window
-	MigrationsPer1k Num     `json:"migrations_per_1k_yields"`
+	Mode            string             `json:"mode"`
+	Path            string             `json:"path"`
+	LIFO            bool               `json:"lifo"`
+	WindowSeconds   float64            `json:"window_seconds"`
+	RunSeconds      float64            `json:"run_seconds"`
+	FuelPerSecond   float64            `json:"fuel_per_second"`
+	GuestFuel       []int64            `json:"guest_fuel"` // per guest, in the window
+	Jain            experiment.Num     `json:"jain"`
+	Probe           experiment.Latency `json:"probe_late"`
+	ExternalWake    experiment.Latency `json:"external_wake"`
+	GuestYields     int64              `json:"guest_yields"`     // in the window
+	GuestMigrations int64              `json:"guest_migrations"` // in the window
+	MigrationsPer1k experiment.Num     `json:"migrations_per_1k_yields"`
 	// Runtime counters over the whole run, per second of run time.
 	StealsPerSec           float64   `json:"steals_per_second"`
 	LIFOPollsPerSec        float64   `json:"lifo_polls_per_second"`
@@ -290,68 +294,10 @@ type ModeResult struct {
 	// ForeignCores is how many cores other processes kept busy during the
 	// window (Linux; null elsewhere): when it is not near 0, latency
 	// figures are inflated by them, not by the scheduler.
-	ForeignCores Num      `json:"foreign_cores"`
-	Placement    string   `json:"placement,omitempty"`
-	Restarts     int      `json:"guest_restarts,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
-}
-
-// Num is a float64 written to JSON as null when it is NaN (no samples).
-type Num float64
-
-// MarshalJSON implements json.Marshaler.
-func (n Num) MarshalJSON() ([]byte, error) {
-	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(float64(n))
-}
-
-// Latency summarises samples; Samples (µs) is kept for charts, not JSON.
-type Latency struct {
-	N       int       `json:"n"`
-	P50     Num       `json:"p50_us"`
-	P99     Num       `json:"p99_us"`
-	Max     Num       `json:"max_us"`
-	Samples []float64 `json:"-"`
-}
-
-func summarise(ds []time.Duration) Latency {
-	l := Latency{N: len(ds)}
-	if len(ds) == 0 {
-		l.P50, l.P99, l.Max = Num(math.NaN()), Num(math.NaN()), Num(math.NaN())
-		return l
-	}
-	s := make([]float64, len(ds))
-	for i, d := range ds {
-		s[i] = float64(d) / float64(time.Microsecond)
-	}
-	slices.Sort(s)
-	l.P50, l.P99, l.Max = Num(Quantile(s, 0.5)), Num(Quantile(s, 0.99)), Num(s[len(s)-1])
-	l.Samples = s
-	return l
-}
-
-// Quantile is the nearest-rank quantile q of sorted samples.
-func Quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	return sorted[int(q*float64(len(sorted)-1)+0.5)]
-}
-
-// Jain is Jain's fairness index (Σx)² / (n Σx²): 1 when every guest got
-// the same, 1/n when one got everything. NaN with no samples or all zero.
-func Jain(xs []int64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += float64(x)
-		sq += float64(x) * float64(x)
-	}
-	if len(xs) == 0 || sq == 0 {
-		return math.NaN()
-	}
-	return sum * sum / (float64(len(xs)) * sq)
+	ForeignCores experiment.Num `json:"foreign_cores"`
+	Placement    string         `json:"placement,omitempty"`
+	Restarts     int            `json:"guest_restarts,omitempty"`
+	Errors       []string       `json:"errors,omitempty"`
 }
 
 var scenarioAbout = map[string]string{
@@ -430,19 +376,13 @@ type instance struct {
 	migrations int64 // in the window
 }
 
-type flags struct {
-	measuring  atomic.Bool
-	windowOver atomic.Bool // set with measuring's end, before stop
-	stop       atomic.Bool
-}
-
-func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
+func (in *instance) policy(w *experiment.Window, path scheduler.YieldPath) wasmtask.Policy {
 	return func(info wasmtask.GuestInfo) wasmtask.Action {
-		if f.stop.Load() {
+		if w.Stopped() {
 			return wasmtask.Trap(errStopped)
 		}
 		switch {
-		case f.measuring.Load():
+		case w.Measuring():
 			if !in.began {
 				in.began, in.base = true, in.last
 			}
@@ -451,7 +391,7 @@ func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
 				in.migrations++
 			}
 			in.last = info.FuelUsed
-		case !f.windowOver.Load():
+		case !w.Over():
 			in.last = info.FuelUsed
 		}
 		// After the window, last stays at the window's final deadline: a
@@ -493,46 +433,29 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		defer cancel()
 		return rt.Shutdown(sctx)
 	}
-	var f flags
+	var w experiment.Window
 	var wg sync.WaitGroup // goroutines of this run
+	var ext *experiment.ExternalWaker
+	var probe *experiment.TimerProbe
 	defer func() {
-		f.stop.Store(true)
+		w.Stop()
 		shutdown()
 		wg.Wait()
+		if ext != nil {
+			ext.Wait(context.Background()) // after the shutdown: at once
+		}
+		if probe != nil {
+			probe.Wait(context.Background())
+		}
 	}()
 
-	// The external waker's task, then its goroutine.
-	ext := &extTask{f: &f, wakerCh: make(chan scheduler.Waker, 1)}
-	extH := scheduler.Spawn[struct{}](rt, ext)
-	waker := <-ext.wakerCh
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !f.stop.Load() {
-			time.Sleep(time.Millisecond)
-			if cfg.NoExternal {
-				continue
-			}
-			ext.mu.Lock()
-			ext.sent = append(ext.sent, time.Now())
-			ext.mu.Unlock()
-			waker.Wake()
-		}
-		waker.Wake() // let the task see stop
-	}()
-
-	// The timer probe.
-	var probe []time.Duration
-	probeH := scheduler.SpawnFunc(rt, func(co *scheduler.Co) (struct{}, error) {
-		for !f.stop.Load() && !cfg.NoProbe {
-			t0 := time.Now()
-			co.Sleep(time.Millisecond)
-			if late := time.Since(t0) - time.Millisecond; f.measuring.Load() {
-				probe = append(probe, late)
-			}
-		}
-		return struct{}{}, nil
-	})
+	// The external waker and the timer probe.
+	if !cfg.NoExternal {
+		ext = experiment.StartExternalWaker(rt, &w, time.Millisecond)
+	}
+	if !cfg.NoProbe {
+		probe = experiment.StartTimerProbe(rt, &w, time.Millisecond)
+	}
 
 	// The guests.
 	n := cfg.guestsFor(scenario)
@@ -544,14 +467,14 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		o := wasmtask.Options{
 			Name: fmt.Sprintf("%s-%d", cfg.ModuleName, i), Export: cfg.Export, Args: cfg.Args, Argv: cfg.Argv,
 			Stdout: io.Discard, Stderr: io.Discard,
-			Interrupt: cfg.Interrupt, FuelSlice: cfg.FuelSlice, Policy: in.policy(&f, m.Path),
+			Interrupt: cfg.Interrupt, FuelSlice: cfg.FuelSlice, Policy: in.policy(&w, m.Path),
 		}
 		if o.Export == "" && len(o.Argv) == 0 {
 			o.Argv = []string{cfg.ModuleName}
 		}
 		return o
 	}
-	newInstance := func() *instance { return &instance{lastWorker: -1, began: f.measuring.Load()} }
+	newInstance := func() *instance { return &instance{lastWorker: -1, began: w.Measuring()} }
 	start := func(s scheduler.Spawner, i int) *scheduler.JoinHandle[wasmtask.Result] {
 		in := newInstance()
 		h := wasmtask.Spawn(s, mod, opts(i, in))
@@ -562,11 +485,11 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		return h
 	}
 	if scenario == "uneven" {
-		placement, err := placeUneven(ctx, rt, cfg.Workers, n, func(cx *scheduler.Context, i int) { start(cx, i) })
+		pl, err := experiment.PlaceUneven(ctx, rt, cfg.Workers, n, func(cx *scheduler.Context, i int) { start(cx, i) })
 		if err != nil {
 			return res, err
 		}
-		res.Placement = placement
+		res.Placement = fmt.Sprintf("guests spawned per worker: %v", pl.PerWorker)
 	} else {
 		for i := range slots {
 			start(rt, i)
@@ -589,7 +512,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 					// Returned by itself: count its fuel since the window
 					// began (none if it finished before the window).
 					switch {
-					case f.measuring.Load():
+					case w.Measuring():
 						// Inside the window: everything since its start.
 						if !in.began {
 							in.base = in.last
@@ -607,7 +530,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 				if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, scheduler.ErrShutdown) && sl.firstErr == nil {
 					sl.firstErr = err
 				}
-				if err == nil && !f.stop.Load() {
+				if err == nil && !w.Stopped() {
 					sl.restarts++
 					sl.mu.Unlock()
 					start(rt, i)
@@ -637,15 +560,14 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	if err := tick(time.Now().Add(cfg.Warmup)); err != nil {
 		return res, err
 	}
-	cpu0 := sampleCPU()
-	f.measuring.Store(true)
+	cpu0 := experiment.SampleCPU()
+	w.Open()
 	w0 := time.Now()
 	err = tick(w0.Add(cfg.Duration))
-	f.windowOver.Store(true)
-	f.measuring.Store(false)
+	w.Close()
 	window := time.Since(w0)
-	res.ForeignCores = Num(foreignCores(cpu0, sampleCPU()))
-	f.stop.Store(true)
+	res.ForeignCores = experiment.Num(experiment.ForeignCores(cpu0, experiment.SampleCPU()))
+	w.Stop()
 	if err != nil {
 		return res, err
 	}
@@ -653,11 +575,15 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	// Wait for the tasks, then shut down (publishes final worker stats).
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := probeH.Wait(wctx); err != nil {
-		return res, fmt.Errorf("timer probe: %w", err)
+	if probe != nil {
+		if err := probe.Wait(wctx); err != nil {
+			return res, fmt.Errorf("timer probe: %w", err)
+		}
 	}
-	if _, err := extH.Wait(wctx); err != nil {
-		return res, fmt.Errorf("external-wake task: %w", err)
+	if ext != nil {
+		if err := ext.Wait(wctx); err != nil {
+			return res, fmt.Errorf("external-wake task: %w", err)
+		}
 	}
 	for i, sl := range slots {
 		sl.mu.Lock()
@@ -693,14 +619,19 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		}
 	}
 	res.FuelPerSecond = float64(sum) / res.WindowSeconds
-	res.Jain = Num(Jain(res.GuestFuel))
+	res.Jain = experiment.Num(experiment.Jain(res.GuestFuel))
 	if res.GuestYields > 0 {
-		res.MigrationsPer1k = Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))
+		res.MigrationsPer1k = experiment.Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))
 	} else {
-		res.MigrationsPer1k = Num(math.NaN())
+		res.MigrationsPer1k = experiment.Num(math.NaN())
 	}
-	res.Probe = summarise(probe)
-	res.ExternalWake = summarise(ext.delays)
+	res.Probe, res.ExternalWake = experiment.Summarise(nil), experiment.Summarise(nil)
+	if probe != nil {
+		res.Probe = experiment.Summarise(probe.Late())
+	}
+	if ext != nil {
+		res.ExternalWake = experiment.Summarise(ext.Delays())
+	}
 	tot := st.Total()
 	res.StealsPerSec = float64(tot.StealTasks) / runSecs
 	res.LIFOPollsPerSec = float64(tot.LIFOPolls) / runSecs
@@ -711,115 +642,4 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	}
 	report(time.Since(runStart))
 	return res, nil
-}
-
-// extTask is the task the external goroutine wakes. Each poll records, for
-// every send not yet seen, the delay from the send to this poll.
-type extTask struct {
-	f       *flags
-	wakerCh chan scheduler.Waker
-	mu      sync.Mutex
-	sent    []time.Time
-	delays  []time.Duration
-	started bool
-}
-
-func (e *extTask) Poll(cx *scheduler.Context) (struct{}, bool) {
-	now := time.Now()
-	if !e.started {
-		e.started = true
-		e.wakerCh <- cx.Waker()
-	}
-	e.mu.Lock()
-	if e.f.measuring.Load() {
-		for _, s := range e.sent {
-			e.delays = append(e.delays, now.Sub(s))
-		}
-	}
-	e.sent = e.sent[:0]
-	e.mu.Unlock()
-	return struct{}{}, e.f.stop.Load()
-}
-
-// placeUneven starts n guests from placer tasks running at the same time on
-// every worker (so no worker is idle to steal while they spawn): the first
-// placer spawns three quarters of them (rounded up), the others the rest
-// round-robin. It returns a description of the placement.
-func placeUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spawn func(cx *scheduler.Context, i int)) (string, error) {
-	share := make([][]int, workers)
-	first := min(n, (3*n+3)/4)
-	if workers == 1 {
-		first = n
-	}
-	for i := 0; i < n; i++ {
-		if i < first {
-			share[0] = append(share[0], i)
-		} else {
-			share[1+(i-first)%(workers-1)] = append(share[1+(i-first)%(workers-1)], i)
-		}
-	}
-	for attempt := 0; attempt < 50; attempt++ {
-		arrived := make([]atomic.Int64, workers)
-		for i := range arrived {
-			arrived[i].Store(-1)
-		}
-		var placed atomic.Int64
-		spawnedOn := make([]int, n)
-		var hs []*scheduler.JoinHandle[bool]
-		for p := 0; p < workers; p++ {
-			hs = append(hs, scheduler.Spawn[bool](rt, scheduler.PollFunc[bool](func(cx *scheduler.Context) (bool, bool) {
-				me := int64(cx.WorkerID())
-				arrived[p].Store(me)
-				// Rendezvous: every placer running at once, on distinct workers.
-				deadline := time.Now().Add(50 * time.Millisecond)
-				for {
-					ok := true
-					seen := map[int64]bool{}
-					for q := range arrived {
-						v := arrived[q].Load()
-						if v < 0 || seen[v] {
-							ok = false
-							break
-						}
-						seen[v] = true
-					}
-					if ok {
-						break
-					}
-					if time.Now().After(deadline) {
-						return false, true
-					}
-				}
-				for _, i := range share[p] {
-					spawn(cx, i)
-					spawnedOn[i] = int(me)
-					placed.Add(1)
-				}
-				// Hold the worker a little so the other placers finish
-				// spawning before any worker goes looking for work.
-				for t := time.Now(); time.Since(t) < time.Millisecond; {
-				}
-				return true, true
-			})))
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		for _, h := range hs {
-			if _, err := h.Wait(wctx); err != nil {
-				cancel()
-				return "", fmt.Errorf("uneven placement: %w", err)
-			}
-		}
-		cancel()
-		switch got := placed.Load(); {
-		case got == int64(n):
-			counts := make([]int, workers)
-			for _, w := range spawnedOn {
-				counts[w]++
-			}
-			return fmt.Sprintf("guests spawned per worker: %v", counts), nil
-		case got > 0:
-			return "", fmt.Errorf("uneven placement: only %d of %d guests placed", got, n)
-		}
-	}
-	return "", errors.New("uneven placement: could not get a placer task onto every worker at once (is the machine very busy?)")
 }

@@ -25,34 +25,6 @@ func spinWasm(t *testing.T) []byte {
 	return b
 }
 
-func TestJain(t *testing.T) {
-	for _, tc := range []struct {
-		xs   []int64
-		want float64
-	}{
-		{[]int64{5, 5, 5, 5}, 1},
-		{[]int64{1, 0, 0, 0}, 0.25},
-		{[]int64{3, 1}, 16.0 / 20},
-	} {
-		if got := Jain(tc.xs); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("Jain(%v) = %v, want %v", tc.xs, got, tc.want)
-		}
-	}
-	if !math.IsNaN(Jain(nil)) || !math.IsNaN(Jain([]int64{0, 0})) {
-		t.Error("Jain of nothing should be NaN")
-	}
-}
-
-func TestQuantile(t *testing.T) {
-	s := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	if Quantile(s, 0) != 1 || Quantile(s, 0.5) != 6 || Quantile(s, 1) != 10 || Quantile(s, 0.99) != 10 {
-		t.Errorf("quantiles of 1..10: %v %v %v", Quantile(s, 0), Quantile(s, 0.5), Quantile(s, 1))
-	}
-	if !math.IsNaN(Quantile(nil, 0.5)) {
-		t.Error("quantile of nothing should be NaN")
-	}
-}
-
 func TestModeByName(t *testing.T) {
 	for name, want := range map[string]string{"immediate": "immediate-lifo", "nolifo": "immediate-nolifo", "yield_now": "deferred", " Deferred ": "deferred"} {
 		if m, err := ModeByName(name); err != nil || m.Name != want {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/wasmsched/wasmsched/internal/experiment"
 )
 
 // Row names of the table, in order (tests look for them).
@@ -103,14 +105,14 @@ func num(x float64) string {
 	return fmt.Sprintf("%.3f", x)
 }
 
-func lat(l Latency) string {
+func lat(l experiment.Latency) string {
 	if l.N == 0 {
 		return "—"
 	}
 	return num(float64(l.P50)) + " / " + num(float64(l.P99)) + " / " + num(float64(l.Max))
 }
 
-func jain(j Num) string {
+func jain(j experiment.Num) string {
 	if math.IsNaN(float64(j)) {
 		return "—"
 	}
