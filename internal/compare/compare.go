@@ -157,6 +157,7 @@ type Config struct {
 type Progress struct {
 	Run, Runs        int // 1-based index of the current run, and how many
 	Scenario, Mode   string
+	Start            bool          // the first report of the run, before it starts
 	Elapsed, Planned time.Duration // in the current run
 }
 
@@ -260,6 +261,10 @@ type Report struct {
 	Duration   string           `json:"duration"`
 	Guest      string           `json:"guest"`
 	Scenarios  []ScenarioResult `json:"scenarios"`
+	// Incomplete is set when Run stopped before every run finished
+	// (its context was cancelled, or a run failed): Scenarios then hold the
+	// runs that finished, and a scenario only if one of its runs did.
+	Incomplete *Incomplete `json:"incomplete,omitempty"`
 }
 
 // ScenarioResult is one scenario: one result per mode.
@@ -306,7 +311,10 @@ var scenarioAbout = map[string]string{
 	"uneven":    "guests spawned on the workers unevenly (3/4 on one)",
 }
 
-// Run runs every (scenario, mode) pair in turn.
+// Run runs every (scenario, mode) pair in turn. If it stops early (ctx is
+// cancelled, or a run fails), it returns the error and, once the guest
+// module is compiled, a Report of the runs that finished, with Incomplete
+// set.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
@@ -321,6 +329,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer eng.Close(context.Background())
 	mod, err := eng.Compile(ctx, cfg.Wasm)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("%w: guest module: %w", ErrInput, err)
 	}
 	if cfg.Export != "" {
@@ -333,7 +344,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: cfg.GOMAXPROCS, Workers: cfg.Workers, Interrupt: cfg.Interrupt.String(),
 		EpochTick: cfg.EpochTick.String(), FuelSlice: cfg.FuelSlice, Duration: cfg.Duration.String(),
-		Guest: cfg.ModuleName,
+		Guest: cfg.ModuleName, Scenarios: []ScenarioResult{},
 	}
 	if cfg.Export != "" {
 		rep.Guest += " " + cfg.Export + fmt.Sprint(cfg.Args)
@@ -342,20 +353,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	i := 0
 	for _, sc := range cfg.Scenarios {
 		sr := ScenarioResult{Name: sc, About: scenarioAbout[sc], Guests: cfg.guestsFor(sc)}
+		// stopped keeps the runs that finished, in the report returned
+		// with err.
+		stopped := func(run string, err error) (*Report, error) {
+			if len(sr.Modes) > 0 {
+				rep.Scenarios = append(rep.Scenarios, sr)
+			}
+			rep.Incomplete = &Incomplete{Finished: i - 1, Planned: total, During: run, Reason: err.Error()}
+			if run != "" {
+				err = fmt.Errorf("%s: %w", run, err)
+			}
+			return rep, err
+		}
 		for _, m := range cfg.Modes {
 			i++
 			if err := ctx.Err(); err != nil {
-				return rep, err
+				return stopped("", err)
 			}
 			r, err := runOne(ctx, &cfg, eng, mod, sc, m, i, total)
 			if err != nil {
-				return rep, fmt.Errorf("%s/%s: %w", sc, m.Name, err)
+				return stopped(sc+"/"+m.Name, err)
 			}
 			sr.Modes = append(sr.Modes, r)
 		}
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
 	return rep, nil
+}
+
+// Incomplete says why a Report holds fewer runs than planned.
+type Incomplete struct {
+	Finished int    `json:"runs_finished"`
+	Planned  int    `json:"runs_planned"`
+	During   string `json:"during,omitempty"` // the run that was stopped ("scenario/mode"), if one had started
+	Reason   string `json:"reason"`           // the error that stopped it (context canceled, a guest failure, ...)
 }
 
 // ErrInput is wrapped by Run's errors about its input: a module that does
@@ -417,12 +448,12 @@ type slot struct {
 
 func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtask.Module, scenario string, m Mode, idx, total int) (ModeResult, error) {
 	res := ModeResult{Mode: m.Name, Path: m.Path.String(), LIFO: m.LIFO}
-	report := func(el time.Duration) {
+	report := func(start bool, el time.Duration) {
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Run: idx, Runs: total, Scenario: scenario, Mode: m.Name, Elapsed: el, Planned: cfg.Warmup + cfg.Duration})
+			cfg.Progress(Progress{Run: idx, Runs: total, Scenario: scenario, Mode: m.Name, Start: start, Elapsed: el, Planned: cfg.Warmup + cfg.Duration})
 		}
 	}
-	report(0)
+	report(true, 0)
 	runStart := time.Now()
 	rt, err := scheduler.New(scheduler.WithWorkers(cfg.Workers), scheduler.WithLIFOSlot(m.LIFO), scheduler.WithDefaultYield(m.Path))
 	if err != nil {
@@ -554,7 +585,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 				return ctx.Err()
 			case <-time.After(min(until.Sub(now), 100*time.Millisecond)):
 			}
-			report(time.Since(runStart))
+			report(false, time.Since(runStart))
 		}
 	}
 	if err := tick(time.Now().Add(cfg.Warmup)); err != nil {
@@ -640,6 +671,6 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	for _, w := range st.Workers {
 		res.WorkerBusy = append(res.WorkerBusy, float64(w.BusyNanos)/1e9/runSecs)
 	}
-	report(time.Since(runStart))
+	report(false, time.Since(runStart))
 	return res, nil
 }

@@ -145,3 +145,45 @@ var trapWasm = []byte{
 	0x07, 0x08, 0x01, 0x04, 'b', 'o', 'o', 'm', 0x00, 0x00,
 	0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b,
 }
+
+// TestRunCancelledKeepsFinishedRuns: cancelling Run during its second run
+// returns the first run's results, and says what is missing.
+func TestRunCancelledKeepsFinishedRuns(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var starts []int
+	rep, err := Run(ctx, Config{
+		Wasm: spinWasm(t), Export: "spin", Args: []uint64{1 << 62}, Workers: 2,
+		Scenarios: []string{"light"}, Duration: 60 * time.Millisecond, Warmup: 10 * time.Millisecond,
+		Progress: func(p Progress) {
+			if p.Start {
+				starts = append(starts, p.Run)
+				if p.Run == 2 {
+					cancel()
+				}
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if rep == nil || len(rep.Scenarios) != 1 || len(rep.Scenarios[0].Modes) != 1 || rep.Scenarios[0].Modes[0].Mode != "immediate-lifo" {
+		t.Fatalf("report of a cancelled run: %+v", rep)
+	}
+	if in := rep.Incomplete; in == nil || in.Finished != 1 || in.Planned != 3 || in.During != "light/immediate-nolifo" {
+		t.Errorf("Incomplete = %+v", rep.Incomplete)
+	}
+	if len(starts) != 2 {
+		t.Errorf("runs started: %v", starts)
+	}
+	if m := rep.Scenarios[0].Modes[0]; m.FuelPerSecond <= 0 || m.Probe.N == 0 {
+		t.Errorf("the finished run lacks its figures: %+v", m)
+	}
+	var tbl strings.Builder
+	if err := WriteTable(&tbl, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tbl.String(), "incomplete: 1 of 3 runs finished") {
+		t.Errorf("table does not say it is incomplete:\n%s", tbl.String())
+	}
+}
