@@ -178,6 +178,12 @@ func PlaceUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spa
 		for i := range arrived {
 			arrived[i].Store(-1)
 		}
+		// The placers agree before any spawns: once every one has
+		// arrived, the first to see it decides go; a placer whose wait
+		// times out first decides abort. The decision is final, so
+		// either all placers spawn their share or none does.
+		const undecided, goAhead, abort = 0, 1, 2
+		var decision atomic.Int32
 		var placed atomic.Int64
 		spawnedOn := make([]int, n)
 		var hs []*scheduler.JoinHandle[bool]
@@ -185,25 +191,26 @@ func PlaceUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spa
 			hs = append(hs, scheduler.Spawn[bool](rt, scheduler.PollFunc[bool](func(cx *scheduler.Context) (bool, bool) {
 				me := int64(cx.WorkerID())
 				arrived[p].Store(me)
-				// Rendezvous: every placer running at once, on distinct workers.
+				// Rendezvous: every placer running at once (so each on a
+				// worker of its own).
 				deadline := time.Now().Add(50 * time.Millisecond)
-				for {
-					ok := true
-					seen := map[int64]bool{}
+				for decision.Load() == undecided {
+					all := true
 					for q := range arrived {
-						v := arrived[q].Load()
-						if v < 0 || seen[v] {
-							ok = false
+						if arrived[q].Load() < 0 {
+							all = false
 							break
 						}
-						seen[v] = true
 					}
-					if ok {
-						break
+					switch {
+					case all:
+						decision.CompareAndSwap(undecided, goAhead)
+					case time.Now().After(deadline):
+						decision.CompareAndSwap(undecided, abort)
 					}
-					if time.Now().After(deadline) {
-						return false, true
-					}
+				}
+				if decision.Load() == abort {
+					return false, true
 				}
 				for _, i := range share[p] {
 					spawn(cx, i)
