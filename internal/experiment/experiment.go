@@ -35,9 +35,10 @@
 // its samples are read only after Wait has returned (Wait is the
 // happens-before edge: the recording task or goroutine has exited). Stop
 // is final: once Window.Stop is called, every instrument's task and
-// goroutine ends within one period, and ends at once when the runtime
-// shuts down. Nothing here prints or asserts timing: the experiments
-// measure, they do not test speed.
+// goroutine ends within one period (an instrument's task also ends at once
+// when the runtime shuts down). PlaceUneven spawns all of its tasks or
+// none. Nothing here prints or asserts timing: the experiments measure,
+// they do not test speed.
 package experiment
 
 import (
