@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the executor benchmarks (scheduler/bench_test.go) and the yield
 # experiment (scheduler/yieldexp_test.go), summarises the benchmarks with
-# benchstat, and writes BENCHMARKS.md with cmd/benchreport. BENCHMARKS.md is
-# generated: change this script or cmd/benchreport, never the file.
+# benchstat, and writes BENCHMARKS.md with internal/benchreport (a
+# development tool: `go run ./internal/benchreport -h`). BENCHMARKS.md is
+# generated: change this script or internal/benchreport, never the file.
 #
 # Environment (defaults in brackets):
 #   COUNT [6]          go test -count for the benchmarks
@@ -94,7 +95,7 @@ while IFS= read -r part; do
 	part_args+=(-part "$part")
 done < <(find . -name BENCHMARKS.part.md -not -path './.git/*' | sed 's|^\./||' | sort)
 
-go run ./cmd/benchreport \
+go run ./internal/benchreport \
 	-bench "$work/bench.txt" "${stat_args[@]}" "${yield_args[@]}" "${part_args[@]}" \
 	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
 	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" \

@@ -15,7 +15,6 @@ import (
 
 	"github.com/wasmsched/wasmsched"
 	"github.com/wasmsched/wasmsched/internal/compare"
-	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -26,6 +25,9 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 Runs CPU-bound Wasm guests (default: the embedded spin guest) under each
 scheduling mode and prints one table per scenario, a column per mode.
+Progress goes to stderr. Ctrl-C stops the comparison: the tables (or
+JSON, or report) of the runs that finished are still written, and the
+exit status is 1.
 
 flags:
 `)
@@ -36,7 +38,7 @@ flags:
 	workers := fs.Int("workers", 2, "runtime workers")
 	guests := fs.Int("guests", 0, "guests per run (0: per scenario — saturated and uneven 2 per worker, light workers-1)")
 	duration := fs.Duration("duration", 2*time.Second, "measured window per (scenario, mode) run")
-	warmup := fs.Duration("warmup", 200*time.Millisecond, "warm-up before each window")
+	warmup := fs.Duration("warmup", 200*time.Millisecond, "warm-up before each window (0: none)")
 	interrupt := fs.String("interrupt", "epoch", "what interrupts guests: epoch or fuel")
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period (epoch interrupt: a guest runs about one tick per slice)")
 	fuelSlice := fs.Int64("fuel-slice", 10_000_000, "fuel between deadlines (fuel interrupt)")
@@ -44,7 +46,8 @@ flags:
 	export := fs.String("export", "", "export to call in --module (empty: the module's WASI _start); default guest: spin")
 	argList := fs.String("args", "", "comma-separated integer arguments for --export (default guest: 4611686018427387904, i.e. forever)")
 	jsonOut := fs.Bool("json", false, "print the results as JSON instead of tables")
-	report := fs.String("report", "", "also write a self-contained HTML report with charts to `FILE.html`")
+	report := fs.String("report", "", "also write a self-contained HTML report with charts to `FILE.html` (checked before the runs)")
+	progress := fs.String("progress", "auto", "progress on stderr: auto (a live line when stderr is a terminal, else plain), plain (a line per run) or off")
 	probe := fs.Bool("probe", true, "run the timer probe (a task sleeping 1 ms in a loop); -probe=false to see what it changes")
 	external := fs.Bool("external-wake", true, "run the external waker (a goroutine waking a task every 1 ms); -external-wake=false to see what it changes")
 	gomaxprocs := fs.Int("gomaxprocs", 0, "GOMAXPROCS during the runs (0: workers+1, so the external waker goroutine has a P)")
@@ -67,25 +70,30 @@ flags:
 		fmt.Fprintf(stderr, "wasmsched compare: "+format+"\n", a...)
 		return exitUsage
 	}
-	if *workers < 1 {
+	// In compare.Config a zero means the default; on the command line a
+	// zero is refused, as run refuses it (the defaults are the flags').
+	switch {
+	case *workers < 1:
 		return usageErr("--workers must be at least 1, got %d", *workers)
-	}
-	if *guests < 0 {
+	case *guests < 0:
 		return usageErr("--guests must not be negative, got %d", *guests)
-	}
-	if *gomaxprocs < 0 {
+	case *gomaxprocs < 0:
 		return usageErr("--gomaxprocs must not be negative, got %d", *gomaxprocs)
+	case *duration <= 0:
+		return usageErr("--duration must be positive, got %v", *duration)
+	case *warmup < 0:
+		return usageErr("--warmup must not be negative, got %v", *warmup)
+	case *epochTick <= 0:
+		return usageErr("--epoch-tick must be positive, got %v", *epochTick)
+	case *fuelSlice <= 0:
+		return usageErr("--fuel-slice must be positive, got %d", *fuelSlice)
 	}
 	if *warmup == 0 {
 		cfg.Warmup = time.Nanosecond // zero means the default in compare.Config
 	}
-	switch *interrupt {
-	case "epoch":
-		cfg.Interrupt = wasmtask.InterruptEpoch
-	case "fuel":
-		cfg.Interrupt = wasmtask.InterruptFuel
-	default:
-		return usageErr("--interrupt must be epoch or fuel, got %q", *interrupt)
+	var err error
+	if cfg.Interrupt, err = parseInterrupt(*interrupt, false); err != nil {
+		return usageErr("--interrupt: %v", err)
 	}
 	if *scenarios != "all" {
 		for _, s := range strings.Split(*scenarios, ",") {
@@ -129,17 +137,26 @@ flags:
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if isTerminal(stdout) && isTerminal(stderr) {
-		cfg.Progress = func(p compare.Progress) {
-			fmt.Fprintf(stderr, "\r\033[K[%d/%d] %s / %s  %.1f of %.1f s", p.Run, p.Runs, p.Scenario, p.Mode,
-				p.Elapsed.Seconds(), p.Planned.Seconds())
+	prog, err := newProgress(*progress, isTerminal(stderr), stderr)
+	if err != nil {
+		return usageErr("--progress: %v", err)
+	}
+	cfg.Progress = prog.report
+
+	// The report's file is opened now, so that a path that cannot be
+	// written fails before the runs, not after them.
+	var out *reportFile
+	if *report != "" {
+		if out, err = openReport(*report); err != nil {
+			return usageErr("--report: %v", err)
 		}
 	}
+
 	rep, err := compare.Run(ctx, cfg)
-	if cfg.Progress != nil {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
-	if err != nil {
+	prog.done()
+	interrupted := err != nil && ctx.Err() != nil && rep != nil
+	if err != nil && !interrupted {
+		out.abandon()
 		if errors.Is(err, compare.ErrInput) {
 			fmt.Fprintf(stderr, "wasmsched compare: %v\n", strings.TrimPrefix(err.Error(), compare.ErrInput.Error()+": "))
 			return exitUsage
@@ -147,26 +164,28 @@ flags:
 		fmt.Fprintf(stderr, "wasmsched compare: %v\n", err)
 		return exitFailure
 	}
+	// Complete, or interrupted (Ctrl-C): write what finished.
+	code := exitOK
+	if interrupted {
+		code = exitFailure
+		fmt.Fprintf(stderr, "wasmsched compare: interrupted after %d of %d runs; writing the runs that finished\n",
+			rep.Incomplete.Finished, rep.Incomplete.Planned)
+	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			fmt.Fprintf(stderr, "wasmsched compare: %v\n", err)
+			out.abandon()
 			return exitFailure
 		}
 	} else if err := compare.WriteTable(stdout, rep); err != nil {
 		fmt.Fprintf(stderr, "wasmsched compare: %v\n", err)
+		out.abandon()
 		return exitFailure
 	}
-	if *report != "" {
-		f, err := os.Create(*report)
-		if err == nil {
-			err = compare.WriteHTML(f, rep)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
+	if out != nil {
+		if err := out.write(rep); err != nil {
 			fmt.Fprintf(stderr, "wasmsched compare: --report: %v\n", err)
 			return exitFailure
 		}
@@ -174,7 +193,7 @@ flags:
 			fmt.Fprintf(stdout, "\nreport: %s\n", *report)
 		}
 	}
-	return exitOK
+	return code
 }
 
 // parseArgs parses Wasm integer arguments (decimal, 0x hex, or negative,

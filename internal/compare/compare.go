@@ -31,6 +31,11 @@
 //     task every 1 ms through Waker.Wake and the task records, at its next
 //     poll, the delay since each send.
 //
+// The probe, the external waker, the uneven placement, the measurement of
+// other processes' CPU and the statistics (quantiles, Jain's index) are
+// internal/experiment's, the same instruments as the scheduler's yield
+// experiment (TestYieldExperiment), so the two measure the same way.
+//
 // After a warm-up the window opens (Config.Duration); at its end the
 // guests are stopped and the runtime is shut down, which publishes the
 // workers' final counters. Steals, LIFO polls, deferred releases and parks
@@ -67,7 +72,6 @@ package compare
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,9 +80,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/wasmsched/wasmsched/internal/experiment"
 	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
@@ -153,6 +157,7 @@ type Config struct {
 type Progress struct {
 	Run, Runs        int // 1-based index of the current run, and how many
 	Scenario, Mode   string
+	Start            bool          // the first report of the run, before it starts
 	Elapsed, Planned time.Duration // in the current run
 }
 
@@ -256,6 +261,10 @@ type Report struct {
 	Duration   string           `json:"duration"`
 	Guest      string           `json:"guest"`
 	Scenarios  []ScenarioResult `json:"scenarios"`
+	// Incomplete is set when Run stopped before every run finished
+	// (its context was cancelled, or a run failed): Scenarios then hold the
+	// runs that finished, and a scenario only if one of its runs did.
+	Incomplete *Incomplete `json:"incomplete,omitempty"`
 }
 
 // ScenarioResult is one scenario: one result per mode.
@@ -268,19 +277,19 @@ type ScenarioResult struct {
 
 // ModeResult is one run's measurements.
 type ModeResult struct {
-	Mode            string  `json:"mode"`
-	Path            string  `json:"path"`
-	LIFO            bool    `json:"lifo"`
-	WindowSeconds   float64 `json:"window_seconds"`
-	RunSeconds      float64 `json:"run_seconds"`
-	FuelPerSecond   float64 `json:"fuel_per_second"`
-	GuestFuel       []int64 `json:"guest_fuel"` // per guest, in the window
-	Jain            Num     `json:"jain"`
-	Probe           Latency `json:"probe_late"`
-	ExternalWake    Latency `json:"external_wake"`
-	GuestYields     int64   `json:"guest_yields"`     // in the window
-	GuestMigrations int64   `json:"guest_migrations"` // in the window
-	MigrationsPer1k Num     `json:"migrations_per_1k_yields"`
+	Mode            string             `json:"mode"`
+	Path            string             `json:"path"`
+	LIFO            bool               `json:"lifo"`
+	WindowSeconds   float64            `json:"window_seconds"`
+	RunSeconds      float64            `json:"run_seconds"`
+	FuelPerSecond   float64            `json:"fuel_per_second"`
+	GuestFuel       []int64            `json:"guest_fuel"` // per guest, in the window
+	Jain            experiment.Num     `json:"jain"`
+	Probe           experiment.Latency `json:"probe_late"`
+	ExternalWake    experiment.Latency `json:"external_wake"`
+	GuestYields     int64              `json:"guest_yields"`     // in the window
+	GuestMigrations int64              `json:"guest_migrations"` // in the window
+	MigrationsPer1k experiment.Num     `json:"migrations_per_1k_yields"`
 	// Runtime counters over the whole run, per second of run time.
 	StealsPerSec           float64   `json:"steals_per_second"`
 	LIFOPollsPerSec        float64   `json:"lifo_polls_per_second"`
@@ -290,68 +299,10 @@ type ModeResult struct {
 	// ForeignCores is how many cores other processes kept busy during the
 	// window (Linux; null elsewhere): when it is not near 0, latency
 	// figures are inflated by them, not by the scheduler.
-	ForeignCores Num      `json:"foreign_cores"`
-	Placement    string   `json:"placement,omitempty"`
-	Restarts     int      `json:"guest_restarts,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
-}
-
-// Num is a float64 written to JSON as null when it is NaN (no samples).
-type Num float64
-
-// MarshalJSON implements json.Marshaler.
-func (n Num) MarshalJSON() ([]byte, error) {
-	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(float64(n))
-}
-
-// Latency summarises samples; Samples (µs) is kept for charts, not JSON.
-type Latency struct {
-	N       int       `json:"n"`
-	P50     Num       `json:"p50_us"`
-	P99     Num       `json:"p99_us"`
-	Max     Num       `json:"max_us"`
-	Samples []float64 `json:"-"`
-}
-
-func summarise(ds []time.Duration) Latency {
-	l := Latency{N: len(ds)}
-	if len(ds) == 0 {
-		l.P50, l.P99, l.Max = Num(math.NaN()), Num(math.NaN()), Num(math.NaN())
-		return l
-	}
-	s := make([]float64, len(ds))
-	for i, d := range ds {
-		s[i] = float64(d) / float64(time.Microsecond)
-	}
-	slices.Sort(s)
-	l.P50, l.P99, l.Max = Num(Quantile(s, 0.5)), Num(Quantile(s, 0.99)), Num(s[len(s)-1])
-	l.Samples = s
-	return l
-}
-
-// Quantile is the nearest-rank quantile q of sorted samples.
-func Quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	return sorted[int(q*float64(len(sorted)-1)+0.5)]
-}
-
-// Jain is Jain's fairness index (Σx)² / (n Σx²): 1 when every guest got
-// the same, 1/n when one got everything. NaN with no samples or all zero.
-func Jain(xs []int64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += float64(x)
-		sq += float64(x) * float64(x)
-	}
-	if len(xs) == 0 || sq == 0 {
-		return math.NaN()
-	}
-	return sum * sum / (float64(len(xs)) * sq)
+	ForeignCores experiment.Num `json:"foreign_cores"`
+	Placement    string         `json:"placement,omitempty"`
+	Restarts     int            `json:"guest_restarts,omitempty"`
+	Errors       []string       `json:"errors,omitempty"`
 }
 
 var scenarioAbout = map[string]string{
@@ -360,7 +311,10 @@ var scenarioAbout = map[string]string{
 	"uneven":    "guests spawned on the workers unevenly (3/4 on one)",
 }
 
-// Run runs every (scenario, mode) pair in turn.
+// Run runs every (scenario, mode) pair in turn. If it stops early (ctx is
+// cancelled, or a run fails), it returns the error and, once the guest
+// module is compiled, a Report of the runs that finished, with Incomplete
+// set.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
@@ -375,6 +329,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer eng.Close(context.Background())
 	mod, err := eng.Compile(ctx, cfg.Wasm)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("%w: guest module: %w", ErrInput, err)
 	}
 	if cfg.Export != "" {
@@ -387,7 +344,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: cfg.GOMAXPROCS, Workers: cfg.Workers, Interrupt: cfg.Interrupt.String(),
 		EpochTick: cfg.EpochTick.String(), FuelSlice: cfg.FuelSlice, Duration: cfg.Duration.String(),
-		Guest: cfg.ModuleName,
+		Guest: cfg.ModuleName, Scenarios: []ScenarioResult{},
 	}
 	if cfg.Export != "" {
 		rep.Guest += " " + cfg.Export + fmt.Sprint(cfg.Args)
@@ -396,20 +353,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	i := 0
 	for _, sc := range cfg.Scenarios {
 		sr := ScenarioResult{Name: sc, About: scenarioAbout[sc], Guests: cfg.guestsFor(sc)}
+		// stopped keeps the runs that finished, in the report returned
+		// with err.
+		stopped := func(run string, err error) (*Report, error) {
+			if len(sr.Modes) > 0 {
+				rep.Scenarios = append(rep.Scenarios, sr)
+			}
+			rep.Incomplete = &Incomplete{Finished: i - 1, Planned: total, During: run, Reason: err.Error()}
+			if run != "" {
+				err = fmt.Errorf("%s: %w", run, err)
+			}
+			return rep, err
+		}
 		for _, m := range cfg.Modes {
 			i++
 			if err := ctx.Err(); err != nil {
-				return rep, err
+				return stopped("", err)
 			}
 			r, err := runOne(ctx, &cfg, eng, mod, sc, m, i, total)
 			if err != nil {
-				return rep, fmt.Errorf("%s/%s: %w", sc, m.Name, err)
+				return stopped(sc+"/"+m.Name, err)
 			}
 			sr.Modes = append(sr.Modes, r)
 		}
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
 	return rep, nil
+}
+
+// Incomplete says why a Report holds fewer runs than planned.
+type Incomplete struct {
+	Finished int    `json:"runs_finished"`
+	Planned  int    `json:"runs_planned"`
+	During   string `json:"during,omitempty"` // the run that was stopped ("scenario/mode"), if one had started
+	Reason   string `json:"reason"`           // the error that stopped it (context canceled, a guest failure, ...)
 }
 
 // ErrInput is wrapped by Run's errors about its input: a module that does
@@ -430,19 +407,13 @@ type instance struct {
 	migrations int64 // in the window
 }
 
-type flags struct {
-	measuring  atomic.Bool
-	windowOver atomic.Bool // set with measuring's end, before stop
-	stop       atomic.Bool
-}
-
-func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
+func (in *instance) policy(w *experiment.Window, path scheduler.YieldPath) wasmtask.Policy {
 	return func(info wasmtask.GuestInfo) wasmtask.Action {
-		if f.stop.Load() {
+		if w.Stopped() {
 			return wasmtask.Trap(errStopped)
 		}
 		switch {
-		case f.measuring.Load():
+		case w.Measuring():
 			if !in.began {
 				in.began, in.base = true, in.last
 			}
@@ -451,7 +422,7 @@ func (in *instance) policy(f *flags, path scheduler.YieldPath) wasmtask.Policy {
 				in.migrations++
 			}
 			in.last = info.FuelUsed
-		case !f.windowOver.Load():
+		case !w.Over():
 			in.last = info.FuelUsed
 		}
 		// After the window, last stays at the window's final deadline: a
@@ -477,12 +448,12 @@ type slot struct {
 
 func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtask.Module, scenario string, m Mode, idx, total int) (ModeResult, error) {
 	res := ModeResult{Mode: m.Name, Path: m.Path.String(), LIFO: m.LIFO}
-	report := func(el time.Duration) {
+	report := func(start bool, el time.Duration) {
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Run: idx, Runs: total, Scenario: scenario, Mode: m.Name, Elapsed: el, Planned: cfg.Warmup + cfg.Duration})
+			cfg.Progress(Progress{Run: idx, Runs: total, Scenario: scenario, Mode: m.Name, Start: start, Elapsed: el, Planned: cfg.Warmup + cfg.Duration})
 		}
 	}
-	report(0)
+	report(true, 0)
 	runStart := time.Now()
 	rt, err := scheduler.New(scheduler.WithWorkers(cfg.Workers), scheduler.WithLIFOSlot(m.LIFO), scheduler.WithDefaultYield(m.Path))
 	if err != nil {
@@ -493,46 +464,29 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		defer cancel()
 		return rt.Shutdown(sctx)
 	}
-	var f flags
+	var w experiment.Window
 	var wg sync.WaitGroup // goroutines of this run
+	var ext *experiment.ExternalWaker
+	var probe *experiment.TimerProbe
 	defer func() {
-		f.stop.Store(true)
+		w.Stop()
 		shutdown()
 		wg.Wait()
+		if ext != nil {
+			ext.Wait(context.Background()) // after the shutdown: at once
+		}
+		if probe != nil {
+			probe.Wait(context.Background())
+		}
 	}()
 
-	// The external waker's task, then its goroutine.
-	ext := &extTask{f: &f, wakerCh: make(chan scheduler.Waker, 1)}
-	extH := scheduler.Spawn[struct{}](rt, ext)
-	waker := <-ext.wakerCh
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !f.stop.Load() {
-			time.Sleep(time.Millisecond)
-			if cfg.NoExternal {
-				continue
-			}
-			ext.mu.Lock()
-			ext.sent = append(ext.sent, time.Now())
-			ext.mu.Unlock()
-			waker.Wake()
-		}
-		waker.Wake() // let the task see stop
-	}()
-
-	// The timer probe.
-	var probe []time.Duration
-	probeH := scheduler.SpawnFunc(rt, func(co *scheduler.Co) (struct{}, error) {
-		for !f.stop.Load() && !cfg.NoProbe {
-			t0 := time.Now()
-			co.Sleep(time.Millisecond)
-			if late := time.Since(t0) - time.Millisecond; f.measuring.Load() {
-				probe = append(probe, late)
-			}
-		}
-		return struct{}{}, nil
-	})
+	// The external waker and the timer probe.
+	if !cfg.NoExternal {
+		ext = experiment.StartExternalWaker(rt, &w, time.Millisecond)
+	}
+	if !cfg.NoProbe {
+		probe = experiment.StartTimerProbe(rt, &w, time.Millisecond)
+	}
 
 	// The guests.
 	n := cfg.guestsFor(scenario)
@@ -544,14 +498,14 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		o := wasmtask.Options{
 			Name: fmt.Sprintf("%s-%d", cfg.ModuleName, i), Export: cfg.Export, Args: cfg.Args, Argv: cfg.Argv,
 			Stdout: io.Discard, Stderr: io.Discard,
-			Interrupt: cfg.Interrupt, FuelSlice: cfg.FuelSlice, Policy: in.policy(&f, m.Path),
+			Interrupt: cfg.Interrupt, FuelSlice: cfg.FuelSlice, Policy: in.policy(&w, m.Path),
 		}
 		if o.Export == "" && len(o.Argv) == 0 {
 			o.Argv = []string{cfg.ModuleName}
 		}
 		return o
 	}
-	newInstance := func() *instance { return &instance{lastWorker: -1, began: f.measuring.Load()} }
+	newInstance := func() *instance { return &instance{lastWorker: -1, began: w.Measuring()} }
 	start := func(s scheduler.Spawner, i int) *scheduler.JoinHandle[wasmtask.Result] {
 		in := newInstance()
 		h := wasmtask.Spawn(s, mod, opts(i, in))
@@ -562,11 +516,11 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		return h
 	}
 	if scenario == "uneven" {
-		placement, err := placeUneven(ctx, rt, cfg.Workers, n, func(cx *scheduler.Context, i int) { start(cx, i) })
+		pl, err := experiment.PlaceUneven(ctx, rt, cfg.Workers, n, func(cx *scheduler.Context, i int) { start(cx, i) })
 		if err != nil {
 			return res, err
 		}
-		res.Placement = placement
+		res.Placement = fmt.Sprintf("guests spawned per worker: %v", pl.PerWorker)
 	} else {
 		for i := range slots {
 			start(rt, i)
@@ -589,7 +543,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 					// Returned by itself: count its fuel since the window
 					// began (none if it finished before the window).
 					switch {
-					case f.measuring.Load():
+					case w.Measuring():
 						// Inside the window: everything since its start.
 						if !in.began {
 							in.base = in.last
@@ -607,7 +561,7 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 				if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, scheduler.ErrShutdown) && sl.firstErr == nil {
 					sl.firstErr = err
 				}
-				if err == nil && !f.stop.Load() {
+				if err == nil && !w.Stopped() {
 					sl.restarts++
 					sl.mu.Unlock()
 					start(rt, i)
@@ -631,21 +585,20 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 				return ctx.Err()
 			case <-time.After(min(until.Sub(now), 100*time.Millisecond)):
 			}
-			report(time.Since(runStart))
+			report(false, time.Since(runStart))
 		}
 	}
 	if err := tick(time.Now().Add(cfg.Warmup)); err != nil {
 		return res, err
 	}
-	cpu0 := sampleCPU()
-	f.measuring.Store(true)
+	cpu0 := experiment.SampleCPU()
+	w.Open()
 	w0 := time.Now()
 	err = tick(w0.Add(cfg.Duration))
-	f.windowOver.Store(true)
-	f.measuring.Store(false)
+	w.Close()
 	window := time.Since(w0)
-	res.ForeignCores = Num(foreignCores(cpu0, sampleCPU()))
-	f.stop.Store(true)
+	res.ForeignCores = experiment.Num(experiment.ForeignCores(cpu0, experiment.SampleCPU()))
+	w.Stop()
 	if err != nil {
 		return res, err
 	}
@@ -653,11 +606,15 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	// Wait for the tasks, then shut down (publishes final worker stats).
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := probeH.Wait(wctx); err != nil {
-		return res, fmt.Errorf("timer probe: %w", err)
+	if probe != nil {
+		if err := probe.Wait(wctx); err != nil {
+			return res, fmt.Errorf("timer probe: %w", err)
+		}
 	}
-	if _, err := extH.Wait(wctx); err != nil {
-		return res, fmt.Errorf("external-wake task: %w", err)
+	if ext != nil {
+		if err := ext.Wait(wctx); err != nil {
+			return res, fmt.Errorf("external-wake task: %w", err)
+		}
 	}
 	for i, sl := range slots {
 		sl.mu.Lock()
@@ -693,14 +650,19 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 		}
 	}
 	res.FuelPerSecond = float64(sum) / res.WindowSeconds
-	res.Jain = Num(Jain(res.GuestFuel))
+	res.Jain = experiment.Num(experiment.Jain(res.GuestFuel))
 	if res.GuestYields > 0 {
-		res.MigrationsPer1k = Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))
+		res.MigrationsPer1k = experiment.Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))
 	} else {
-		res.MigrationsPer1k = Num(math.NaN())
+		res.MigrationsPer1k = experiment.Num(math.NaN())
 	}
-	res.Probe = summarise(probe)
-	res.ExternalWake = summarise(ext.delays)
+	res.Probe, res.ExternalWake = experiment.Summarise(nil), experiment.Summarise(nil)
+	if probe != nil {
+		res.Probe = experiment.Summarise(probe.Late())
+	}
+	if ext != nil {
+		res.ExternalWake = experiment.Summarise(ext.Delays())
+	}
 	tot := st.Total()
 	res.StealsPerSec = float64(tot.StealTasks) / runSecs
 	res.LIFOPollsPerSec = float64(tot.LIFOPolls) / runSecs
@@ -709,117 +671,6 @@ func runOne(ctx context.Context, cfg *Config, eng *wasmtask.Engine, mod *wasmtas
 	for _, w := range st.Workers {
 		res.WorkerBusy = append(res.WorkerBusy, float64(w.BusyNanos)/1e9/runSecs)
 	}
-	report(time.Since(runStart))
+	report(false, time.Since(runStart))
 	return res, nil
-}
-
-// extTask is the task the external goroutine wakes. Each poll records, for
-// every send not yet seen, the delay from the send to this poll.
-type extTask struct {
-	f       *flags
-	wakerCh chan scheduler.Waker
-	mu      sync.Mutex
-	sent    []time.Time
-	delays  []time.Duration
-	started bool
-}
-
-func (e *extTask) Poll(cx *scheduler.Context) (struct{}, bool) {
-	now := time.Now()
-	if !e.started {
-		e.started = true
-		e.wakerCh <- cx.Waker()
-	}
-	e.mu.Lock()
-	if e.f.measuring.Load() {
-		for _, s := range e.sent {
-			e.delays = append(e.delays, now.Sub(s))
-		}
-	}
-	e.sent = e.sent[:0]
-	e.mu.Unlock()
-	return struct{}{}, e.f.stop.Load()
-}
-
-// placeUneven starts n guests from placer tasks running at the same time on
-// every worker (so no worker is idle to steal while they spawn): the first
-// placer spawns three quarters of them (rounded up), the others the rest
-// round-robin. It returns a description of the placement.
-func placeUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spawn func(cx *scheduler.Context, i int)) (string, error) {
-	share := make([][]int, workers)
-	first := min(n, (3*n+3)/4)
-	if workers == 1 {
-		first = n
-	}
-	for i := 0; i < n; i++ {
-		if i < first {
-			share[0] = append(share[0], i)
-		} else {
-			share[1+(i-first)%(workers-1)] = append(share[1+(i-first)%(workers-1)], i)
-		}
-	}
-	for attempt := 0; attempt < 50; attempt++ {
-		arrived := make([]atomic.Int64, workers)
-		for i := range arrived {
-			arrived[i].Store(-1)
-		}
-		var placed atomic.Int64
-		spawnedOn := make([]int, n)
-		var hs []*scheduler.JoinHandle[bool]
-		for p := 0; p < workers; p++ {
-			hs = append(hs, scheduler.Spawn[bool](rt, scheduler.PollFunc[bool](func(cx *scheduler.Context) (bool, bool) {
-				me := int64(cx.WorkerID())
-				arrived[p].Store(me)
-				// Rendezvous: every placer running at once, on distinct workers.
-				deadline := time.Now().Add(50 * time.Millisecond)
-				for {
-					ok := true
-					seen := map[int64]bool{}
-					for q := range arrived {
-						v := arrived[q].Load()
-						if v < 0 || seen[v] {
-							ok = false
-							break
-						}
-						seen[v] = true
-					}
-					if ok {
-						break
-					}
-					if time.Now().After(deadline) {
-						return false, true
-					}
-				}
-				for _, i := range share[p] {
-					spawn(cx, i)
-					spawnedOn[i] = int(me)
-					placed.Add(1)
-				}
-				// Hold the worker a little so the other placers finish
-				// spawning before any worker goes looking for work.
-				for t := time.Now(); time.Since(t) < time.Millisecond; {
-				}
-				return true, true
-			})))
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		for _, h := range hs {
-			if _, err := h.Wait(wctx); err != nil {
-				cancel()
-				return "", fmt.Errorf("uneven placement: %w", err)
-			}
-		}
-		cancel()
-		switch got := placed.Load(); {
-		case got == int64(n):
-			counts := make([]int, workers)
-			for _, w := range spawnedOn {
-				counts[w]++
-			}
-			return fmt.Sprintf("guests spawned per worker: %v", counts), nil
-		case got > 0:
-			return "", fmt.Errorf("uneven placement: only %d of %d guests placed", got, n)
-		}
-	}
-	return "", errors.New("uneven placement: could not get a placer task onto every worker at once (is the machine very busy?)")
 }

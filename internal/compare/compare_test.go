@@ -25,34 +25,6 @@ func spinWasm(t *testing.T) []byte {
 	return b
 }
 
-func TestJain(t *testing.T) {
-	for _, tc := range []struct {
-		xs   []int64
-		want float64
-	}{
-		{[]int64{5, 5, 5, 5}, 1},
-		{[]int64{1, 0, 0, 0}, 0.25},
-		{[]int64{3, 1}, 16.0 / 20},
-	} {
-		if got := Jain(tc.xs); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("Jain(%v) = %v, want %v", tc.xs, got, tc.want)
-		}
-	}
-	if !math.IsNaN(Jain(nil)) || !math.IsNaN(Jain([]int64{0, 0})) {
-		t.Error("Jain of nothing should be NaN")
-	}
-}
-
-func TestQuantile(t *testing.T) {
-	s := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	if Quantile(s, 0) != 1 || Quantile(s, 0.5) != 6 || Quantile(s, 1) != 10 || Quantile(s, 0.99) != 10 {
-		t.Errorf("quantiles of 1..10: %v %v %v", Quantile(s, 0), Quantile(s, 0.5), Quantile(s, 1))
-	}
-	if !math.IsNaN(Quantile(nil, 0.5)) {
-		t.Error("quantile of nothing should be NaN")
-	}
-}
-
 func TestModeByName(t *testing.T) {
 	for name, want := range map[string]string{"immediate": "immediate-lifo", "nolifo": "immediate-nolifo", "yield_now": "deferred", " Deferred ": "deferred"} {
 		if m, err := ModeByName(name); err != nil || m.Name != want {
@@ -172,4 +144,46 @@ var trapWasm = []byte{
 	0x03, 0x02, 0x01, 0x00,
 	0x07, 0x08, 0x01, 0x04, 'b', 'o', 'o', 'm', 0x00, 0x00,
 	0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b,
+}
+
+// TestRunCancelledKeepsFinishedRuns: cancelling Run during its second run
+// returns the first run's results, and says what is missing.
+func TestRunCancelledKeepsFinishedRuns(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var starts []int
+	rep, err := Run(ctx, Config{
+		Wasm: spinWasm(t), Export: "spin", Args: []uint64{1 << 62}, Workers: 2,
+		Scenarios: []string{"light"}, Duration: 60 * time.Millisecond, Warmup: 10 * time.Millisecond,
+		Progress: func(p Progress) {
+			if p.Start {
+				starts = append(starts, p.Run)
+				if p.Run == 2 {
+					cancel()
+				}
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if rep == nil || len(rep.Scenarios) != 1 || len(rep.Scenarios[0].Modes) != 1 || rep.Scenarios[0].Modes[0].Mode != "immediate-lifo" {
+		t.Fatalf("report of a cancelled run: %+v", rep)
+	}
+	if in := rep.Incomplete; in == nil || in.Finished != 1 || in.Planned != 3 || in.During != "light/immediate-nolifo" {
+		t.Errorf("Incomplete = %+v", rep.Incomplete)
+	}
+	if len(starts) != 2 {
+		t.Errorf("runs started: %v", starts)
+	}
+	if m := rep.Scenarios[0].Modes[0]; m.FuelPerSecond <= 0 || m.Probe.N == 0 {
+		t.Errorf("the finished run lacks its figures: %+v", m)
+	}
+	var tbl strings.Builder
+	if err := WriteTable(&tbl, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tbl.String(), "incomplete: 1 of 3 runs finished") {
+		t.Errorf("table does not say it is incomplete:\n%s", tbl.String())
+	}
 }

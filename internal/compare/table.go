@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/wasmsched/wasmsched/internal/experiment"
 )
 
 // Row names of the table, in order (tests look for them).
@@ -47,6 +49,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wasmsched compare: %d workers (GOMAXPROCS %d, %d CPUs, %s), guest %s, %s interrupt (epoch tick %s, fuel slice %d), %s window per run\n",
 		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration)
+	if rep.Incomplete != nil {
+		fmt.Fprintf(&b, "%s\n", incompleteNote(rep.Incomplete))
+	}
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(&b, "\n%s: %s (%d guests)\n", sc.Name, sc.About, sc.Guests)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -64,13 +69,7 @@ func WriteTable(w io.Writer, rep *Report) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		busy := false
-		for _, m := range sc.Modes {
-			if float64(m.ForeignCores) > 0.2 {
-				busy = true
-			}
-		}
-		if busy {
+		if len(disturbed(sc)) > 0 {
 			fmt.Fprintf(&b, "  note: other processes used more than 0.2 cores during a run: its latency and throughput figures are disturbed\n")
 		}
 		for _, m := range sc.Modes {
@@ -84,6 +83,31 @@ func WriteTable(w io.Writer, rep *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// DisturbedCores is how many cores other processes may use during a run
+// before its figures are flagged as disturbed.
+const DisturbedCores = 0.2
+
+// disturbed are the modes of sc during whose run other processes used more
+// than DisturbedCores.
+func disturbed(sc ScenarioResult) []ModeResult {
+	var out []ModeResult
+	for _, m := range sc.Modes {
+		if float64(m.ForeignCores) > DisturbedCores {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// incompleteNote says which runs a stopped report lacks.
+func incompleteNote(in *Incomplete) string {
+	s := fmt.Sprintf("incomplete: %d of %d runs finished", in.Finished, in.Planned)
+	if in.During != "" {
+		s += "; stopped during " + in.During
+	}
+	return s + " (" + in.Reason + "): the tables hold the runs that finished"
 }
 
 // num formats with three significant digits (no exponent).
@@ -103,14 +127,14 @@ func num(x float64) string {
 	return fmt.Sprintf("%.3f", x)
 }
 
-func lat(l Latency) string {
+func lat(l experiment.Latency) string {
 	if l.N == 0 {
 		return "—"
 	}
 	return num(float64(l.P50)) + " / " + num(float64(l.P99)) + " / " + num(float64(l.Max))
 }
 
-func jain(j Num) string {
+func jain(j experiment.Num) string {
 	if math.IsNaN(float64(j)) {
 		return "—"
 	}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmsched/wasmsched/internal/experiment"
 )
 
 const sampleBench = `goos: linux
@@ -79,5 +83,46 @@ func TestReport(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(md)
+	}
+}
+
+// TestReportReadsExperimentJSON: the report reads what the yield
+// experiment writes (experiment.YieldResult marshalled), NaN as "—".
+func TestReportReadsExperimentJSON(t *testing.T) {
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "bench.txt")
+	yield := filepath.Join(dir, "y.json")
+	out := filepath.Join(dir, "B.md")
+	nan := experiment.Num(math.NaN())
+	rows := []experiment.YieldResult{{
+		Case: "uneven-deferred", Spinners: 4, Path: "deferred", LIFO: true, Uneven: true, GOMAXPROCS: 3, Runs: 3, Seconds: 2,
+		Probe: [3]experiment.Num{12, 34, 56}, Ext: [3]experiment.Num{7, 8, 9}, ProbeN: 900, ExtN: 800,
+		Iters: []uint64{10, 11, 12, 13}, Jain: 0.99, MigPer1k: 0, RtMigPer1k: nan, DeferredPct: 100, CPUShare: 0.97,
+		ForeignMax: 0.05, ForeignMedian: 0.02, Attempts: 4, Placement: "spawned on workers [0 0 0 1], first polled on [0 0 0 1]",
+	}}
+	b, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, data := range map[string][]byte{bench: []byte(sampleBench), yield: b} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(config{bench: bench, yield: yield, out: out, command: "x", now: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| uneven-deferred | deferred | on | 12.0 / 34.0 / 56.0 | 900 | 7.00 / 8.00 / 9.00 | 800 | 10 / 11 / 12 / 13 | 0.9900 | 0.00 | — | 0.97 | 0.05 | 3 / 4 |",
+		"uneven-deferred: spawned on workers [0 0 0 1], first polled on [0 0 0 1].",
+		"| uneven-deferred (3 + 1 spinners): Jain's index ≥ 0.98 | 0.9900 | met |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
 	}
 }

@@ -1,17 +1,23 @@
-// Command benchreport writes BENCHMARKS.md from the output of
-// scripts/benchmarks.sh: the raw `go test -bench` output of package
-// scheduler (several -count runs), benchstat's summary of it, and the yield
-// experiment's JSON (scheduler/yieldexp_test.go). It adds the machine, the
-// date, the Go version and the exact command, puts Tokio's figures from
-// issue 2 and DESIGN.md beside ours with the ratios, marks each target met
-// or missed, and appends any BENCHMARKS.part.md files written by other
-// tooling (the instrumenter's and the wasm sections).
+// Command benchreport is a development tool, not part of wasmsched's
+// user interface: scripts/benchmarks.sh runs it to write BENCHMARKS.md from
+// the raw `go test -bench` output of package scheduler (several -count
+// runs), benchstat's summary of it, and the yield experiment's JSON (a list
+// of experiment.YieldResult, written by TestYieldExperiment in
+// scheduler/yieldexp_test.go). It adds the machine, the date, the Go
+// version and the exact command, puts Tokio's figures from issue 2 and
+// DESIGN.md (experiment.TokioYields) beside ours with the ratios, marks
+// each target met or missed, and appends any BENCHMARKS.part.md files
+// written by other tooling (the instrumenter's and the wasm sections).
+//
+// It reads the yield experiment's rows through the type the experiment
+// writes, internal/experiment.YieldResult, so the two cannot drift apart,
+// and its medians are experiment.Median, the yield experiment's.
 //
 // BENCHMARKS.md is generated: edit this program or the script, never the file.
 //
 // Usage:
 //
-//	go run ./cmd/benchreport -bench bench.txt -benchstat benchstat.txt \
+//	go run ./internal/benchreport -bench bench.txt -benchstat benchstat.txt \
 //	    -yieldexp yieldexp.json -cmd "scripts/benchmarks.sh" \
 //	    -part wasmtask/instrument/BENCHMARKS.part.md -o BENCHMARKS.md
 package main
@@ -30,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wasmsched/wasmsched/internal/experiment"
 )
 
 // tokioWorkload is one row of issue 2's Tokio table: Tokio 1.24.2 (Debian's
@@ -60,49 +68,6 @@ const tokioChainedSpawnNoLIFO = 341.0
 
 // Target ratio from issue 2: every workload at most 1.5x Tokio per op.
 const maxTokioRatio = 1.5
-
-// tokioYield is DESIGN.md's table "Where we mean to beat Tokio": Tokio
-// 1.24, 2 workers, tasks that spin 50 µs then yield, medians of 5 runs.
-type tokioYield struct {
-	row                string
-	probeP50, probeP99 float64 // ms late
-	extP50, extP99     float64 // µs
-	migs               float64 // per 1,000 yields
-}
-
-var tokioYields = []tokioYield{
-	{"4 spinners, yield_now (deferred)", 1.0, 1.08, 9, 50, 324},
-	{"4 spinners, self-wake (immediate)", 2.0, 2.2, 922, 2722, 0.01},
-	{"1 spinner, yield_now", 1.0, 1.08, 10, 23, 0.00},
-	{"1 spinner, self-wake", 1.0, 1.06, 11, 40, 3.2},
-}
-
-// yieldResult mirrors scheduler.YieldExpResult's JSON.
-type yieldResult struct {
-	Case        string      `json:"case"`
-	Spinners    int         `json:"spinners"`
-	Path        string      `json:"path"`
-	LIFO        bool        `json:"lifo"`
-	Uneven      bool        `json:"uneven"`
-	GOMAXPROCS  int         `json:"gomaxprocs"`
-	GoProbe     bool        `json:"go_probe"`
-	Tokio       string      `json:"tokio_row"`
-	Runs        int         `json:"runs"`
-	Seconds     float64     `json:"seconds"`
-	Probe       [3]*float64 `json:"probe_late_us"`
-	Ext         [3]*float64 `json:"ext_wake_us"`
-	ProbeN      int         `json:"probe_samples"`
-	ExtN        int         `json:"ext_samples"`
-	Iters       []uint64    `json:"iterations"`
-	Jain        *float64    `json:"jain"`
-	MigPer1k    *float64    `json:"migrations_per_1k"`
-	RtMigPer1k  *float64    `json:"rt_migrations_per_1k"`
-	DeferredPct *float64    `json:"deferred_yields_pct"`
-	Placement   string      `json:"placement"`
-	CPUShare    *float64    `json:"spinner_cpu_share"`
-	ForeignMax  *float64    `json:"foreign_cores_max"`
-	Attempts    int         `json:"attempts"`
-}
 
 func main() {
 	var (
@@ -168,7 +133,7 @@ func run(c config) error {
 		}
 		stat = string(b)
 	}
-	var yields []yieldResult
+	var yields []experiment.YieldResult
 	if c.yield != "" {
 		b, err := os.ReadFile(c.yield)
 		if err != nil {
@@ -258,13 +223,7 @@ func (bs *benchSet) get(name, unit string) (stat, bool) {
 }
 
 func summarise(xs []float64) stat {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return stat{median: m, min: s[0], max: s[len(s)-1], n: len(s)}
+	return stat{median: experiment.Median(xs), min: slices.Min(xs), max: slices.Max(xs), n: len(xs)}
 }
 
 // String is "median ±spread%" where spread is the largest distance from the
@@ -328,7 +287,7 @@ func kernel() string {
 	return strings.TrimSpace(string(out))
 }
 
-func writeReport(w *strings.Builder, c config, bs *benchSet, stat string, ys []yieldResult, ylog string) {
+func writeReport(w *strings.Builder, c config, bs *benchSet, stat string, ys []experiment.YieldResult, ylog string) {
 	now := c.now
 	if now.IsZero() {
 		now = time.Now()
@@ -340,7 +299,7 @@ func writeReport(w *strings.Builder, c config, bs *benchSet, stat string, ys []y
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 
 	p("# wasmsched benchmarks\n\n")
-	p("<!-- Generated by cmd/benchreport from scripts/benchmarks.sh. Do not edit by hand: rerun the script. -->\n\n")
+	p("<!-- Generated by internal/benchreport from scripts/benchmarks.sh. Do not edit by hand: rerun the script. -->\n\n")
 	p("Generated by `%s` on %s.\n\n", c.command, now.UTC().Format("2006-01-02 15:04 MST"))
 	p("| | |\n|---|---|\n")
 	p("| machine | %d CPUs (`nproc`), %s |\n", runtime.NumCPU(), cpuModel())
@@ -477,14 +436,10 @@ func ensureNL(s string) string {
 	return s
 }
 
-func fp(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
-	}
-	return *p
-}
+// fp is a statistic as a float64 (NaN: unknown).
+func fp(n experiment.Num) float64 { return float64(n) }
 
-func writeYield(w *strings.Builder, ys []yieldResult, ylog string) {
+func writeYield(w *strings.Builder, ys []experiment.YieldResult, ylog string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	first := ys[0]
 	p("\n## The yield experiment\n\n")
@@ -529,25 +484,25 @@ func writeYield(w *strings.Builder, ys []yieldResult, ylog string) {
 	}
 	p("\n\nTokio 1.24 on this machine (DESIGN.md; medians of 5 runs; Tokio's timer has 1 ms resolution):\n\n")
 	p("| case | probe late p50 / p99 (µs) | external wake p50 / p99 (µs) | migrations / 1k yields | our row |\n|---|---|---|---:|---|\n")
-	for _, t := range tokioYields {
+	for _, t := range experiment.TokioYields {
 		var ours []string
 		for _, r := range ys {
-			if r.Tokio == t.row {
+			if r.Tokio == t.Row {
 				ours = append(ours, r.Case)
 			}
 		}
-		p("| %s | %s / %s | %s / %s | %s | %s |\n", t.row, num(t.probeP50*1000), num(t.probeP99*1000),
-			num(t.extP50), num(t.extP99), num(t.migs), strings.Join(ours, ", "))
+		p("| %s | %s / %s | %s / %s | %s | %s |\n", t.Row, num(t.ProbeP50*1000), num(t.ProbeP99*1000),
+			num(t.ExtP50), num(t.ExtP99), num(t.Migrations), strings.Join(ours, ", "))
 	}
 
 	// Goals (issue 2, DESIGN.md).
-	byName := map[string]yieldResult{}
+	byName := map[string]experiment.YieldResult{}
 	for _, r := range ys {
 		byName[r.Case] = r
 	}
-	tok := map[string]tokioYield{}
-	for _, t := range tokioYields {
-		tok[t.row] = t
+	tok := map[string]experiment.TokioYield{}
+	for _, t := range experiment.TokioYields {
+		tok[t.Row] = t
 	}
 	p("\n### Goals\n\n| goal | measured | |\n|---|---|---|\n")
 	for _, c := range []string{"4x-deferred", "1x-deferred"} {
@@ -557,11 +512,11 @@ func writeYield(w *strings.Builder, ys []yieldResult, ylog string) {
 		}
 		t := tok[r.Tokio]
 		p("| %s: external wake no worse than Tokio's yield_now row (p50 ≤ %s, p99 ≤ %s µs) | %s / %s µs | %s |\n", c,
-			num(t.extP50), num(t.extP99), num(fp(r.Ext[0])), num(fp(r.Ext[1])),
-			verdict(fp(r.Ext[0]) <= t.extP50 && fp(r.Ext[1]) <= t.extP99))
+			num(t.ExtP50), num(t.ExtP99), num(fp(r.Ext[0])), num(fp(r.Ext[1])),
+			verdict(fp(r.Ext[0]) <= t.ExtP50 && fp(r.Ext[1]) <= t.ExtP99))
 		p("| %s: probe no worse than Tokio's yield_now row (p50 ≤ %s, p99 ≤ %s µs) | %s / %s µs | %s |\n", c,
-			num(t.probeP50*1000), num(t.probeP99*1000), num(fp(r.Probe[0])), num(fp(r.Probe[1])),
-			verdict(fp(r.Probe[0]) <= t.probeP50*1000 && fp(r.Probe[1]) <= t.probeP99*1000))
+			num(t.ProbeP50*1000), num(t.ProbeP99*1000), num(fp(r.Probe[0])), num(fp(r.Probe[1])),
+			verdict(fp(r.Probe[0]) <= t.ProbeP50*1000 && fp(r.Probe[1]) <= t.ProbeP99*1000))
 	}
 	if r, ok := byName["4x-deferred"]; ok {
 		p("| 4x-deferred: migrations < 10 per 1,000 yields (Tokio: 324) | %s | %s |\n", num(fp(r.MigPer1k)), verdict(fp(r.MigPer1k) < 10))
