@@ -8,7 +8,8 @@
 //	wasmsched version                           module version, VCS revision, Go version
 //
 // Run `wasmsched COMMAND -h` for a command's flags. Exit status of compare
-// and serve: 0 success, 1 a run failed, 2 bad usage. `run` passes a WASI
+// and serve: 0 success, 1 a run failed (compare: also when interrupted; the
+// runs that finished are written), 2 bad usage. `run` passes a WASI
 // guest's own exit code through (1-122; 123 for 123 and above) and uses
 // 124-134 for its own outcomes, so the two never collide: 124 timed out,
 // 125 usage error, 126 invalid module, 127 internal error, 130

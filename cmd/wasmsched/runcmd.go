@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmsched/wasmsched"
+	"github.com/wasmsched/wasmsched/internal/compare"
 	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
@@ -135,16 +136,12 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	if rc.opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
 		return usageErr("--interrupt: %v", err)
 	}
-	switch *mode {
-	case "deferred", "yield_now":
-		rc.opts.Policy = wasmtask.DeferredYield()
-	case "immediate", "immediate-lifo":
-		rc.opts.Policy = wasmtask.ImmediateYield()
-	case "immediate-nolifo":
-		rc.opts.Policy, rc.lifo = wasmtask.ImmediateYield(), false
-	case "never":
+	// One parser for the yield paths (compare's), plus run's "never".
+	if *mode == "never" {
 		rc.opts.Policy = wasmtask.NeverYield()
-	default:
+	} else if m, err := compare.ModeByName(*mode); err == nil {
+		rc.opts.Policy, rc.lifo = wasmtask.YieldPolicy(m.Path), m.LIFO
+	} else {
 		return usageErr("--mode must be deferred, immediate, immediate-nolifo or never, got %q", *mode)
 	}
 	switch {
