@@ -34,81 +34,98 @@ func WriteHTML(w io.Writer, rep *Report) error {
 	if err := WriteTable(&tbl, rep); err != nil {
 		return err
 	}
-	type scen struct {
-		Title                  string
-		Table                  template.HTML
-		Warning                string
-		Probe, Ext, Fuel, Busy template.HTML
-		Notes                  []string
-	}
-	data := struct {
-		Header     string
-		Incomplete string
-		Raw        string
-		Scenarios  []scen
-	}{Raw: tbl.String()}
+	data := htmlPage{Raw: tbl.String()}
 	data.Header = fmt.Sprintf("%d workers, GOMAXPROCS %d, %d CPUs, %s; guest %s; %s interrupt (epoch tick %s, fuel slice %d); %s measured per run; started %s",
 		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration, rep.Started.Format("2006-01-02 15:04 UTC"))
 	if rep.Incomplete != nil {
 		data.Incomplete = incompleteNote(rep.Incomplete)
 	}
 	for _, sc := range rep.Scenarios {
-		s := scen{Title: fmt.Sprintf("%s: %s (%d guests)", sc.Name, sc.About, sc.Guests)}
-		s.Table = htmlTable(sc)
-		if d := disturbed(sc); len(d) > 0 {
-			var runs []string
-			for _, m := range d {
-				runs = append(runs, fmt.Sprintf("%.2f during %s", float64(m.ForeignCores), m.Mode))
-			}
-			s.Warning = fmt.Sprintf("Disturbed machine: other processes kept cores busy (%s; more than %.1f flags a run). "+
-				"The latency and throughput figures of those runs are inflated by them, not by the scheduler: rerun on a quiet machine.",
-				strings.Join(runs, ", "), DisturbedCores)
-		}
-		var names []string
-		var probe, ext [][]float64
-		for _, m := range sc.Modes {
-			names = append(names, m.Mode)
-			probe = append(probe, m.Probe.Samples)
-			ext = append(ext, m.ExternalWake.Samples)
-			if m.Placement != "" {
-				s.Notes = append(s.Notes, m.Mode+": "+m.Placement)
-			}
-			if m.Restarts > 0 {
-				s.Notes = append(s.Notes, fmt.Sprintf("%s: guests returned and were restarted %d times", m.Mode, m.Restarts))
-			}
-		}
-		s.Probe = cdfChart("Timer probe: how late sleep(1 ms) ended", "late by (log scale)", names, probe)
-		s.Ext = cdfChart("External wake: from the send to the task's poll", "delay (log scale)", names, ext)
-		var fuel, busy [][]float64
-		for _, m := range sc.Modes {
-			var tot float64
-			for _, x := range m.GuestFuel {
-				tot += float64(x)
-			}
-			var share []float64
-			for _, x := range m.GuestFuel {
-				if tot > 0 {
-					share = append(share, 100*float64(x)/tot)
-				} else {
-					share = append(share, 0)
-				}
-			}
-			fuel = append(fuel, share)
-			var b []float64
-			for _, x := range m.WorkerBusy {
-				b = append(b, 100*x)
-			}
-			busy = append(busy, b)
-		}
-		even := 0.0
-		if sc.Guests > 0 {
-			even = 100 / float64(sc.Guests)
-		}
-		s.Fuel = barChart("Fuel share per guest (dashed: an even share)", "guest", "% of the fuel", names, fuel, even)
-		s.Busy = barChart("Busy time per worker", "worker", "% of the run", names, busy, math.NaN())
-		data.Scenarios = append(data.Scenarios, s)
+		data.Scenarios = append(data.Scenarios, newHTMLScenario(sc))
 	}
 	return pageTmpl.Execute(w, data)
+}
+
+// htmlPage is what pageTmpl renders.
+type htmlPage struct {
+	Header     string
+	Incomplete string
+	Raw        string
+	Scenarios  []htmlScenario
+}
+
+// htmlScenario is one scenario's section of the page.
+type htmlScenario struct {
+	Title                  string
+	Table                  template.HTML
+	Warning                string
+	Probe, Ext, Fuel, Busy template.HTML
+	Notes                  []string
+}
+
+// newHTMLScenario is sc's section: its table, the warning if other
+// processes disturbed a run, the notes and the four charts.
+func newHTMLScenario(sc ScenarioResult) htmlScenario {
+	s := htmlScenario{Title: fmt.Sprintf("%s: %s (%d guests)", sc.Name, sc.About, sc.Guests)}
+	s.Table = htmlTable(sc)
+	if d := disturbed(sc); len(d) > 0 {
+		var runs []string
+		for _, m := range d {
+			runs = append(runs, fmt.Sprintf("%.2f during %s", float64(m.ForeignCores), m.Mode))
+		}
+		s.Warning = fmt.Sprintf("Disturbed machine: other processes kept cores busy (%s; more than %.1f flags a run). "+
+			"The latency and throughput figures of those runs are inflated by them, not by the scheduler: rerun on a quiet machine.",
+			strings.Join(runs, ", "), DisturbedCores)
+	}
+	var names []string
+	var probe, ext [][]float64
+	for _, m := range sc.Modes {
+		names = append(names, m.Mode)
+		probe = append(probe, m.Probe.Samples)
+		ext = append(ext, m.ExternalWake.Samples)
+		if m.Placement != "" {
+			s.Notes = append(s.Notes, m.Mode+": "+m.Placement)
+		}
+		if m.Restarts > 0 {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s: guests returned and were restarted %d times", m.Mode, m.Restarts))
+		}
+	}
+	s.Probe = cdfChart("Timer probe: how late sleep(1 ms) ended", "late by (log scale)", names, probe)
+	s.Ext = cdfChart("External wake: from the send to the task's poll", "delay (log scale)", names, ext)
+	fuel, busy := shares(sc)
+	even := 0.0
+	if sc.Guests > 0 {
+		even = 100 / float64(sc.Guests)
+	}
+	s.Fuel = barChart("Fuel share per guest (dashed: an even share)", "guest", "% of the fuel", names, fuel, even)
+	s.Busy = barChart("Busy time per worker", "worker", "% of the run", names, busy, math.NaN())
+	return s
+}
+
+// shares are, per mode of sc, each guest's share of the fuel and each
+// worker's busy time, in percent.
+func shares(sc ScenarioResult) (fuel, busy [][]float64) {
+	for _, m := range sc.Modes {
+		var tot float64
+		for _, x := range m.GuestFuel {
+			tot += float64(x)
+		}
+		var share []float64
+		for _, x := range m.GuestFuel {
+			if tot > 0 {
+				share = append(share, 100*float64(x)/tot)
+			} else {
+				share = append(share, 0)
+			}
+		}
+		fuel = append(fuel, share)
+		var b []float64
+		for _, x := range m.WorkerBusy {
+			b = append(b, 100*x)
+		}
+		busy = append(busy, b)
+	}
+	return fuel, busy
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>

@@ -2,10 +2,7 @@ package experiment
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wasmsched/wasmsched/scheduler"
@@ -141,107 +138,4 @@ func (e *extTask) Poll(cx *scheduler.Context) (struct{}, bool) {
 	e.sent = e.sent[:0]
 	e.mu.Unlock()
 	return struct{}{}, e.w.Stopped()
-}
-
-// Placement is where PlaceUneven spawned its tasks.
-type Placement struct {
-	SpawnedOn []int // the worker each task was spawned on, by index
-	PerWorker []int // how many tasks were spawned on each worker
-}
-
-// PlaceUneven spawns n tasks (spawn(cx, i) spawns task i from the placer
-// task cx) unevenly over the runtime's workers workers: one placer task
-// per worker, all running at the same time on distinct workers (a
-// rendezvous: each waits, for up to 50 ms, until every placer is running
-// on a worker of its own), so no worker is idle to steal while they spawn.
-// The first placer spawns three quarters of the tasks (rounded up; tasks
-// 0, 1, ...), the others the rest round-robin; then each holds its worker
-// for 1 ms more so that the others finish spawning before any worker goes
-// looking for work. A rendezvous that fails (the workers were busy) is
-// retried, up to 50 times, with nothing spawned.
-func PlaceUneven(ctx context.Context, rt *scheduler.Runtime, workers, n int, spawn func(cx *scheduler.Context, i int)) (Placement, error) {
-	share := make([][]int, workers)
-	first := min(n, (3*n+3)/4)
-	if workers == 1 {
-		first = n
-	}
-	for i := 0; i < n; i++ {
-		if i < first {
-			share[0] = append(share[0], i)
-		} else {
-			p := 1 + (i-first)%(workers-1)
-			share[p] = append(share[p], i)
-		}
-	}
-	for attempt := 0; attempt < 50; attempt++ {
-		arrived := make([]atomic.Int64, workers)
-		for i := range arrived {
-			arrived[i].Store(-1)
-		}
-		// The placers agree before any spawns: once every one has
-		// arrived, the first to see it decides go; a placer whose wait
-		// times out first decides abort. The decision is final, so
-		// either all placers spawn their share or none does.
-		const undecided, goAhead, abort = 0, 1, 2
-		var decision atomic.Int32
-		var placed atomic.Int64
-		spawnedOn := make([]int, n)
-		var hs []*scheduler.JoinHandle[bool]
-		for p := 0; p < workers; p++ {
-			hs = append(hs, scheduler.Spawn[bool](rt, scheduler.PollFunc[bool](func(cx *scheduler.Context) (bool, bool) {
-				me := int64(cx.WorkerID())
-				arrived[p].Store(me)
-				// Rendezvous: every placer running at once (so each on a
-				// worker of its own).
-				deadline := time.Now().Add(50 * time.Millisecond)
-				for decision.Load() == undecided {
-					all := true
-					for q := range arrived {
-						if arrived[q].Load() < 0 {
-							all = false
-							break
-						}
-					}
-					switch {
-					case all:
-						decision.CompareAndSwap(undecided, goAhead)
-					case time.Now().After(deadline):
-						decision.CompareAndSwap(undecided, abort)
-					}
-				}
-				if decision.Load() == abort {
-					return false, true
-				}
-				for _, i := range share[p] {
-					spawn(cx, i)
-					spawnedOn[i] = int(me)
-					placed.Add(1)
-				}
-				// Hold the worker a little so the other placers finish
-				// spawning before any worker goes looking for work.
-				for t := time.Now(); time.Since(t) < time.Millisecond; {
-				}
-				return true, true
-			})))
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		for _, h := range hs {
-			if _, err := h.Wait(wctx); err != nil {
-				cancel()
-				return Placement{}, fmt.Errorf("uneven placement: %w", err)
-			}
-		}
-		cancel()
-		switch got := placed.Load(); {
-		case got == int64(n):
-			pl := Placement{SpawnedOn: spawnedOn, PerWorker: make([]int, workers)}
-			for _, w := range spawnedOn {
-				pl.PerWorker[w]++
-			}
-			return pl, nil
-		case got > 0:
-			return Placement{}, fmt.Errorf("uneven placement: only %d of %d tasks placed", got, n)
-		}
-	}
-	return Placement{}, errors.New("uneven placement: could not get a placer task onto every worker at once (is the machine very busy?)")
 }
