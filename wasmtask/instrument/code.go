@@ -88,11 +88,18 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 	return p, nil
 }
 
+// maxSegmentCost is where a segment's cost saturates: far below the
+// overflow of the i64 the guest subtracts it from, and far above any fuel
+// a slice holds (the counter goes negative all the same, and the check
+// fires).
+const maxSegmentCost = 1 << 62
+
+// satAdd adds two non-negative costs, saturating at maxSegmentCost.
 func satAdd(a, b int64) int64 {
-	if s := a + b; s >= a && s < 1<<62 {
+	if s := a + b; s >= a && s < maxSegmentCost {
 		return s
 	}
-	return 1 << 62
+	return maxSegmentCost
 }
 
 // function decodes one body, finds its instrumentation points, and appends
@@ -192,8 +199,8 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 		}
 		// A value type, possibly in a non-canonical (longer) s33 encoding,
 		// which wazero accepts: decode it from the value, not the byte.
-		switch c := byte(v & 0x7f); c {
-		case blockTypeNil, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69:
+		switch c := byte(v & 0x7f); c { // the low 7 bits are the type's byte
+		case blockTypeNil, valI32, valI64, valF32, valF64, valV128, valFuncRef, valExternRef, valExnRef:
 		case valRef, valRefNull:
 			m.heapType(r)
 		default:
@@ -202,7 +209,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 		}
 	}
 	memarg := func() {
-		if a := r.u32(); a&0x40 != 0 {
+		if a := r.u32(); a&memargHasMemIdx != 0 {
 			r.u32()
 		}
 		r.u32()
@@ -261,9 +268,9 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			for i := uint32(0); i < nc && r.err == nil; i++ {
 				kind := r.byte()
 				switch kind {
-				case 0, 1:
+				case catchKindTag, catchKindTagRef:
 					m.tagIdx(r)
-				case 2, 3:
+				case catchKindAll, catchKindAllRef:
 				default:
 					r.pos--
 					r.fail("invalid catch kind")
@@ -337,7 +344,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			}
 		case opTableGet, opTableSet:
 			r.u32()
-		case 0x3f, 0x40: // memory.size, memory.grow
+		case opMemorySize, opMemoryGrow:
 			r.u32()
 		case opI32Const:
 			constVal = uint32(r.s32())
@@ -363,7 +370,7 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			cost = costs.Misc[sub]
 			unit := int64(0)
 			switch sub {
-			case 0, 1, 2, 3, 4, 5, 6, 7:
+			case 0, 1, 2, 3, 4, 5, 6, 7: // the non-trapping conversions (up to miscTruncSatLast)
 			case miscMemoryInit:
 				r.u32()
 				r.u32()
@@ -405,34 +412,34 @@ func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byt
 			}
 			cost = costs.Vec[sub]
 			switch {
-			case sub <= 11 || sub == 92 || sub == 93:
+			case sub <= vecMemargLast || sub == vecLoad32Zero || sub == vecLoad64Zero:
 				memarg()
-			case sub >= 84 && sub <= 91:
+			case sub >= vecMemLaneFirst && sub <= vecMemLaneLast:
 				memarg()
 				r.byte()
-			case sub == 12 || sub == 13:
+			case sub == vecConst || sub == vecShuffle:
 				r.bytes(16)
-			case sub >= 21 && sub <= 34:
+			case sub >= vecLaneFirst && sub <= vecLaneLast:
 				r.byte()
 			}
 		case opPrefixAtomic:
 			sub := r.u32()
-			if sub >= uint32(len(costs.Atomic)) || (sub > 3 && sub < 0x10) || sub > 0x4e {
+			if sub >= uint32(len(costs.Atomic)) || (sub > atomicFence && sub < atomicAccessFirst) || sub > atomicAccessLast {
 				r.pos = start
 				r.fail("unknown 0xfe operator")
 				break
 			}
 			cost = costs.Atomic[sub]
-			if sub == 3 {
+			if sub == atomicFence {
 				r.byte()
 			} else {
 				memarg()
 			}
 		default:
-			if op >= 0x45 && op <= 0xc4 { // numeric operators without immediates
+			if op >= opNumericFirst && op <= opNumericLast {
 				break
 			}
-			if op >= 0x28 && op <= 0x3e { // loads and stores
+			if op >= opLoadFirst && op <= opStoreLast {
 				memarg()
 				break
 			}
@@ -548,8 +555,8 @@ func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, n
 	if hasBulk {
 		added++
 	}
-	if nLocals+uint64(added) > 1<<32-1 || uint64(nDecl)+uint64(added) > 1<<32-1 {
-		return nil, &LimitError{What: "Locals", Value: nLocals, Max: 1<<32 - 1 - uint64(added), Offset: -1, Msg: "no room for the injected locals"}
+	if nLocals+uint64(added) > maxU32 || uint64(nDecl)+uint64(added) > maxU32 {
+		return nil, &LimitError{What: "Locals", Value: nLocals, Max: maxU32 - uint64(added), Offset: -1, Msg: "no room for the injected locals"}
 	}
 	var lbuf, tbuf, fbuf, sbuf, cbuf [5]byte
 	L := appendU32(lbuf[:0], uint32(nLocals))

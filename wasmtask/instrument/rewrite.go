@@ -35,8 +35,8 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	w.checkFunc = m.nImpFuncs
 	w.slowFunc = m.nFuncs() + 1
 	w.fuelGlobal = m.nGlobals
-	if m.nTypes > 1<<32-3 {
-		return nil, &LimitError{What: "Types", Value: uint64(m.nTypes), Max: 1<<32 - 3, Offset: -1, Msg: "no room for the injected types"}
+	if m.nTypes > maxU32-2 {
+		return nil, &LimitError{What: "Types", Value: uint64(m.nTypes), Max: maxU32 - 2, Offset: -1, Msg: "no room for the injected types"}
 	}
 	if uint32(len(m.funcTypes)) > 0 && !m.hasSec[secCode] {
 		return nil, &DecodeError{Offset: len(in), Section: "code", Func: -1, Msg: "function and code section have inconsistent lengths"}
@@ -119,7 +119,7 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 		p = appendU32(p, n+2)
 		p = append(p, r.b[r.pos:]...)
 		r.pos = len(r.b)
-		p = append(p, 0x60, 0, 0, 0x60, 1, valI64, 1, valI64)
+		p = append(p, typeFunc, 0, 0, typeFunc, 1, valI64, 1, valI64)
 	case secImport:
 		if !w.hasCheck() {
 			p = append(p, s.payload...)
@@ -132,7 +132,7 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 		r.pos = len(r.b)
 		p = appendName(p, w.cfg.ImportModule)
 		p = appendName(p, w.cfg.ImportName)
-		p = append(p, 0)
+		p = append(p, externFunc)
 		p = appendU32(p, w.checkType)
 	case secFunction, secCode:
 		if !w.hasHelper() { // no defined function: nothing to rewrite, no helper
@@ -166,7 +166,7 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 		n := r.count("tag")
 		r.limit("Tags", uint64(m.nImpTags)+uint64(n), uint64(m.lim.Tags))
 		for i := uint32(0); i < n && r.err == nil; i++ {
-			r.byte()
+			r.byte() // attribute: exception
 			m.typeIdx(r)
 		}
 		p = append(p, s.payload...)
@@ -193,11 +193,11 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			mark := r.pos
 			w.m.valType(r)
-			r.byte()
+			r.byte() // mutability
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
 		}
-		p = append(p, valI64, 1, opI64Const, 0, opEnd)
+		p = append(p, valI64, globalMutable, opI64Const, 0, opEnd)
 	case secExport:
 		var n uint32
 		if !missing {
@@ -216,9 +216,9 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 			start := r.pos
 			idx := r.u32()
 			switch kind {
-			case 0:
+			case externFunc:
 				idx = w.shiftFunc(r, start, idx)
-			case 3:
+			case externGlobal:
 				if r.err == nil && idx >= w.m.nGlobals {
 					r.pos = start
 					r.fail("global index out of range")
@@ -227,7 +227,7 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 			p = appendU32(p, idx)
 		}
 		p = appendName(p, w.cfg.FuelExport)
-		p = append(p, 3)
+		p = append(p, externGlobal)
 		p = appendU32(p, w.fuelGlobal)
 	case secStart:
 		start := r.pos
@@ -259,10 +259,10 @@ func (w *rewriter) tables(r *reader, p []byte) []byte {
 	p = appendU32(p, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
-		init := r.pos < len(r.b) && r.b[r.pos] == 0x40
+		init := r.pos < len(r.b) && r.b[r.pos] == tableHasInit
 		if init {
 			r.byte()
-			if r.byte() != 0 {
+			if r.byte() != 0 { // reserved
 				r.fail("invalid table initializer prefix")
 			}
 		}
@@ -279,9 +279,9 @@ func (w *rewriter) tables(r *reader, p []byte) []byte {
 			hi = max(top, lo)
 			w.report.TablesCapped++
 		}
-		flags := byte(1)
+		flags := byte(limitsHasMax)
 		if shared {
-			flags = 3 // not valid for a table: kept so that wazero still refuses it
+			flags |= limitsShared // not valid for a table: kept so that wazero still refuses it
 		}
 		p = append(p, flags)
 		p = appendU32(p, lo)
@@ -323,7 +323,7 @@ func (w *rewriter) constExpr(r *reader, p []byte) []byte {
 			// unsigned LEB128 type index that is not range-checked. (A
 			// signed s33 reading would reject 0x41, which wazero accepts.)
 			start := r.pos
-			if b := r.byte(); b != 0x70 && b != 0x6f && b != 0x69 {
+			if b := r.byte(); b != valFuncRef && b != valExternRef && b != valExnRef {
 				r.pos = start
 				r.u32()
 			}
@@ -335,7 +335,7 @@ func (w *rewriter) constExpr(r *reader, p []byte) []byte {
 			continue
 		case opI32Add, opI32Sub, opI32Mul, opI64Add, opI64Sub, opI64Mul:
 		case opPrefixVec:
-			if r.u32() != 12 {
+			if r.u32() != vecConst {
 				r.fail("unsupported constant expression operator")
 			}
 			r.bytes(16)
@@ -395,16 +395,20 @@ func (w *rewriter) elements(r *reader, p []byte) []byte {
 		if r.err != nil {
 			break
 		}
+		// The flags' bit 0 makes a segment passive (or, with bit 1,
+		// declarative), bit 1 on an active one gives its table index, and
+		// bit 2 gives its elements as expressions of an explicit type (the
+		// others are function indices with an element kind byte, or none).
 		switch flags {
-		case 0:
+		case 0: // active, table 0: offset, function indices
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
 			p = w.funcIdxVec(r, p)
-		case 1, 3:
+		case 1, 3: // passive, declarative: element kind, function indices
 			r.byte()
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.funcIdxVec(r, p)
-		case 2:
+		case 2: // active: table, offset, element kind, function indices
 			r.u32()
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
@@ -412,15 +416,15 @@ func (w *rewriter) elements(r *reader, p []byte) []byte {
 			r.byte()
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.funcIdxVec(r, p)
-		case 4:
+		case 4: // active, table 0: offset, expressions
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
 			p = w.exprVec(r, p)
-		case 5, 7:
+		case 5, 7: // passive, declarative: type, expressions
 			w.m.valType(r)
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.exprVec(r, p)
-		case 6:
+		case 6: // active: table, offset, type, expressions
 			r.u32()
 			p = append(p, r.b[mark:r.pos]...)
 			p = w.constExpr(r, p)
@@ -447,10 +451,10 @@ func (w *rewriter) checkData(r *reader) {
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		flags := r.u32()
 		switch flags {
-		case 0:
+		case 0: // active, memory 0: offset
 			sink = w.constExpr(r, sink[:0])
-		case 1:
-		case 2:
+		case 1: // passive
+		case 2: // active: memory, offset
 			r.u32()
 			sink = w.constExpr(r, sink[:0])
 		default:
