@@ -50,7 +50,7 @@ var goldenFiles = []struct{ path, sum string }{
 // instrument code.
 const (
 	goldenCorpusIn  = "72581583c1f0c5fb73a380e7264d9ad44e63ce74321c5fe930255cfa73abec29"
-	goldenCorpusOut = "cc23a51a909cb88ca4ce04e8ce06b1d2cc0aa45e61386e0c1d87dbe0684201d4"
+	goldenCorpusOut = "42551430128e938e3cb8bf86eebb8ee446759900be0909385423d7a4e457bb58"
 )
 
 // goldenMutants is the number of malformed variants of each corpus input
@@ -94,10 +94,11 @@ func mutate(b []byte, seed uint64, k int) []byte {
 
 // goldenVariants are the configurations the corpus is instrumented under:
 // the default, each measurement knob and all of them (they change the
-// emitted checks), a cost table with a different cost for nearly every
-// operator (so that each operator is seen charged its own cost), the
-// largest unit costs (segment costs saturate), tight limits (every limit
-// error), and the custom-section options.
+// emitted checks), a cost table with a different non-zero cost for nearly
+// every operator (so that each operator is seen charged its own cost), one
+// of zero costs (no segment charged, no bulk charge), the largest unit
+// costs (segment costs saturate), tight limits (every limit error), and the
+// custom-section options.
 func goldenVariants() []struct {
 	name  string
 	cfg   Config
@@ -105,13 +106,13 @@ func goldenVariants() []struct {
 } {
 	c := &CostTable{PerByte: 3, PerElement: 5, FunctionEntry: 2}
 	for i := range c.Op {
-		c.Op[i] = int64(i % 7)
+		c.Op[i] = int64(i%7 + 1)
 	}
 	for i := range c.Misc {
 		c.Misc[i] = int64(i%5 + 1)
 	}
 	for i := range c.Vec {
-		c.Vec[i] = int64(i % 11)
+		c.Vec[i] = int64(i%11 + 1)
 	}
 	for i := range c.Atomic {
 		c.Atomic[i] = int64(i%3 + 2)
@@ -135,6 +136,7 @@ func goldenVariants() []struct {
 		{"allKnobs", Config{}, knobs{checkEvery: true, reloadCheck: true, allEntries: true}},
 		{"costs", Config{Costs: c, ImportModule: "m", ImportName: "n", FuelExport: "f"}, knobs{}},
 		{"maxUnit", Config{Costs: maxUnit}, knobs{}},
+		{"zeroCosts", Config{Costs: &CostTable{}}, knobs{}},
 		{"tight", Config{Limits: tight}, knobs{}},
 		{"tightTotals", Config{Limits: Limits{TotalLocals: 30, Elements: 20}}, knobs{}},
 		{"strip", Config{StripCustom: true}, knobs{}},
