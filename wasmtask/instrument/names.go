@@ -95,7 +95,7 @@ func (w *rewriter) names(r *reader) ([]byte, string) {
 		}
 		return idx
 	}
-	q := w.fn.names[:0]
+	q := w.nameBuf[:0]
 	dropped := 0
 	for !r.eof() {
 		id := r.byte()
@@ -162,7 +162,7 @@ func (w *rewriter) names(r *reader) ([]byte, string) {
 			bad = "subsection size mismatch"
 		}
 		if bad != "" {
-			w.fn.names = q
+			w.nameBuf = q
 			return nil, sectionName(id) + ": " + bad
 		}
 		sub[id] = q[start:len(q):len(q)]
@@ -173,7 +173,7 @@ func (w *rewriter) names(r *reader) ([]byte, string) {
 			p = appendSection(p, byte(id), b)
 		}
 	}
-	w.fn.names = q
+	w.nameBuf = q
 	w.report.NameSubsectionsDropped = dropped
 	return p, ""
 }

@@ -12,7 +12,8 @@ type rewriter struct {
 	scratch             []byte
 	knobs               knobs
 	fn                  funcState
-	nameSeen            bool // a name section was met (only the first counts)
+	nameBuf             []byte // scratch of names
+	nameSeen            bool   // a name section was met (only the first counts)
 }
 
 // shiftFunc maps an input function index to the output index space, in
@@ -95,6 +96,12 @@ func appendSection(out []byte, id byte, payload []byte) []byte {
 	return append(out, payload...)
 }
 
+// copyAll appends the whole payload of r's section to p, as read.
+func copyAll(r *reader, p []byte) []byte {
+	r.pos = len(r.b)
+	return append(p, r.b...)
+}
+
 func appendName(b []byte, s string) []byte {
 	b = appendU32(b, uint32(len(s)))
 	return append(b, s...)
@@ -134,24 +141,15 @@ func (w *rewriter) section(out []byte, s section, last bool) ([]byte, error) {
 		p = appendName(p, w.cfg.ImportName)
 		p = append(p, externFunc)
 		p = appendU32(p, w.checkType)
-	case secFunction, secCode:
-		if !w.hasHelper() { // no defined function: nothing to rewrite, no helper
-			if s.id == secCode {
-				r.u32()
-				if r.err == nil && !r.eof() {
-					r.fail("function and code section have inconsistent lengths")
-				}
-			}
-			p = append(p, s.payload...)
-			r.pos = len(r.b)
-			break
+	case secCode:
+		var err error
+		p, err = w.code(r, p, missing)
+		if err != nil {
+			return nil, err
 		}
-		if s.id == secCode {
-			var err error
-			p, err = w.code(r, p, missing)
-			if err != nil {
-				return nil, err
-			}
+	case secFunction:
+		if !w.hasHelper() { // no defined function: nothing to rewrite, no helper
+			p = copyAll(r, p)
 			break
 		}
 		n := count()
