@@ -60,7 +60,7 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 		if r.err == nil && !r.eof() {
 			r.fail("function and code section have inconsistent lengths")
 		}
-		return copyAll(r, p), nil
+		return copyUnparsed(r, p), nil
 	}
 	var n uint32
 	if !missing {
