@@ -27,6 +27,11 @@ func (w *rewriter) shiftFunc(r *reader, start int, idx uint32) uint32 {
 		r.fail("function index out of range")
 		return 0
 	}
+	return w.outFunc(idx)
+}
+
+// outFunc maps a function index of the input (in range) to the output's.
+func (w *rewriter) outFunc(idx uint32) uint32 {
 	if idx >= w.m.nImpFuncs {
 		return idx + 1
 	}
