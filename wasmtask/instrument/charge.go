@@ -118,7 +118,8 @@ func (fs *funcState) bulk(start int, cost int64) int64 {
 	return cost
 }
 
-// controlOps are the operators with control effects (see control).
+// controlOps are the operators with control effects: the operators that
+// control acts on (TestControlOps checks that it acts on no other).
 var controlOps = [256]bool{
 	opUnreachable: true, opBlock: true, opLoop: true, opIf: true, opElse: true,
 	opTry: true, opCatch: true, opThrow: true, opRethrow: true, opThrowRef: true,
@@ -258,9 +259,7 @@ func (fs *funcState) end(op byte, start, after int) {
 			r.fail("delegate outside try")
 			return
 		}
-		if fs.reachable {
-			fs.points = append(fs.points, point{off: start, kind: ptWriteback})
-		}
+		fs.writeback(start)
 		if !r.eof() {
 			r.fail("trailing bytes after function end")
 		}

@@ -1,13 +1,13 @@
 package instrument
 
-// instr is what decode learns about one operator, for account (besides
+// instr is what decode learns about one operator, for scan (besides
 // its static cost, which decode returns).
 type instr struct {
 	unit   int64  // a bulk operation's cost per byte or element (0: not one)
 	i32    uint32 // i32.const: the value
 	toFunc bool   // a branch: one of its targets is the function's own label
 	// call, return_call, ref.func: the function index immediate, at
-	// [off, end) in the body, and its output value.
+	// [funcOff, funcEnd) in the body, and its output value.
 	hasFunc          bool
 	funcOff, funcEnd int
 	funcIdx          uint32
@@ -15,10 +15,10 @@ type instr struct {
 
 // decode reads the immediates of operator op (whose byte starts at start),
 // checks them, and returns the operator's static cost. It notes in fs.ins
-// what account needs: label targets (resolved against the control stack,
+// what scan needs: label targets (resolved against the control stack,
 // each frame branched to marked as such), function indices, bulk unit
 // costs and i32 constants. It changes nothing else: the control stack's
-// frames come and go in account.
+// frames come and go in control.
 //
 // decode is one flat dispatch over the opcodes, kept whole: each case is a
 // line or two, and together they read as the table of the instruction
@@ -253,7 +253,7 @@ func (fs *funcState) branch() {
 
 // catches reads the catch clauses of a try_table. Their labels are
 // relative to the try_table's enclosing block, which is at the top of the
-// control stack (the try_table's own frame is pushed in account). The frame
+// control stack (the try_table's own frame is pushed by control). The frame
 // enclosing each target is marked as branched to as well: harmless (at
 // worst a segment start too many, at the end of that frame).
 func (fs *funcState) catches() {

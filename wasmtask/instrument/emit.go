@@ -3,21 +3,20 @@ package instrument
 // emitter writes the injected code of one function. The indices it uses
 // are encoded once per function.
 type emitter struct {
-	// useLocal: the function caches the counter in local counter (else, in
-	// a function that catches, the code works on the fuel global).
+	// useLocal: the function caches the counter in a local (else, in a
+	// function that catches, the code works on the fuel global).
 	useLocal   bool
 	checkEvery bool // knobs.checkEvery: check at every charge
-	counter    []byte
-	scratch    []byte // the i32 local that holds a dynamic bulk size
-	fuel       []byte // the fuel global
-	slow       []byte // the slow-path helper
-	check      []byte // the check import
-	checks     int    // checks emitted
-	buf        [5][maxLEB32]byte
-}
+	checks     int  // checks emitted
 
-// maxLEB32 is the length of the longest LEB128 encoding of a u32.
-const maxLEB32 = 5
+	// The encoded indices.
+	counter []byte // the i64 local caching the counter
+	scratch []byte // the i32 local holding a dynamic bulk size
+	fuel    []byte // the fuel global
+	slow    []byte // the slow-path helper
+	check   []byte // the check import
+	buf     [5][maxLEB32]byte
+}
 
 // emit appends the rewritten body, size-prefixed, to p: the local
 // declarations and the injected locals, then the original code with the
