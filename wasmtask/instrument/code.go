@@ -1,50 +1,67 @@
 package instrument
 
-// Kinds of instrumentation points within a function body.
-const (
-	ptEntry     = iota // function entry: load counter, charge, check
-	ptCharge           // start of a straight-line segment: charge only
-	ptLoop             // loop header: charge, check
-	ptReload           // after a call: reload counter from the global, charge, check
-	ptWriteback        // before a call, return or exit: store the cached counter
-	ptBulk             // before a bulk op with dynamic size: charge size*unit, check
-	ptFuncIdx          // re-encode the function index immediate at [off, end)
-)
+// The rewrite of the code section. Each function body goes through these
+// steps (see function), in four files:
+//
+//   - code.go (this file): the code section, the body of the slow-path
+//     helper, and for each function its local declarations (locals);
+//   - charge.go: the operators in turn (scan): each is decoded, its cost
+//     goes to the current straight-line segment, and the control stack
+//     says where segments start, where the cached counter must be written
+//     back and which code is unreachable (control); the result is the list
+//     of instrumentation points;
+//   - decode.go: one operator, its immediates read and checked (decode);
+//   - emit.go: the rewritten body, with the injected code at the points
+//     (emit).
+//
+// funcState carries one function through the steps.
 
-type point struct {
-	off  int
-	end  int // ptFuncIdx: end of the original immediate
-	kind uint8
-	cost int64  // segment cost, or unit cost for ptBulk
-	idx  uint32 // ptFuncIdx: new index
-}
-
-const (
-	frBlock = iota
-	frLoop
-	frIf
-	frTry      // legacy try
-	frTryTable // try_table
-	frFunc
-)
-
-type frame struct {
-	kind           uint8
-	startReachable bool
-	branched       bool
-}
-
-// funcState is the reusable scratch state of one function's rewrite.
+// funcState is the rewrite of one function in progress. The rewriter keeps
+// one and reuses its slices from function to function.
 type funcState struct {
-	points []point
-	frames []frame
-	body   []byte
-	names  []byte
+	w     *rewriter
+	m     *module
+	costs *CostTable
+	r     reader // over the body
+	fidx  uint32 // index of the function in the code section
+
+	// The local declarations: body[declsStart:declEnd] holds nDecl entries
+	// declaring nLocals locals with the parameters.
+	declsStart, declEnd int
+	nDecl               uint32
+	nLocals             uint64
+
+	ins    instr   // what decode noted about the operator being scanned
+	points []point // in increasing offset order
+	frames []frame // the control stack, the function's own frame first
+
+	reachable bool   // the code at the cursor can run
+	cur       int    // index in points of the current segment's start, or -1 in unreachable code
+	prevConst bool   // the previous operator is an i32.const ...
+	constVal  uint32 // ... of this value
+	ended     bool   // the function's final end has been accounted for
+
+	hasTry  bool // the function has a try or try_table: it works on the fuel global, not a local
+	hasBulk bool // a bulk operation has a dynamic size: the function needs the i32 scratch local
+	hasCall bool // the function calls: its entry checks
+	nLoops  int  // loop headers in reachable code
+
+	em   emitter // writes the injected code (set up by emit)
+	body []byte  // the rewritten body (scratch)
 }
 
 // code rewrites the code section and appends the body of the slow-path
-// helper that stores the cached counter, calls the check and reloads it.
+// helper that stores the cached counter, calls the check and reloads it. A
+// module without defined functions keeps its code section (if any) as it
+// is.
 func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
+	if !w.hasHelper() {
+		r.u32()
+		if r.err == nil && !r.eof() {
+			r.fail("function and code section have inconsistent lengths")
+		}
+		return copyUnparsed(r, p), nil
+	}
 	var n uint32
 	if !missing {
 		n = r.count("code")
@@ -74,9 +91,15 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// Helper: (func (param i64) (result i64)
-	//   local.get 0  global.set $fuel  call $check  global.get $fuel)
-	h := []byte{0, opLocalGet, 0, opGlobalSet}
+	return w.helper(p), nil
+}
+
+// helper appends the body of the slow-path helper:
+//
+//	(func (param i64) (result i64)
+//	  local.get 0  global.set $fuel  call $check  global.get $fuel)
+func (w *rewriter) helper(p []byte) []byte {
+	h := []byte{0 /* no locals */, opLocalGet, 0, opGlobalSet}
 	h = appendU32(h, w.fuelGlobal)
 	h = append(h, opCall)
 	h = appendU32(h, w.checkFunc)
@@ -84,621 +107,75 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 	h = appendU32(h, w.fuelGlobal)
 	h = append(h, opEnd)
 	p = appendU32(p, uint32(len(h)))
-	p = append(p, h...)
-	return p, nil
+	return append(p, h...)
 }
 
-func satAdd(a, b int64) int64 {
-	if s := a + b; s >= a && s < 1<<62 {
-		return s
-	}
-	return 1 << 62
-}
-
-// function decodes one body, finds its instrumentation points, and appends
-// the rewritten body (size-prefixed) to p.
+// function rewrites one body: its local declarations, then its operators
+// scanned for the instrumentation points, then the rewritten body
+// (size-prefixed) appended to p.
 func (w *rewriter) function(p []byte, body []byte, base int, fidx uint32) ([]byte, error) {
-	m := w.m
-	costs := w.costs
 	fs := &w.fn
-	r := &reader{b: body, base: base, section: "code"}
-	fail := func() error {
-		if de, ok := r.err.(*DecodeError); ok {
-			de.Func = int(fidx)
-		}
-		return r.err
+	fs.reset(w, body, base, fidx)
+	if !fs.locals() {
+		return nil, fs.err()
 	}
+	fs.begin()
+	if !fs.scan() {
+		return nil, fs.err()
+	}
+	w.report.Functions++
+	w.report.Loops += fs.nLoops
+	return fs.emit(p)
+}
 
-	// Locals.
+// reset readies fs for function fidx, whose body starts at offset base of
+// the module.
+func (fs *funcState) reset(w *rewriter, body []byte, base int, fidx uint32) {
+	fs.w, fs.m, fs.costs = w, w.m, w.costs
+	fs.r = reader{b: body, base: base, section: "code"}
+	fs.fidx = fidx
+}
+
+// err returns the error that ended the function's rewrite, a decoding error
+// naming the function.
+func (fs *funcState) err() error {
+	if de, ok := fs.r.err.(*DecodeError); ok {
+		de.Func = int(fs.fidx)
+	}
+	return fs.r.err
+}
+
+// locals decodes the local declarations, checks them against the limits
+// and notes them in the report. It reports whether they are fine.
+func (fs *funcState) locals() bool {
+	r, m, rep := &fs.r, fs.m, &fs.w.report
 	nParams := uint64(0)
-	if t := m.funcTypes[fidx]; int(t) < len(m.typeParams) {
+	if t := m.funcTypes[fs.fidx]; int(t) < len(m.typeParams) {
 		nParams = uint64(m.typeParams[t])
 	}
-	nDecl := r.count("local declaration")
-	declsStart := r.pos
+	fs.nDecl = r.count("local declaration")
+	fs.declsStart = r.pos
 	declared := uint64(0)
-	for i := uint32(0); i < nDecl && r.err == nil; i++ {
+	for i := uint32(0); i < fs.nDecl && r.err == nil; i++ {
 		declared += uint64(r.u32()) // at most 2^32 * 2^32: no overflow
 		m.valType(r)
 	}
-	nLocals := nParams + declared
-	if r.err == nil && nLocals > uint64(m.lim.Locals) {
-		r.pos = declsStart
-		r.limit("Locals", nLocals, uint64(m.lim.Locals))
+	fs.nLocals = nParams + declared
+	if r.err == nil && fs.nLocals > uint64(m.lim.Locals) {
+		r.pos = fs.declsStart
+		r.limit("Locals", fs.nLocals, uint64(m.lim.Locals))
 	}
 	if r.err == nil {
-		w.report.TotalLocals += declared
-		if w.report.TotalLocals > uint64(m.lim.TotalLocals) {
-			r.pos = declsStart
-			r.limit("TotalLocals", w.report.TotalLocals, uint64(m.lim.TotalLocals))
+		rep.TotalLocals += declared
+		if rep.TotalLocals > uint64(m.lim.TotalLocals) {
+			r.pos = fs.declsStart
+			r.limit("TotalLocals", rep.TotalLocals, uint64(m.lim.TotalLocals))
 		}
 	}
 	if r.err != nil {
-		return nil, fail()
+		return false
 	}
-	w.report.MaxLocals = max(w.report.MaxLocals, uint32(nLocals))
-	declEnd := r.pos
-
-	points := fs.points[:0]
-	frames := append(fs.frames[:0], frame{kind: frFunc, startReachable: true})
-	reachable := true
-	cur := 0
-	points = append(points, point{off: declEnd, kind: ptEntry, cost: costs.FunctionEntry})
-	hasTry := false
-	hasBulk := false
-	hasCall := false
-	nLoops := 0
-	prevConst := false
-	var constVal uint32
-
-	newSeg := func(off int, kind uint8) {
-		points = append(points, point{off: off, kind: kind})
-		cur = len(points) - 1
-	}
-	label := func(start int, l uint32) *frame {
-		if uint64(l) >= uint64(len(frames)) {
-			r.pos = start
-			r.fail("invalid label depth")
-			return nil
-		}
-		f := &frames[len(frames)-1-int(l)]
-		f.branched = true
-		return f
-	}
-	writeback := func(off int) {
-		if reachable {
-			points = append(points, point{off: off, kind: ptWriteback})
-		}
-	}
-	funcIdx := func(start int) {
-		idx := r.u32()
-		if r.err != nil {
-			return
-		}
-		points = append(points, point{off: start, end: r.pos, kind: ptFuncIdx, idx: w.shiftFunc(r, start, idx)})
-	}
-	blockType := func() {
-		start := r.pos
-		v := r.s33()
-		if r.err != nil {
-			return
-		}
-		if v >= 0 {
-			if uint64(v) >= uint64(m.nTypes) {
-				r.pos = start
-				r.fail("block type index out of range")
-			}
-			return
-		}
-		// A value type, possibly in a non-canonical (longer) s33 encoding,
-		// which wazero accepts: decode it from the value, not the byte.
-		switch c := byte(v & 0x7f); c {
-		case blockTypeNil, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69:
-		case valRef, valRefNull:
-			m.heapType(r)
-		default:
-			r.pos = start
-			r.fail("invalid block type")
-		}
-	}
-	memarg := func() {
-		if a := r.u32(); a&0x40 != 0 {
-			r.u32()
-		}
-		r.u32()
-	}
-
-	for r.err == nil {
-		if r.eof() {
-			r.fail("function body not terminated by end")
-			break
-		}
-		start := r.pos
-		op := r.byte()
-		cost := costs.Op[op]
-		wasConst := prevConst
-		prevConst = false
-		switch op {
-		case opUnreachable:
-			writeback(start)
-			reachable = false
-		case opNop, opDrop, opSelect:
-		case opBlock:
-			blockType()
-			frames = append(frames, frame{kind: frBlock, startReachable: reachable})
-		case opLoop:
-			blockType()
-			frames = append(frames, frame{kind: frLoop, startReachable: reachable})
-		case opIf:
-			blockType()
-			frames = append(frames, frame{kind: frIf, startReachable: reachable})
-		case opElse:
-			if f := &frames[len(frames)-1]; f.kind != frIf {
-				r.pos = start
-				r.fail("else without if")
-			}
-		case opTry:
-			blockType()
-			hasTry = true
-			frames = append(frames, frame{kind: frTry, startReachable: reachable})
-		case opCatch:
-			m.tagIdx(r)
-		case opCatchAll:
-		case opThrow:
-			m.tagIdx(r)
-			writeback(start)
-		case opRethrow:
-			r.u32()
-			writeback(start)
-		case opThrowRef:
-			writeback(start)
-		case opDelegate:
-			r.u32()
-		case opTryTable:
-			blockType()
-			hasTry = true
-			nc := r.count("catch")
-			for i := uint32(0); i < nc && r.err == nil; i++ {
-				kind := r.byte()
-				switch kind {
-				case 0, 1:
-					m.tagIdx(r)
-				case 2, 3:
-				default:
-					r.pos--
-					r.fail("invalid catch kind")
-				}
-				ls := r.pos
-				l := r.u32()
-				if r.err == nil {
-					// The label is relative to the try_table's enclosing
-					// block; marking the one inside as well is harmless.
-					label(ls, l)
-					if uint64(l)+1 < uint64(len(frames)) {
-						frames[len(frames)-2-int(l)].branched = true
-					}
-				}
-			}
-			frames = append(frames, frame{kind: frTryTable, startReachable: reachable})
-		case opEnd:
-		case opBr:
-			ls := r.pos
-			if f := label(ls, r.u32()); f != nil && f.kind == frFunc {
-				writeback(start)
-			}
-		case opBrIf, opBrOnNull, opBrOnNonNull:
-			ls := r.pos
-			if f := label(ls, r.u32()); f != nil && f.kind == frFunc {
-				writeback(start)
-			}
-		case opBrTable:
-			n := r.count("br_table target")
-			toFunc := false
-			for i := uint32(0); i <= n && r.err == nil; i++ {
-				ls := r.pos
-				if f := label(ls, r.u32()); f != nil && f.kind == frFunc {
-					toFunc = true
-				}
-			}
-			if toFunc {
-				writeback(start)
-			}
-		case opReturn:
-			writeback(start)
-		case opCall, opReturnCall:
-			hasCall = true
-			writeback(start)
-			funcIdx(r.pos)
-		case opCallIndirect, opReturnCallIndirect:
-			hasCall = true
-			writeback(start)
-			m.typeIdx(r)
-			r.u32()
-		case opCallRef, opReturnCallRef:
-			hasCall = true
-			writeback(start)
-			m.typeIdx(r)
-		case opSelectT:
-			n := r.count("select type")
-			for i := uint32(0); i < n && r.err == nil; i++ {
-				m.valType(r)
-			}
-		case opLocalGet, opLocalSet, opLocalTee:
-			ls := r.pos
-			if l := r.u32(); r.err == nil && uint64(l) >= nLocals {
-				r.pos = ls
-				r.fail("local index out of range")
-			}
-		case opGlobalGet, opGlobalSet:
-			ls := r.pos
-			if g := r.u32(); r.err == nil && g >= m.nGlobals {
-				r.pos = ls
-				r.fail("global index out of range")
-			}
-		case opTableGet, opTableSet:
-			r.u32()
-		case 0x3f, 0x40: // memory.size, memory.grow
-			r.u32()
-		case opI32Const:
-			constVal = uint32(r.s32())
-			prevConst = true
-		case opI64Const:
-			r.s64()
-		case opF32Const:
-			r.bytes(4)
-		case opF64Const:
-			r.bytes(8)
-		case opRefNull:
-			m.heapType(r)
-		case opRefIsNull, opRefAsNonNull:
-		case opRefFunc:
-			funcIdx(r.pos)
-		case opPrefixMisc:
-			sub := r.u32()
-			if sub >= uint32(len(costs.Misc)) {
-				r.pos = start
-				r.fail("unknown 0xfc operator")
-				break
-			}
-			cost = costs.Misc[sub]
-			unit := int64(0)
-			switch sub {
-			case 0, 1, 2, 3, 4, 5, 6, 7:
-			case miscMemoryInit:
-				r.u32()
-				r.u32()
-				unit = costs.PerByte
-			case miscDataDrop, miscElemDrop, miscTableSize:
-				r.u32()
-			case miscMemoryCopy:
-				r.u32()
-				r.u32()
-				unit = costs.PerByte
-			case miscMemoryFill:
-				r.u32()
-				unit = costs.PerByte
-			case miscTableInit, miscTableCopy:
-				r.u32()
-				r.u32()
-				unit = costs.PerElement
-			case miscTableGrow, miscTableFill:
-				r.u32()
-				unit = costs.PerElement
-			default:
-				r.pos = start
-				r.fail("unknown 0xfc operator")
-			}
-			if unit != 0 && reachable {
-				if wasConst {
-					cost = satAdd(cost, int64(constVal)*unit)
-				} else {
-					points = append(points, point{off: start, kind: ptBulk, cost: unit})
-					hasBulk = true
-				}
-			}
-		case opPrefixVec:
-			sub := r.u32()
-			if sub >= uint32(len(costs.Vec)) {
-				r.pos = start
-				r.fail("unknown 0xfd operator")
-				break
-			}
-			cost = costs.Vec[sub]
-			switch {
-			case sub <= 11 || sub == 92 || sub == 93:
-				memarg()
-			case sub >= 84 && sub <= 91:
-				memarg()
-				r.byte()
-			case sub == 12 || sub == 13:
-				r.bytes(16)
-			case sub >= 21 && sub <= 34:
-				r.byte()
-			}
-		case opPrefixAtomic:
-			sub := r.u32()
-			if sub >= uint32(len(costs.Atomic)) || (sub > 3 && sub < 0x10) || sub > 0x4e {
-				r.pos = start
-				r.fail("unknown 0xfe operator")
-				break
-			}
-			cost = costs.Atomic[sub]
-			if sub == 3 {
-				r.byte()
-			} else {
-				memarg()
-			}
-		default:
-			if op >= 0x45 && op <= 0xc4 { // numeric operators without immediates
-				break
-			}
-			if op >= 0x28 && op <= 0x3e { // loads and stores
-				memarg()
-				break
-			}
-			r.pos = start
-			r.fail("unknown operator")
-		}
-		if r.err != nil {
-			break
-		}
-		// Charge the operator to the current segment.
-		if reachable && cur >= 0 {
-			points[cur].cost = satAdd(points[cur].cost, cost)
-		}
-		after := r.pos
-		// Control effects: where the next segment starts and whether the
-		// code after this operator is reachable.
-		switch op {
-		case opUnreachable, opBr, opBrTable, opReturn, opReturnCall, opReturnCallIndirect,
-			opReturnCallRef, opThrow, opThrowRef, opRethrow:
-			reachable = false
-			cur = -1
-		case opLoop:
-			if reachable {
-				nLoops++
-				newSeg(after, ptLoop)
-			}
-		case opIf, opBrIf, opBrOnNull, opBrOnNonNull:
-			if reachable {
-				newSeg(after, ptCharge)
-			}
-		case opCall, opCallIndirect, opCallRef:
-			if reachable {
-				newSeg(after, ptReload)
-			}
-		case opElse, opCatch, opCatchAll:
-			f := &frames[len(frames)-1]
-			if op != opElse && f.kind != frTry {
-				r.pos = start
-				r.fail("catch without try")
-				break
-			}
-			reachable = f.startReachable
-			cur = -1
-			if reachable {
-				newSeg(after, ptCharge)
-			}
-		case opEnd, opDelegate:
-			f := frames[len(frames)-1]
-			frames = frames[:len(frames)-1]
-			if f.kind == frFunc {
-				if op == opDelegate {
-					r.pos = start
-					r.fail("delegate outside try")
-					break
-				}
-				if reachable {
-					points = append(points, point{off: start, kind: ptWriteback})
-				}
-				if !r.eof() {
-					r.fail("trailing bytes after function end")
-				}
-				goto done
-			}
-			if op == opDelegate && f.kind != frTry {
-				r.pos = start
-				r.fail("delegate without try")
-				break
-			}
-			switch {
-			case f.kind == frLoop:
-				// Not a join point: only the fall-through reaches here.
-			case f.kind == frBlock && !f.branched, f.kind == frTryTable && !f.branched:
-				// Not a join point either.
-			default:
-				reachable = f.startReachable
-				cur = -1
-				if reachable {
-					newSeg(after, ptCharge)
-				}
-			}
-		}
-	}
-	return nil, fail()
-
-done:
-	if r.err != nil {
-		return nil, fail()
-	}
-	fs.points, fs.frames = points, frames
-	w.report.Functions++
-	w.report.Loops += nLoops
-	// A function without calls needs no check at its entry: it runs
-	// forward code and loops (whose headers check) and returns to a caller
-	// that checks after the call. Only a function that calls can recurse.
-	entryCheck := hasCall || w.knobs.allEntries
-	return w.emit(p, body, declsStart, declEnd, nDecl, nLocals, points, hasTry, hasBulk, entryCheck)
-}
-
-func (m *module) tagIdx(r *reader) { r.u32() }
-
-func appendI64Const(b []byte, v int64) []byte {
-	return appendS64(append(b, opI64Const), v)
-}
-
-// emit writes the rewritten body: the local declarations plus the injected
-// locals, then the original code with the injected sequences at the points.
-func (w *rewriter) emit(p, body []byte, declsStart, declEnd int, nDecl uint32, nLocals uint64, points []point, hasTry, hasBulk, entryCheck bool) ([]byte, error) {
-	useLocal := !hasTry
-	added := uint32(0)
-	if useLocal {
-		added++
-	}
-	if hasBulk {
-		added++
-	}
-	if nLocals+uint64(added) > 1<<32-1 || uint64(nDecl)+uint64(added) > 1<<32-1 {
-		return nil, &LimitError{What: "Locals", Value: nLocals, Max: 1<<32 - 1 - uint64(added), Offset: -1, Msg: "no room for the injected locals"}
-	}
-	var lbuf, tbuf, fbuf, sbuf, cbuf [5]byte
-	L := appendU32(lbuf[:0], uint32(nLocals))
-	tIdx := uint32(nLocals)
-	if useLocal {
-		tIdx++
-	}
-	T := appendU32(tbuf[:0], tIdx)
-	F := appendU32(fbuf[:0], w.fuelGlobal)
-	S := appendU32(sbuf[:0], w.slowFunc)
-	C := appendU32(cbuf[:0], w.checkFunc)
-
-	b := w.fn.body[:0]
-	b = appendU32(b, nDecl+added)
-	b = append(b, body[declsStart:declEnd]...)
-	if useLocal {
-		b = append(b, 1, valI64)
-	}
-	if hasBulk {
-		b = append(b, 1, valI32)
-	}
-	checks := 0
-	// checkLocal expects the new counter on the stack (from local.tee L).
-	checkLocal := func(b []byte) []byte {
-		checks++
-		b = append(b, opI64Const, 0, opI64LtS, opIf, blockTypeNil, opLocalGet)
-		b = append(b, L...)
-		b = append(b, opCall)
-		b = append(b, S...)
-		b = append(b, opLocalSet)
-		b = append(b, L...)
-		return append(b, opEnd)
-	}
-	checkGlobal := func(b []byte) []byte {
-		checks++
-		b = append(b, opGlobalGet)
-		b = append(b, F...)
-		b = append(b, opI64Const, 0, opI64LtS, opIf, blockTypeNil, opCall)
-		b = append(b, C...)
-		return append(b, opEnd)
-	}
-	chargeGlobal := func(b []byte, c int64) []byte {
-		if c == 0 {
-			return b
-		}
-		b = append(b, opGlobalGet)
-		b = append(b, F...)
-		b = appendI64Const(b, c)
-		b = append(b, opI64Sub, opGlobalSet)
-		return append(b, F...)
-	}
-	pos := declEnd
-	for i := range points {
-		pt := &points[i]
-		b = append(b, body[pos:pt.off]...)
-		pos = pt.off
-		switch pt.kind {
-		case ptFuncIdx:
-			b = appendU32(b, pt.idx)
-			pos = pt.end
-		case ptEntry, ptReload, ptLoop:
-			check := (pt.kind == ptEntry && entryCheck) || (pt.kind == ptReload && w.knobs.reloadCheck) || pt.kind == ptLoop
-			if !useLocal {
-				b = chargeGlobal(b, pt.cost)
-				if check {
-					b = checkGlobal(b)
-				}
-				break
-			}
-			if pt.kind == ptLoop {
-				b = append(b, opLocalGet)
-				b = append(b, L...)
-			} else {
-				b = append(b, opGlobalGet)
-				b = append(b, F...)
-			}
-			if pt.cost != 0 {
-				b = appendI64Const(b, pt.cost)
-				b = append(b, opI64Sub)
-			}
-			if !check {
-				b = append(b, opLocalSet)
-				b = append(b, L...)
-				break
-			}
-			b = append(b, opLocalTee)
-			b = append(b, L...)
-			b = checkLocal(b)
-		case ptCharge:
-			if pt.cost == 0 && !w.knobs.checkEvery {
-				break
-			}
-			if !useLocal {
-				b = chargeGlobal(b, pt.cost)
-				if w.knobs.checkEvery {
-					b = checkGlobal(b)
-				}
-				break
-			}
-			b = append(b, opLocalGet)
-			b = append(b, L...)
-			if pt.cost != 0 {
-				b = appendI64Const(b, pt.cost)
-				b = append(b, opI64Sub)
-			}
-			if w.knobs.checkEvery {
-				b = append(b, opLocalTee)
-				b = append(b, L...)
-				b = checkLocal(b)
-			} else {
-				b = append(b, opLocalSet)
-				b = append(b, L...)
-			}
-		case ptWriteback:
-			if useLocal {
-				b = append(b, opLocalGet)
-				b = append(b, L...)
-				b = append(b, opGlobalSet)
-				b = append(b, F...)
-			}
-		case ptBulk:
-			b = append(b, opLocalTee)
-			b = append(b, T...)
-			if useLocal {
-				b = append(b, opLocalGet)
-				b = append(b, L...)
-			} else {
-				b = append(b, opGlobalGet)
-				b = append(b, F...)
-			}
-			b = append(b, opLocalGet)
-			b = append(b, T...)
-			b = append(b, opI64ExtendI32U)
-			b = appendI64Const(b, pt.cost)
-			b = append(b, opI64Mul, opI64Sub)
-			if useLocal {
-				b = append(b, opLocalTee)
-				b = append(b, L...)
-				b = checkLocal(b)
-			} else {
-				b = append(b, opGlobalSet)
-				b = append(b, F...)
-				b = checkGlobal(b)
-			}
-		}
-	}
-	b = append(b, body[pos:]...)
-	w.fn.body = b
-	w.report.Checks += checks
-	p = appendU32(p, uint32(len(b)))
-	return append(p, b...), nil
+	rep.MaxLocals = max(rep.MaxLocals, uint32(fs.nLocals))
+	fs.declEnd = r.pos
+	return true
 }

@@ -161,6 +161,9 @@ func appendS64(b []byte, v int64) []byte {
 	}
 }
 
+// maxLEB32 is the length of the longest LEB128 encoding of a u32.
+const maxLEB32 = 5
+
 func sizeU32(v uint32) int {
 	n := 1
 	for v >= 0x80 {

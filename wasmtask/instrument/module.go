@@ -41,7 +41,7 @@ type module struct {
 	nImpGlobal uint32
 	funcTypes  []uint32 // type index of each defined function
 	nGlobals   uint32   // imported + defined
-	hasSec     [14]bool
+	hasSec     [len(sectionNames)]bool
 	lastSec    int    // index in sections of the last section
 	nMems      uint32 // imported + defined memories
 	nImpTags   uint32
@@ -126,7 +126,7 @@ func parse(wasm []byte, lim Limits, rep *Report) (*module, error) {
 func (m *module) valType(r *reader) {
 	c := r.byte()
 	switch c {
-	case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69:
+	case valI32, valI64, valF32, valF64, valV128, valFuncRef, valExternRef, valExnRef:
 	case valRef, valRefNull:
 		m.heapType(r)
 	default:
@@ -157,7 +157,7 @@ func (m *module) heapType(r *reader) {
 		return
 	}
 	switch v {
-	case -0x10, -0x11, -0x17: // func, extern, exn
+	case heapFunc, heapExtern, heapExn:
 	default:
 		r.pos = start
 		r.fail("invalid heap type")
@@ -174,10 +174,10 @@ func (m *module) parseTypes(s section) error {
 	// Heap types inside the section may refer to any type of the section
 	// (wazero checks forward references itself; they stay invalid because
 	// the appended types come last).
-	m.nTypes = 1<<32 - 1
+	m.nTypes = maxU32
 	m.typeParams = make([]uint32, 0, n)
 	funcType := func() {
-		if r.byte() != 0x60 {
+		if r.byte() != typeFunc {
 			r.pos--
 			r.fail("unsupported type form (only func types)")
 			return
@@ -198,7 +198,7 @@ func (m *module) parseTypes(s section) error {
 		m.typeParams = append(m.typeParams, np)
 	}
 	for i := uint32(0); i < n && r.err == nil; i++ {
-		if r.pos < len(r.b) && r.b[r.pos] == 0x4e { // rec group of func types
+		if r.pos < len(r.b) && r.b[r.pos] == typeRecGroup { // of func types
 			r.pos++
 			k := r.count("rec group")
 			for j := uint32(0); j < k && r.err == nil; j++ {
@@ -230,9 +230,9 @@ func (m *module) typeIdx(r *reader) uint32 {
 func (m *module) limitsType(r *reader) (lo, hi uint32, hasMax, shared bool) {
 	flags := r.byte()
 	switch flags {
-	case 0, 2:
+	case 0, limitsShared:
 		lo = r.u32()
-	case 1, 3:
+	case limitsHasMax, limitsHasMax | limitsShared:
 		lo = r.u32()
 		hi = r.u32()
 		hasMax = true
@@ -240,7 +240,7 @@ func (m *module) limitsType(r *reader) (lo, hi uint32, hasMax, shared bool) {
 		r.pos--
 		r.fail("invalid limits flags")
 	}
-	return lo, hi, hasMax, flags&2 != 0
+	return lo, hi, hasMax, flags&limitsShared != 0
 }
 
 // table reads a table type's limits (the element type is read by the
@@ -307,22 +307,22 @@ func (m *module) parseImports(s section) error {
 		r.name()
 		r.name()
 		switch r.byte() {
-		case 0:
+		case externFunc:
 			m.typeIdx(r)
 			m.nImpFuncs++
 			r.limit("Functions", uint64(m.nImpFuncs), uint64(m.lim.Functions))
-		case 1:
+		case externTable:
 			m.tableRefType(r)
 			m.table(r)
-		case 2:
+		case externMemory:
 			m.memory(r, true)
-		case 3:
+		case externGlobal:
 			m.valType(r)
-			r.byte()
+			r.byte() // mutability
 			m.nImpGlobal++
 			r.limit("Globals", uint64(m.nImpGlobal), uint64(m.lim.Globals))
-		case 4:
-			r.byte()
+		case externTag:
+			r.byte() // attribute: exception
 			m.typeIdx(r)
 			m.nImpTags++
 			r.limit("Tags", uint64(m.nImpTags), uint64(m.lim.Tags))

@@ -86,16 +86,9 @@ func (w *rewriter) custom(out []byte, s section) ([]byte, error) {
 // spec requires. Other subsections are left out (they must still lie within
 // the section). The output has the kept subsections in increasing id order.
 func (w *rewriter) names(r *reader) ([]byte, string) {
-	var sub [3][]byte // re-encoded contents
-	var seen [3]bool
-	nFuncs := w.m.nFuncs()
-	shift := func(idx uint32) uint32 {
-		if idx >= w.m.nImpFuncs {
-			return idx + 1
-		}
-		return idx
-	}
-	q := w.fn.names[:0]
+	var sub [nameLocals + 1][]byte // re-encoded contents
+	var seen [nameLocals + 1]bool
+	q := w.nameBuf[:0]
 	dropped := 0
 	for !r.eof() {
 		id := r.byte()
@@ -112,73 +105,115 @@ func (w *rewriter) names(r *reader) ([]byte, string) {
 			return nil, "duplicate subsection"
 		}
 		seen[id] = true
-		sr := &reader{b: data}
-		bad := ""
-		name := func() []byte {
-			b := sr.name()
-			if sr.err == nil && !utf8.Valid(b) {
-				bad = "name not valid UTF-8"
-			}
-			return b
-		}
 		start := len(q)
-		switch id {
-		case nameModule:
-			q = appendBytes(q, name())
-		case nameFuncs, nameLocals:
-			n := sr.count("name map")
-			q = appendU32(q, n)
-			prev := int64(-1)
-			for i := uint32(0); i < n && sr.err == nil && bad == ""; i++ {
-				idx := sr.u32()
-				if sr.err == nil && (idx >= nFuncs || int64(idx) <= prev) {
-					bad = "function index out of range or out of order"
-					break
-				}
-				prev = int64(idx)
-				q = appendU32(q, shift(idx))
-				if id == nameFuncs {
-					q = appendBytes(q, name())
-					continue
-				}
-				k := sr.count("local name map")
-				q = appendU32(q, k)
-				prevLocal := int64(-1)
-				for j := uint32(0); j < k && sr.err == nil && bad == ""; j++ {
-					l := sr.u32()
-					if sr.err == nil && int64(l) <= prevLocal {
-						bad = "local index out of order"
-						break
-					}
-					prevLocal = int64(l)
-					q = appendU32(q, l)
-					q = appendBytes(q, name())
-				}
-			}
-		}
-		if de, ok := sr.err.(*DecodeError); ok {
-			bad = de.Msg
-		} else if bad == "" && !sr.eof() {
-			bad = "subsection size mismatch"
-		}
+		var bad string
+		q, bad = w.nameSubsection(q, id, data)
 		if bad != "" {
-			w.fn.names = q
-			return nil, sectionName(id) + ": " + bad
+			w.nameBuf = q
+			return nil, subsectionName(id) + ": " + bad
 		}
 		sub[id] = q[start:len(q):len(q)]
 	}
-	p := appendName(make([]byte, 0, len(q)+4*3+5), "name")
+	p := appendName(make([]byte, 0, len(q)+nameSectionOverhead), "name")
 	for id, b := range sub {
 		if seen[id] {
 			p = appendSection(p, byte(id), b)
 		}
 	}
-	w.fn.names = q
+	w.nameBuf = q
 	w.report.NameSubsectionsDropped = dropped
 	return p, ""
 }
 
-func sectionName(id byte) string {
+// nameSectionOverhead bounds what a re-encoded name section holds besides
+// its subsections' contents: its own name, and the three subsections' ids
+// and sizes.
+const nameSectionOverhead = 1 + len("name") + (nameLocals+1)*(1+maxLEB32)
+
+// nameReader reads a name subsection. bad says why the subsection does
+// not parse strictly, when the reader's decoding has not failed.
+type nameReader struct {
+	reader
+	bad string
+}
+
+// name reads a name, which must be valid UTF-8 (wazero requires it).
+func (nr *nameReader) name() []byte {
+	b := nr.reader.name()
+	if nr.err == nil && !utf8.Valid(b) {
+		nr.bad = "name not valid UTF-8"
+	}
+	return b
+}
+
+// ok reports whether the subsection parses so far.
+func (nr *nameReader) ok() bool { return nr.err == nil && nr.bad == "" }
+
+// nameSubsection appends to q the re-encoded contents of subsection id
+// (module, function or local names), given as data, and returns the reason
+// it does not parse, if it does not.
+func (w *rewriter) nameSubsection(q []byte, id byte, data []byte) ([]byte, string) {
+	nr := &nameReader{reader: reader{b: data}}
+	switch id {
+	case nameModule:
+		q = appendBytes(q, nr.name())
+	case nameFuncs, nameLocals:
+		q = w.nameMap(q, nr, id == nameLocals)
+	}
+	if de, ok := nr.err.(*DecodeError); ok {
+		return q, de.Msg
+	}
+	if nr.bad == "" && !nr.eof() {
+		return q, "subsection size mismatch"
+	}
+	return q, nr.bad
+}
+
+// nameMap appends a re-encoded function name map or, with locals, the
+// indirect map of local names: function indices in range, strictly
+// increasing, and shifted.
+func (w *rewriter) nameMap(q []byte, nr *nameReader, locals bool) []byte {
+	nFuncs := w.m.nFuncs()
+	n := nr.count("name map")
+	q = appendU32(q, n)
+	prev := int64(-1)
+	for i := uint32(0); i < n && nr.ok(); i++ {
+		idx := nr.u32()
+		if nr.err == nil && (idx >= nFuncs || int64(idx) <= prev) {
+			nr.bad = "function index out of range or out of order"
+			break
+		}
+		prev = int64(idx)
+		q = appendU32(q, w.outFunc(idx))
+		if locals {
+			q = localNameMap(q, nr)
+		} else {
+			q = appendBytes(q, nr.name())
+		}
+	}
+	return q
+}
+
+// localNameMap appends one function's re-encoded map of local names: local
+// indices strictly increasing.
+func localNameMap(q []byte, nr *nameReader) []byte {
+	k := nr.count("local name map")
+	q = appendU32(q, k)
+	prev := int64(-1)
+	for j := uint32(0); j < k && nr.ok(); j++ {
+		l := nr.u32()
+		if nr.err == nil && int64(l) <= prev {
+			nr.bad = "local index out of order"
+			break
+		}
+		prev = int64(l)
+		q = appendU32(q, l)
+		q = appendBytes(q, nr.name())
+	}
+	return q
+}
+
+func subsectionName(id byte) string {
 	switch id {
 	case nameModule:
 		return "module name"

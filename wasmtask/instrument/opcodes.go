@@ -37,10 +37,15 @@ const (
 	opGlobalSet          = 0x24
 	opTableGet           = 0x25
 	opTableSet           = 0x26
+	opLoadFirst          = 0x28 // i32.load: the loads and stores up to opStoreLast take a memarg
+	opStoreLast          = 0x3e // i64.store32
+	opMemorySize         = 0x3f
+	opMemoryGrow         = 0x40
 	opI32Const           = 0x41
 	opI64Const           = 0x42
 	opF32Const           = 0x43
 	opF64Const           = 0x44
+	opNumericFirst       = 0x45 // i32.eqz: the numeric operators up to opNumericLast take no immediate
 	opI64LtS             = 0x53
 	opI32Add             = 0x6a
 	opI32Sub             = 0x6b
@@ -49,6 +54,7 @@ const (
 	opI64Sub             = 0x7d
 	opI64Mul             = 0x7e
 	opI64ExtendI32U      = 0xad
+	opNumericLast        = 0xc4 // i64.extend32_s
 	opRefNull            = 0xd0
 	opRefIsNull          = 0xd1
 	opRefFunc            = 0xd2
@@ -60,25 +66,91 @@ const (
 	opPrefixAtomic       = 0xfe
 )
 
-// 0xFC sub-opcodes.
+// 0xFC sub-opcodes (0 to miscTruncSatLast are the non-trapping
+// conversions, which take no immediate).
 const (
-	miscMemoryInit = 8
-	miscDataDrop   = 9
-	miscMemoryCopy = 10
-	miscMemoryFill = 11
-	miscTableInit  = 12
-	miscElemDrop   = 13
-	miscTableCopy  = 14
-	miscTableGrow  = 15
-	miscTableSize  = 16
-	miscTableFill  = 17
+	miscTruncSatLast = 7 // i64.trunc_sat_f64_u
+	miscMemoryInit   = 8
+	miscDataDrop     = 9
+	miscMemoryCopy   = 10
+	miscMemoryFill   = 11
+	miscTableInit    = 12
+	miscElemDrop     = 13
+	miscTableCopy    = 14
+	miscTableGrow    = 15
+	miscTableSize    = 16
+	miscTableFill    = 17
 )
 
-// Value type codes.
+// 0xFD (SIMD) sub-opcodes, named by the immediates they take (the others
+// take none).
+const (
+	vecMemargLast   = 11 // v128.load (0) to v128.store (11): memarg
+	vecConst        = 12 // v128.const: 16 bytes
+	vecShuffle      = 13 // i8x16.shuffle: 16 lane indices
+	vecLaneFirst    = 21 // i8x16.extract_lane_s (21) to f64x2.replace_lane (34): a lane index
+	vecLaneLast     = 34
+	vecMemLaneFirst = 84 // v128.load8_lane (84) to v128.store64_lane (91): memarg and a lane index
+	vecMemLaneLast  = 91
+	vecLoad32Zero   = 92 // memarg
+	vecLoad64Zero   = 93 // memarg
+)
+
+// 0xFE (threads) sub-opcodes: 0 to 2 (memory.atomic.notify and the waits)
+// take a memarg, atomic.fence a reserved byte, and the accesses a memarg.
+// The others are undefined.
+const (
+	atomicFence       = 0x03
+	atomicAccessFirst = 0x10 // i32.atomic.load
+	atomicAccessLast  = 0x4e // i64.atomic.rmw32.cmpxchg_u
+)
+
+// Value type codes (an abstract heap type has the code of its nullable
+// reference type).
 const (
 	valI32       = 0x7f
 	valI64       = 0x7e
+	valF32       = 0x7d
+	valF64       = 0x7c
+	valV128      = 0x7b
+	valFuncRef   = 0x70
+	valExternRef = 0x6f
+	valExnRef    = 0x69
 	valRefNull   = 0x63 // (ref null ht)
 	valRef       = 0x64 // (ref ht)
 	blockTypeNil = 0x40
+)
+
+// Abstract heap types, as the s33 values that encode them.
+const (
+	heapFunc   = -0x10
+	heapExtern = -0x11
+	heapExn    = -0x17
+)
+
+// Catch clause kinds of try_table.
+const (
+	catchKindTag    = 0 // catch tag label
+	catchKindTagRef = 1 // catch_ref tag label
+	catchKindAll    = 2 // catch_all label
+	catchKindAllRef = 3 // catch_all_ref label
+)
+
+// Other codes of the binary format.
+const (
+	typeFunc      = 0x60 // func type form
+	typeRecGroup  = 0x4e // rec group of types
+	externFunc    = 0    // import and export kinds
+	externTable   = 1
+	externMemory  = 2
+	externGlobal  = 3
+	externTag     = 4
+	limitsHasMax  = 1    // flags of a table's or memory's limits
+	limitsShared  = 2    // (threads)
+	tableHasInit  = 0x40 // table type prefix: an initializer expression follows
+	globalMutable = 1
+	// memargHasMemIdx is the flag in a memarg's alignment field saying that
+	// a memory index follows (multi-memory).
+	memargHasMemIdx = 0x40
+	maxU32          = 1<<32 - 1
 )
