@@ -278,7 +278,7 @@ wasmsched_workers 1
 	const n = 1_000_000
 	var yields int64
 	for i := 0; i < 2; i++ {
-		r, err := wasmtask.Spawn(rt, mod, wasmtask.Options{Export: "spin", Args: []uint64{n},
+		r, err := wasmtask.Spawn(context.Background(), rt, mod, wasmtask.Options{Export: "spin", Args: []uint64{n},
 			Interrupt: wasmtask.InterruptFuel, FuelSlice: 1_000_000}).Wait(wctx)
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +288,7 @@ wasmsched_workers 1
 		}
 		yields += r.Stats.Deferred
 	}
-	_, err = wasmtask.Spawn(rt, mod, wasmtask.Options{Export: "spin", Args: []uint64{n},
+	_, err = wasmtask.Spawn(context.Background(), rt, mod, wasmtask.Options{Export: "spin", Args: []uint64{n},
 		Interrupt: wasmtask.InterruptFuel, FuelBudget: 1000}).Wait(wctx)
 	var ge *wasmtask.Error
 	if !errors.As(err, &ge) || !errors.Is(err, wasmtask.ErrOutOfFuel) {

@@ -30,7 +30,7 @@ func BenchmarkSuspendResume(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			e := newEnv(b, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(tc.lifo))
 			b.ResetTimer()
-			r, err := waitGuest(b, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{uint64(b.N)},
+			r, err := waitGuest(b, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{uint64(b.N)},
 				Interrupt: InterruptFuel, FuelSlice: 1, Policy: tc.pol}))
 			b.StopTimer()
 			if err != nil {
@@ -81,7 +81,7 @@ func BenchmarkThroughput(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			var hs []*scheduler.JoinHandle[Result]
 			for g := 0; g < guests; g++ {
-				hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
+				hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
 			}
 			for _, h := range hs {
 				if _, err := waitGuest(b, h); err != nil {
@@ -115,7 +115,7 @@ func BenchmarkSuspendedGuestMemory(b *testing.B) {
 			before := memInUse()
 			var hs []*scheduler.JoinHandle[Result]
 			for g := 0; g < count; g++ {
-				hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62},
+				hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62},
 					Interrupt: InterruptFuel, FuelSlice: 1000, Policy: SleepPolicy(time.Hour)}))
 			}
 			for e.eng.Stats().Suspended < count {

@@ -1,6 +1,7 @@
 package wasmtask
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -41,7 +42,7 @@ func (g *guest) classify(err error, instantiating bool) error {
 		return g.failure
 	}
 	if reason := g.co.CancelReason(); reason != nil {
-		return g.fail(reason, nil) // Kind scheduler.ErrAborted or ErrShutdown
+		return g.fail(reason, g.cancelCause(reason)) // Kind scheduler.ErrAborted or ErrShutdown
 	}
 	memory := func() error {
 		return g.fail(ErrMemoryLimit, &afterRefusal{refusal: g.mem.refusal, err: err})
@@ -72,6 +73,16 @@ func (g *guest) classify(err error, instantiating bool) error {
 		return g.fail(ErrInstantiate, err)
 	}
 	return g.fail(ErrTrap, err)
+}
+
+// cancelCause is why an aborted guest was aborted when its context's end
+// did it: context.Cause of the run's context. Otherwise nil (Abort,
+// Shutdown).
+func (g *guest) cancelCause(reason error) error {
+	if reason == scheduler.ErrAborted && g.ctx.Err() != nil {
+		return context.Cause(g.ctx)
+	}
+	return nil
 }
 
 // segmentOutOfBounds is how wazero reports an active data or element

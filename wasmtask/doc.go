@@ -26,6 +26,25 @@
 // not by a ticker goroutine: when guests hold every P a ticker cannot run,
 // which is the very starvation this package exists to prevent.
 //
+// # One-shot guests, instances, reactors
+//
+// Spawn runs a one-shot guest: instantiate, call one export (or a WASI
+// command's _start), close — one module instance per task. An Instance
+// (NewInstance) is a plugin: instantiated once, then called many times
+// with its state kept; each Call is a task of its own, with its own fuel
+// budget, deadlines and GuestStats, and calls on one instance run one at a
+// time, in arrival order. A call that fails once the guest has run poisons
+// the instance until Reset. CallBytes passes bytes in and out through a
+// guest-exported allocator; WithMemory reads and writes guest memory
+// between calls.
+//
+// Module.Kind tells a WASI reactor (it exports _initialize) from a command
+// (it exports _start) and from a plain library: a reactor's _initialize is
+// called once, inside the task that instantiates it, before any export;
+// calling an export of a command is refused (its runtime was never set up
+// by _start) unless Options.AllowCommandExports says the caller knows the
+// module.
+//
 // # Deadlines and policies
 //
 // When the guest's epoch deadline passes (EpochDeadline epochs after it
@@ -95,10 +114,17 @@
 // ErrInstantiate, ErrHost, ErrPolicyTrap, ErrExit, ErrEmbedder — or
 // scheduler.ErrAborted / ErrShutdown. FailureKind names the kind and its
 // family (an invalid module, a wrong call, the guest's failure, the
-// embedder's bug, a cancellation). Abort stops a running guest at its next
-// check and a suspended one (yielded, asleep, waiting for a host function
-// or stdin) at once; the module instance is closed and no goroutine is
-// left. Each guest reports GuestStats (fuel, yields by reason and path,
+// embedder's bug, a cancellation).
+//
+// Every entry point that runs guest code takes a context.Context first
+// (Spawn, NewInstance, Instance.Call, CallBytes, Reset). When it is
+// cancelled or its deadline passes, the guest stops at its next check, or
+// at once if it is suspended (yielded, asleep, waiting for a host function
+// or stdin), and fails with Kind scheduler.ErrAborted and Cause
+// context.Cause(ctx): errors.Is(err, context.Canceled) holds. Host
+// functions receive that context (HostCall.Context). JoinHandle.Abort does
+// the same without a cause. A one-shot guest's module instance is then
+// closed; an Instance is poisoned. No goroutine is left. Each guest reports GuestStats (fuel, yields by reason and path,
 // host waits, sleeps, polls, migrations, suspended time, peak memory); the
 // engine aggregates them in EngineStats for the metrics package. The
 // goroutine running a guest carries the pprof label
@@ -108,12 +134,17 @@
 //
 //   - A guest is instantiated inside its task: a long start function is
 //     preemptible and abortable like any other code.
-//   - One module instance per task; it is closed when the task ends, on
-//     every path.
+//   - A one-shot guest has one module instance, closed when its task
+//     ends, on every path. An Instance's module instance lives from
+//     NewInstance to Close (or Reset); only the task of the call in
+//     progress touches it.
+//   - Fuel, stats and deadlines are per run (a one-shot guest, or one
+//     Instance call): each run starts from zero.
 //   - A guest never crashes a worker: traps, host errors and panics become
 //     its *Error.
 //   - A guest's memory is counted in the budget from its admission to its
-//     end, on every path (admit, each grow, Free or release).
+//     end, on every path (admit, each grow, Free or release); an
+//     Instance's, from NewInstance to Close.
 //
 // See Example for an embedding: engine, policy, spawn, async host function.
 package wasmtask

@@ -336,8 +336,9 @@ func (e *Engine) compile(ctx context.Context, h [32]byte, wasm []byte) (*Module,
 		c.Close(ctx)
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	return &Module{engine: e, hash: h, report: res.Report, compiled: c, exports: c.ExportedFunctions(),
-		minPages: res.Report.MemoryMinPages}, nil
+	exports := c.ExportedFunctions()
+	return &Module{engine: e, hash: h, report: res.Report, compiled: c, exports: exports,
+		kind: kindOf(exports), minPages: res.Report.MemoryMinPages}, nil
 }
 
 func (e *Engine) isClosed() bool {

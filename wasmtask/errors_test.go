@@ -98,7 +98,7 @@ func TestErrorKinds(t *testing.T) {
 				}
 			}
 			tc.opts.Name = tc.name
-			_, err := waitGuest(t, Spawn(e.rt, m, tc.opts))
+			_, err := waitGuest(t, Spawn(context.Background(), e.rt, m, tc.opts))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -125,7 +125,7 @@ func TestErrorKinds(t *testing.T) {
 		t.Fatalf("invalid module: %v", err)
 	}
 	// The workers survived every failure.
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{10}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{10}}))
 	if err != nil || r.Values[0] != spinRef(10) {
 		t.Fatalf("after failures: %v %v", r.Values, err)
 	}
@@ -151,7 +151,7 @@ func TestAsyncHostFunctionFromForeignGoroutine(t *testing.T) {
 	const n = 50
 	var hs []*scheduler.JoinHandle[Result]
 	for i := 0; i < 8; i++ {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "async_sum", Args: []uint64{n}}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "async_sum", Args: []uint64{n}}))
 	}
 	for _, h := range hs {
 		r, err := waitGuest(t, h)
@@ -192,9 +192,9 @@ func TestAsyncWaitCostsNoWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := Spawn(e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}})
+	waiting := Spawn(context.Background(), e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}})
 	<-started
-	r, err := waitGuest(t, Spawn(e.rt, mod, Options{Export: "spin", Args: []uint64{1000}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, mod, Options{Export: "spin", Args: []uint64{1000}}))
 	if err != nil || r.Values[0] != spinRef(1000) {
 		t.Fatalf("second guest: %v", err)
 	}
@@ -231,13 +231,13 @@ func TestAbortInEachState(t *testing.T) {
 	}
 	cases := map[string]*scheduler.JoinHandle[Result]{
 		// running: an endless loop that never yields (policy Continue)
-		"running": Spawn(e.rt, mod, Options{Export: "forever", Policy: NeverYield()}),
+		"running": Spawn(context.Background(), e.rt, mod, Options{Export: "forever", Policy: NeverYield()}),
 		// suspended: yields every deadline
-		"suspended": Spawn(e.rt, mod, Options{Export: "forever", Policy: SleepPolicy(time.Hour)}),
+		"suspended": Spawn(context.Background(), e.rt, mod, Options{Export: "forever", Policy: SleepPolicy(time.Hour)}),
 		// waiting in an async host function
-		"host wait": Spawn(e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}}),
+		"host wait": Spawn(context.Background(), e.rt, mod, Options{Export: "async_sum", Args: []uint64{1}}),
 		// inside an endless start function
-		"instantiating": Spawn(e.rt, startLoop, Options{}), // its start function loops
+		"instantiating": Spawn(context.Background(), e.rt, startLoop, Options{}), // its start function loops
 	}
 	// Every guest has started, and two are suspended (the yielder and the
 	// host wait): each is in the state it is named for.
@@ -256,7 +256,7 @@ func TestAbortInEachState(t *testing.T) {
 			t.Fatalf("%s: err = %v, want ErrAborted", name, err)
 		}
 	}
-	queued := Spawn(e.rt, mod, Options{Export: "forever"})
+	queued := Spawn(context.Background(), e.rt, mod, Options{Export: "forever"})
 	queued.Abort()
 	if _, err := waitGuest(t, queued); !errors.Is(err, scheduler.ErrAborted) {
 		t.Fatalf("queued: %v", err)
@@ -288,7 +288,7 @@ func TestShutdownWithManyGuestsInFlight(t *testing.T) {
 		if i%3 == 0 {
 			opts.Policy = SleepPolicy(time.Hour)
 		}
-		hs = append(hs, Spawn(rt, mod, opts))
+		hs = append(hs, Spawn(context.Background(), rt, mod, opts))
 	}
 	// Let some start and suspend (how many does not matter: Shutdown must
 	// end guests in every state, not yet started included).

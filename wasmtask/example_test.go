@@ -43,7 +43,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	h := wasmtask.Spawn(rt, mod, wasmtask.Options{
+	h := wasmtask.Spawn(ctx, rt, mod, wasmtask.Options{
 		Name: "tenant-1", Export: "async_sum", Args: []uint64{10},
 		Interrupt:  wasmtask.InterruptEpoch,  // yield at every 1 ms epoch...
 		Policy:     wasmtask.DeferredYield(), // ...through the yield_now path

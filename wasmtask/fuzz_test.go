@@ -92,7 +92,7 @@ func FuzzEngine(f *testing.F) {
 			params, _, _ := mod.ExportSignature(opts.Export)
 			opts.Args = make([]uint64, len(params))
 		}
-		h := Spawn(rt, mod, opts)
+		h := Spawn(context.Background(), rt, mod, opts)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err = h.Wait(ctx) // a watchdog: a guest may sleep forever
 		cancel()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -12,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmsched/wasmsched/scheduler"
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
 // Interrupt selects what makes a guest reach its deadline.
@@ -43,15 +46,22 @@ type Options struct {
 	Name string
 	// Export is the function to call after instantiation, with Args. Empty
 	// means a WASI command: _start runs during instantiation with Argv,
-	// Env, Stdin, Stdout, Stderr and FS.
+	// Env, Stdin, Stdout, Stderr and FS. A reactor (a module exporting
+	// _initialize) is initialized before Export is called, and must be
+	// given one.
 	Export string
 	Args   []uint64
-	Argv   []string
-	Env    map[string]string
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	FS     wazero.FSConfig
+	// AllowCommandExports lets Export name a function of a WASI command
+	// (a module exporting _start). Such a function runs without _start
+	// having run: a command's runtime (libc, Go's) is then not set up, so
+	// this is refused unless the caller says it knows the module.
+	AllowCommandExports bool
+	Argv                []string
+	Env                 map[string]string
+	Stdin               io.Reader
+	Stdout              io.Writer
+	Stderr              io.Writer
+	FS                  wazero.FSConfig
 
 	Interrupt Interrupt
 	// EpochDeadline is how many epochs the guest runs before its policy is
@@ -69,8 +79,6 @@ type Options struct {
 	MemoryLimitPages uint32
 	// Policy decides at each deadline (default DeferredYield()).
 	Policy Policy
-	// Context is passed to host functions (default context.Background()).
-	Context context.Context
 }
 
 // GuestStats are one guest's counters.
@@ -119,7 +127,9 @@ type guest struct {
 	m      *Module
 	e      *Engine
 	opts   Options
-	co     *scheduler.Co
+	co     *scheduler.Co   // the task of the current run (see begin)
+	ctx    context.Context // the current run's context, carrying g
+	mod    api.Module      // the instance, between open and close
 	name   string
 	hasE   bool // epoch interrupt
 	hasF   bool // fuel interrupt
@@ -137,6 +147,9 @@ type guest struct {
 	openWait   *counterShard // shard counting this guest as suspended, while it is
 	failure    *Error
 	stats      GuestStats
+
+	holdsModule bool // open counted the guest in the module (m.start)
+	holdsMemory bool // open admitted mem
 }
 
 // stop is panicked through wazero's frames to end a guest whose failure is
@@ -147,24 +160,53 @@ type stop struct{}
 // a Context/Co to spawn from inside a task). The guest is instantiated
 // inside its task, so a long start function is preemptible too. Its
 // JoinHandle yields a Result or an *Error.
-func Spawn(s scheduler.Spawner, m *Module, opts Options) *scheduler.JoinHandle[Result] {
-	return scheduler.SpawnFunc(s, func(co *scheduler.Co) (Result, error) {
-		g := newGuest(m, opts, co)
-		return g.run()
+//
+// ctx is the guest's context. When it is cancelled or its deadline passes,
+// the guest stops at its next check (at once if it is suspended) and fails
+// with an *Error of Kind scheduler.ErrAborted whose Cause is
+// context.Cause(ctx), so errors.Is(err, context.Canceled) (or
+// DeadlineExceeded) holds. Host functions receive ctx, with wasmtask's own
+// value added (HostCall.Context).
+func Spawn(ctx context.Context, s scheduler.Spawner, m *Module, opts Options) *scheduler.JoinHandle[Result] {
+	return spawnGuestTask(ctx, s, func(co *scheduler.Co) (Result, error) {
+		return newGuest(m, opts).runOnce(ctx, co)
 	})
 }
 
-func newGuest(m *Module, opts Options, co *scheduler.Co) *guest {
+// spawnGuestTask spawns body as a stackful task that ctx's end aborts.
+func spawnGuestTask(ctx context.Context, s scheduler.Spawner, body func(co *scheduler.Co) (Result, error)) *scheduler.JoinHandle[Result] {
+	if ctx.Done() == nil {
+		return scheduler.SpawnFunc(s, body)
+	}
+	var handle atomic.Pointer[scheduler.JoinHandle[Result]]
+	h := scheduler.SpawnFunc(s, func(co *scheduler.Co) (Result, error) {
+		// Registered by the task itself, so that it is unregistered when
+		// the task ends, on every path, and so that it only ever aborts a
+		// task that has started (whose error then says why: see begin and
+		// classify).
+		stop := context.AfterFunc(ctx, func() {
+			h := handle.Load()
+			for h == nil { // the task started before Spawn stored its handle
+				runtime.Gosched()
+				h = handle.Load()
+			}
+			h.Abort()
+		})
+		defer stop()
+		return body(co)
+	})
+	handle.Store(h)
+	return h
+}
+
+func newGuest(m *Module, opts Options) *guest {
 	if opts.EpochDeadline == 0 {
 		opts.EpochDeadline = 1
 	}
 	if opts.FuelSlice <= 0 {
 		opts.FuelSlice = 10_000_000
 	}
-	if opts.Context == nil {
-		opts.Context = context.Background()
-	}
-	g := &guest{m: m, e: m.engine, opts: opts, co: co, name: opts.Name, policy: opts.Policy, lastWorker: -1}
+	g := &guest{m: m, e: m.engine, opts: opts, name: opts.Name, policy: opts.Policy, lastWorker: -1}
 	if g.policy == nil {
 		g.policy = DeferredYield()
 	}
@@ -173,74 +215,150 @@ func newGuest(m *Module, opts Options, co *scheduler.Co) *guest {
 	return g
 }
 
-func (g *guest) run() (res Result, err error) {
-	g.e.stats.started.Inc()
-	g.notePoll()
-	defer func() {
-		if g.openWait != nil { // unwound (abort, shutdown) while suspended
-			g.openWait.suspended.Dec()
-		}
-		g.e.stats.finished.Inc()
-		g.stats.FuelUsed = g.consumed()
-		if g.mem != nil {
-			g.stats.MemoryPeak = g.mem.peak
-		}
-		g.e.stats.fuel.Add(g.stats.FuelUsed)
-		res.Stats = g.stats
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				e.Stats = g.stats
-				g.e.stats.countFailure(e.Kind)
-			}
-		}
-	}()
-	labels := pprof.Labels("wasm_guest", g.name)
-	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), labels))
-	ctx := context.WithValue(g.opts.Context, guestKey{}, g)
-
-	g.sliceEnd = g.opts.FuelSlice
-	g.armEpoch(g.opts.EpochDeadline, nanos())
-	if err := g.m.start(); err != nil {
-		return res, g.fail(ErrInstantiate, err)
+// runOnce is a one-shot guest: instantiate (and initialize), call, close.
+// The deferred calls also run when the task is unwound (Abort, Shutdown).
+func (g *guest) runOnce(ctx context.Context, co *scheduler.Co) (res Result, err error) {
+	defer func() { res, err = g.end(res, err) }()
+	if err := g.begin(ctx, co); err != nil {
+		return res, err
 	}
-	defer g.m.end(context.Background())
-	compiled, cerr := g.m.compiledCode()
-	if cerr != nil {
-		return res, g.fail(ErrInstantiate, cerr)
+	if err := g.callProblem(); err != nil {
+		return res, err
 	}
-	if cause := g.m.callProblem(g.opts); cause != nil {
-		return res, g.fail(ErrUsage, cause)
-	}
-	// Memory is admitted before anything is allocated: the module's
-	// minimum against the guest's limit and the engine's budget.
-	g.mem = &guestMemory{budget: &g.e.memory, limit: g.e.guestMemoryLimit(g.opts)}
-	defer func() {
-		g.mem.Free() // the instance's Close has freed it, unless instantiation failed half-way
-		g.mem.release()
-	}()
-	if refusal := g.mem.admit(g.m.minPages); refusal != nil {
-		return res, g.fail(ErrMemoryLimit, refusal)
-	}
-	if g.opts.Stdin != nil && !inMemoryReader(g.opts.Stdin) {
-		g.stdin = newGuestStdin(g, g.opts.Stdin)
-	}
-	mod, ierr := g.instantiate(experimental.WithMemoryAllocator(ctx, g.mem), compiled, g.moduleConfig())
-	if mod != nil {
-		defer mod.Close(context.Background())
-	}
-	if ierr != nil {
-		return res, g.classify(ierr, true)
+	defer g.close()
+	if err := g.open(); err != nil {
+		return res, err
 	}
 	if g.opts.Export == "" {
 		return res, g.budgetCheck() // a WASI command that returned from _start: exit code 0
 	}
-	vals, cerr2 := mod.ExportedFunction(g.opts.Export).Call(ctx, g.opts.Args...)
-	if cerr2 != nil {
-		return res, g.classify(cerr2, false)
+	res.Values, err = g.call(g.opts.Export, g.opts.Args)
+	return res, err
+}
+
+// begin binds g to the task that runs it and to ctx for one run: a
+// one-shot guest's whole life, an Instance's creation or one of its calls.
+// Stats, fuel and deadlines start from zero; the fuel global, if the
+// instance already has one, is re-armed for this run's budget. It fails if
+// ctx has already ended.
+func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
+	g.co, g.ctx = co, context.WithValue(ctx, guestKey{}, g)
+	g.failure, g.stats, g.lastWorker, g.openWait = nil, GuestStats{}, -1, nil
+	g.e.stats.started.Inc()
+	g.notePoll()
+	labels := pprof.Labels("wasm_guest", g.name)
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), labels))
+	g.sliceEnd = g.opts.FuelSlice
+	g.armEpoch(g.opts.EpochDeadline, nanos())
+	g.credit = 0
+	if g.fuel != nil {
+		g.credit = int64(g.fuel.Get()) // consumed() is 0
+		g.arm(0)
 	}
-	res.Values = vals
-	return res, g.budgetCheck()
+	if ctx.Err() != nil {
+		return g.fail(scheduler.ErrAborted, context.Cause(ctx))
+	}
+	return nil
+}
+
+// end closes a run begun by begin: the run's stats go into the Result, the
+// *Error and the engine's counters.
+func (g *guest) end(res Result, err error) (Result, error) {
+	if g.openWait != nil { // unwound (abort, shutdown) while suspended
+		g.openWait.suspended.Dec()
+		g.openWait = nil
+	}
+	g.e.stats.finished.Inc()
+	g.stats.FuelUsed = g.consumed()
+	if g.mem != nil {
+		g.stats.MemoryPeak = g.mem.peak
+	}
+	g.e.stats.fuel.Add(g.stats.FuelUsed)
+	res.Stats = g.stats
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Stats = g.stats
+			g.e.stats.countFailure(e.Kind)
+		}
+	}
+	return res, err
+}
+
+// callProblem is CheckCall's usage check, as an *Error.
+func (g *guest) callProblem() error {
+	if cause := g.m.callProblem(g.opts); cause != nil {
+		return g.fail(ErrUsage, cause)
+	}
+	return nil
+}
+
+// open creates the instance: the module counted in (its code stays until
+// close), the memory admitted against the guest's limit and the engine's
+// budget before anything is allocated, the instance created (a command's
+// _start runs here) and a reactor's _initialize called. On failure the
+// caller calls close, which releases what open took.
+func (g *guest) open() error {
+	if err := g.m.start(); err != nil {
+		return g.fail(ErrInstantiate, err)
+	}
+	g.holdsModule = true
+	compiled, cerr := g.m.compiledCode()
+	if cerr != nil {
+		return g.fail(ErrInstantiate, cerr)
+	}
+	g.mem = &guestMemory{budget: &g.e.memory, limit: g.e.guestMemoryLimit(g.opts)}
+	g.holdsMemory = true
+	if refusal := g.mem.admit(g.m.minPages); refusal != nil {
+		return g.fail(ErrMemoryLimit, refusal)
+	}
+	if g.opts.Stdin != nil && !inMemoryReader(g.opts.Stdin) {
+		g.stdin = newGuestStdin(g, g.opts.Stdin)
+	}
+	mod, ierr := g.instantiate(experimental.WithMemoryAllocator(g.ctx, g.mem), compiled, g.moduleConfig())
+	g.mod = mod
+	if ierr != nil {
+		return g.classify(ierr, true)
+	}
+	if g.fuel == nil {
+		g.fuel, _ = mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+	}
+	if g.m.kind == KindReactor {
+		if _, err := g.call(initializeExport, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// call calls an export of the open instance.
+func (g *guest) call(export string, args []uint64) ([]uint64, error) {
+	vals, err := g.mod.ExportedFunction(export).Call(g.ctx, args...)
+	if err != nil {
+		return nil, g.classify(err, false)
+	}
+	return vals, g.budgetCheck()
+}
+
+// close releases what open took, in reverse order; it may be called
+// after a partial open, and more than once.
+func (g *guest) close() {
+	if g.fuel != nil {
+		g.credit, g.fuel = g.consumed(), nil // consumed() stays right without the global
+	}
+	if g.mod != nil {
+		g.mod.Close(context.Background())
+		g.mod = nil
+	}
+	if g.holdsMemory {
+		g.mem.Free() // the instance's Close has freed it, unless instantiation failed half-way
+		g.mem.release()
+		g.holdsMemory = false
+	}
+	if g.holdsModule {
+		g.m.end(context.Background())
+		g.holdsModule = false
+	}
 }
 
 // moduleConfig is the instance's configuration: WASI's clocks, its sleeps
@@ -251,8 +369,8 @@ func (g *guest) moduleConfig() wazero.ModuleConfig {
 		WithSysNanotime().WithSysWalltime().
 		WithNanosleep(g.nanosleep).WithOsyield(g.schedYield).
 		WithRandSource(randReader{})
-	if g.opts.Export != "" {
-		mc = mc.WithStartFunctions()
+	if g.opts.Export != "" || g.m.kind != KindCommand {
+		mc = mc.WithStartFunctions() // a reactor's _initialize is called by open
 	}
 	if len(g.opts.Argv) > 0 {
 		mc = mc.WithArgs(g.opts.Argv...)

@@ -30,7 +30,7 @@ func TestFuelModeDeterministic(t *testing.T) {
 		{1_000_000, DeferredYield()}, {1_000_000, DeferredYield()}, {1_000_000, ImmediateYield()},
 		{333_333, DeferredYield()}, {10_000_000_000, DeferredYield()},
 	} {
-		r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n},
+		r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n},
 			Interrupt: InterruptFuel, FuelSlice: tc.slice, Policy: tc.pol}))
 		if err != nil {
 			t.Fatal(err)
@@ -53,10 +53,10 @@ func TestFuelModeDeterministic(t *testing.T) {
 	}
 	// The exact budget: a budget of exactly the cost completes; one less
 	// fails with ErrOutOfFuel.
-	if _, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelBudget: want})); err != nil {
+	if _, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelBudget: want})); err != nil {
 		t.Fatalf("budget = cost: %v", err)
 	}
-	if _, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelBudget: want - 1})); !errors.Is(err, ErrOutOfFuel) {
+	if _, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelBudget: want - 1})); !errors.Is(err, ErrOutOfFuel) {
 		t.Fatalf("budget = cost-1: %v", err)
 	}
 }
@@ -78,7 +78,7 @@ func TestWASIGoGuest(t *testing.T) {
 	outs := make([]*bytes.Buffer, 3)
 	for i := range outs {
 		outs[i] = &bytes.Buffer{}
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Name: "goguest", Argv: []string{"goguest", "1"}, Stdout: outs[i]}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Name: "goguest", Argv: []string{"goguest", "1"}, Stdout: outs[i]}))
 	}
 	for i, h := range hs {
 		res, err := waitGuest(t, h)
@@ -118,7 +118,7 @@ func TestGuestGoroutineLabelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := waitGuest(t, Spawn(e.rt, mod, Options{Name: "tenant-7", Export: "mark_spin", Args: []uint64{10}})); err != nil {
+	if _, err := waitGuest(t, Spawn(context.Background(), e.rt, mod, Options{Name: "tenant-7", Export: "mark_spin", Args: []uint64{10}})); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(dump, `"wasm_guest":"tenant-7"`) {

@@ -90,8 +90,24 @@ type HostCall struct {
 	ctx context.Context
 }
 
-// Context is Options.Context of the guest (with wasmtask's own values).
+// Context is the context of the guest's run — the one given to Spawn, to
+// NewInstance (for _initialize) or to the Instance call in progress — with
+// wasmtask's own value added. It is done when the run is cancelled.
 func (hc *HostCall) Context() context.Context { return hc.ctx }
+
+// FuelConsumed is the fuel the guest has consumed in this run (the
+// one-shot guest's life, or the Instance call in progress) up to this host
+// call. It is exact: the instrumenter charges every instruction before
+// the call that reaches the host (see package instrument, "Runtime
+// contract"), so metering the region between two host calls is a
+// subtraction.
+func (hc *HostCall) FuelConsumed() int64 {
+	g := hc.g
+	if g.fuel == nil {
+		g.fuel, _ = hc.mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+	}
+	return g.consumed()
+}
 
 // Memory is the guest's memory (nil if it has none).
 func (hc *HostCall) Memory() api.Memory { return hc.mod.Memory() }

@@ -36,15 +36,15 @@ func wantMemoryLimit(t *testing.T, err error, says string) {
 // in the engine's accounts when it ends.
 func TestMemoryGuestLimit(t *testing.T) {
 	e := memEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow_until_refused", MemoryLimitPages: 16}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_until_refused", MemoryLimitPages: 16}))
 	if err != nil || uint32(r.Values[0]) != 16 || r.Stats.MemoryPeak != 16*page {
 		t.Fatalf("grow until refused at 16 pages: %v %v peak %d", r.Values, err, r.Stats.MemoryPeak)
 	}
-	_, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{100}, MemoryLimitPages: 16}))
+	_, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{100}, MemoryLimitPages: 16}))
 	wantMemoryLimit(t, err, "over the guest's memory limit of 1 MiB")
 	// The engine's default limit applies when Options sets none.
 	e2 := memEnv(t, EngineConfig{GuestMemoryLimit: 8 * page}, scheduler.WithWorkers(1))
-	r, err = waitGuest(t, Spawn(e2.rt, e2.mod, Options{Export: "grow_until_refused"}))
+	r, err = waitGuest(t, Spawn(context.Background(), e2.rt, e2.mod, Options{Export: "grow_until_refused"}))
 	if err != nil || uint32(r.Values[0]) != 8 {
 		t.Fatalf("engine default limit of 8 pages: %v %v", r.Values, err)
 	}
@@ -61,16 +61,16 @@ func TestMemoryGuestLimit(t *testing.T) {
 // its pages are free again.
 func TestMemoryBudgetShared(t *testing.T) {
 	e := memEnv(t, EngineConfig{MemoryBudget: 32 * page}, scheduler.WithWorkers(2))
-	holder := Spawn(e.rt, e.mod, Options{Export: "grow_sleep", Args: []uint64{19, 1<<63 - 1}})
+	holder := Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_sleep", Args: []uint64{19, 1<<63 - 1}})
 	waitSuspended(t, e, 1)
 	if s := e.eng.Stats(); s.MemoryInUse != 20*page || s.MemoryBudget != 32*page {
 		t.Fatalf("holder asleep: %d bytes in use of %d", s.MemoryInUse, s.MemoryBudget)
 	}
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow_until_refused"}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_until_refused"}))
 	if err != nil || uint32(r.Values[0]) != 12 {
 		t.Fatalf("second guest: %v %v, want 12 pages", r.Values, err)
 	}
-	_, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{20}}))
+	_, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{20}}))
 	wantMemoryLimit(t, err, "the engine's memory budget of 2 MiB has")
 	holder.Abort()
 	if _, err := waitGuest(t, holder); !errors.Is(err, scheduler.ErrAborted) {
@@ -79,7 +79,7 @@ func TestMemoryBudgetShared(t *testing.T) {
 	if s := e.eng.Stats(); s.MemoryInUse != 0 || s.MemoryPeak != 32*page {
 		t.Fatalf("after all guests: %d bytes in use, peak %d", s.MemoryInUse, s.MemoryPeak)
 	}
-	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow_until_refused"}))
+	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_until_refused"}))
 	if err != nil || uint32(r.Values[0]) != 32 {
 		t.Fatalf("alone again: %v %v, want all 32 pages", r.Values, err)
 	}
@@ -104,7 +104,7 @@ func TestMemoryAdmission(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = waitGuest(t, Spawn(e.rt, m, Options{Export: "f"}))
+			_, err = waitGuest(t, Spawn(context.Background(), e.rt, m, Options{Export: "f"}))
 			wantMemoryLimit(t, err, tc.says)
 			var ge *Error
 			if errors.As(err, &ge); ge.Stats.MemoryPeak != 0 || e.eng.Stats().MemoryPeak != 0 {
@@ -123,7 +123,7 @@ func TestMemoryGrowIsLazy(t *testing.T) {
 	}
 	e := memEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	before := rss(t)
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "grow", Args: []uint64{65535}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow", Args: []uint64{65535}}))
 	if err != nil || uint32(r.Values[0]) != 1 || r.Stats.MemoryPeak != 65536*page {
 		t.Fatalf("grow to 4 GiB: %v %v peak %d", r.Values, err, r.Stats.MemoryPeak)
 	}
@@ -142,7 +142,7 @@ func TestMemoryReturnedToOS(t *testing.T) {
 	before := rss(t)
 	var hs []*scheduler.JoinHandle[Result]
 	for range 4 {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{1023}}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "grow_touch", Args: []uint64{1023}}))
 	}
 	for _, h := range hs {
 		if r, err := waitGuest(t, h); err != nil || uint32(r.Values[0]) != 1024 {
@@ -178,7 +178,7 @@ func rss(t *testing.T) int64 {
 func TestGoGuestOutOfMemory(t *testing.T) {
 	e := newEnv(t, "goguest.wasm", EngineConfig{}, scheduler.WithWorkers(1))
 	var stderr strings.Builder
-	_, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Argv: []string{"goguest", "1"}, MemoryLimitPages: 48, Stderr: &stderr}))
+	_, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Argv: []string{"goguest", "1"}, MemoryLimitPages: 48, Stderr: &stderr}))
 	wantMemoryLimit(t, err, "over the guest's memory limit of 3 MiB")
 	if !errors.Is(err, ErrMemoryLimit) || errors.Is(err, ErrExit) {
 		t.Fatalf("kind: %v", err)

@@ -25,6 +25,7 @@ type Module struct {
 	report instrument.Report
 
 	exports  map[string]api.FunctionDefinition
+	kind     ModuleKind
 	minPages uint32 // the largest minimum of the module's memories (0: none)
 
 	mu       sync.Mutex
@@ -32,6 +33,52 @@ type Module struct {
 	running  int                   // guests between their start and their end
 	closed   bool                  // Close was called; the code goes when running reaches 0
 }
+
+// ModuleKind is what a module's exports say it is, in WASI's terms.
+type ModuleKind uint8
+
+const (
+	// KindLibrary exports neither _start nor _initialize: its exports are
+	// called directly (its start section, if any, runs at instantiation).
+	KindLibrary ModuleKind = iota
+	// KindCommand exports _start: a program that runs once, from _start,
+	// during instantiation (Options.Export empty).
+	KindCommand
+	// KindReactor exports _initialize: a plugin whose _initialize is
+	// called once, after instantiation and before any other export (a Go
+	// -buildmode=c-shared module, a clang -mexec-model=reactor one).
+	KindReactor
+)
+
+const (
+	startExport      = "_start"
+	initializeExport = "_initialize"
+)
+
+func (k ModuleKind) String() string {
+	return [...]string{"library", "command", "reactor"}[k]
+}
+
+// kindOf tells the kind from the exported functions. A module exporting
+// both is taken for a reactor: _initialize is the entry point that must
+// run before its exports.
+func kindOf(exports map[string]api.FunctionDefinition) ModuleKind {
+	if _, ok := exports[initializeExport]; ok {
+		return KindReactor
+	}
+	if _, ok := exports[startExport]; ok {
+		return KindCommand
+	}
+	return KindLibrary
+}
+
+// Kind says whether the module is a WASI command, a reactor or neither.
+func (m *Module) Kind() ModuleKind { return m.kind }
+
+// ErrCommandExport is the cause of the ErrUsage error of a call of an
+// export of a WASI command (a module exporting _start) that did not opt in
+// with Options.AllowCommandExports.
+var ErrCommandExport = errors.New("the module is a WASI command (it exports _start): its other exports run without its runtime (libc, Go's) set up")
 
 // errModuleClosed is the cause of ErrInstantiate for a guest of a closed
 // module.
@@ -178,14 +225,28 @@ func (m *Module) callProblem(opts Options) error {
 		if len(opts.Args) > 0 {
 			return errors.New("Args given without Export (a WASI command takes Argv)")
 		}
+		if m.kind == KindReactor {
+			return fmt.Errorf("the module is a reactor (it exports %s): name the export to call (it exports: %s)", initializeExport, strings.Join(m.Exports(), ", "))
+		}
 		return nil
 	}
-	params, _, ok := m.ExportSignature(opts.Export)
-	if !ok {
-		return fmt.Errorf("module exports no function %q (it exports: %s)", opts.Export, strings.Join(m.Exports(), ", "))
+	return m.exportProblem(opts.Export, opts.Args, opts.AllowCommandExports)
+}
+
+// exportProblem says why export cannot be called with args, or nil.
+func (m *Module) exportProblem(export string, args []uint64, allowCommand bool) error {
+	switch {
+	case export == initializeExport || export == startExport:
+		return fmt.Errorf("%s is the module's entry point, run by wasmtask itself", export)
+	case m.kind == KindCommand && !allowCommand:
+		return fmt.Errorf("%w: %s (opt in with AllowCommandExports)", ErrCommandExport, export)
 	}
-	if len(opts.Args) != len(params) {
-		return fmt.Errorf("%s takes %d arguments (%s), got %d", opts.Export, len(params), valueTypes(params), len(opts.Args))
+	params, _, ok := m.ExportSignature(export)
+	if !ok {
+		return fmt.Errorf("module exports no function %q (it exports: %s)", export, strings.Join(m.Exports(), ", "))
+	}
+	if len(args) != len(params) {
+		return fmt.Errorf("%s takes %d arguments (%s), got %d", export, len(params), valueTypes(params), len(args))
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestModuleCloseIdle(t *testing.T) {
 	if _, _, released := e.mod.state(); !released {
 		t.Fatal("an unused closed module kept its code")
 	}
-	_, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{10}}))
+	_, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{10}}))
 	if !isModuleClosed(err) {
 		t.Fatalf("guest of a closed module: %v, want ErrInstantiate (module closed)", err)
 	}
@@ -48,7 +48,7 @@ func TestModuleCloseIdle(t *testing.T) {
 	if again == e.mod {
 		t.Fatal("Compile returned the closed module")
 	}
-	r, err := waitGuest(t, Spawn(e.rt, again, Options{Export: "spin", Args: []uint64{10}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, again, Options{Export: "spin", Args: []uint64{10}}))
 	if err != nil || r.Values[0] != spinRef(10) {
 		t.Fatalf("recompiled module: %v %v", r.Values, err)
 	}
@@ -71,7 +71,7 @@ func TestModuleCloseWhileRunning(t *testing.T) {
 		}
 		return Yield(0, scheduler.PathDeferred)
 	}
-	h := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, Interrupt: InterruptFuel, FuelSlice: 100_000, Policy: policy})
+	h := Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, Interrupt: InterruptFuel, FuelSlice: 100_000, Policy: policy})
 	select {
 	case <-started:
 	case <-time.After(guestTimeout):
@@ -108,7 +108,7 @@ func TestModuleCloseRace(t *testing.T) {
 			for i := range each {
 				n := uint64(1000 * (s*each + i + 1))
 				ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
-				r, err := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelSlice: 5_000}).Wait(ctx)
+				r, err := Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}, Interrupt: InterruptFuel, FuelSlice: 5_000}).Wait(ctx)
 				cancel()
 				mu.Lock()
 				switch {

@@ -45,7 +45,7 @@ func runBusyScenario(t *testing.T, e *env, policy Policy) busyScenario {
 		return policy(info)
 	}
 	n := uint64(60_000_000)
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "mark_spin", Args: []uint64{n}, Policy: recording, Context: ctx}))
+	r, err := waitGuest(t, Spawn(ctx, e.rt, e.mod, Options{Export: "mark_spin", Args: []uint64{n}, Policy: recording}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestImmediatePathWithLIFOResumesFirst(t *testing.T) {
 		want int // yields before the task ran
 	}{{scheduler.PathImmediate, 4}, {scheduler.PathDeferred, 1}} {
 		order, marked = nil, false
-		_, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "mark_spin", Args: []uint64{20_000_000}, Policy: policy(tc.path), Context: ctx,
+		_, err := waitGuest(t, Spawn(ctx, e.rt, e.mod, Options{Export: "mark_spin", Args: []uint64{20_000_000}, Policy: policy(tc.path),
 			EpochDeadline: 3}))
 		if err != nil {
 			t.Fatal(err)

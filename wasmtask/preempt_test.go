@@ -85,7 +85,7 @@ func probeOnRuntime(t *testing.T, n uint64) lateness {
 	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(2))
 	var hs []*scheduler.JoinHandle[Result]
 	for i := 0; i < 4; i++ {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Name: "spin", Export: "spin", Args: []uint64{n}}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Name: "spin", Export: "spin", Args: []uint64{n}}))
 	}
 	done := make(chan struct{})
 	probe := scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (lateness, error) {
@@ -167,7 +167,7 @@ func TestOutsideGoroutineNotStarved(t *testing.T) {
 		start := time.Now()
 		var hs []*scheduler.JoinHandle[Result]
 		for i := 0; i < 4; i++ {
-			hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
+			hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n}}))
 		}
 		var late lateness
 		for !allFinished(hs) {
@@ -211,7 +211,7 @@ func TestDueTimerPreemptsGuest(t *testing.T) {
 	const deadline = 200 // epochs of 1 ms
 	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1))
 	for attempt := 1; attempt <= 3; attempt++ {
-		g := Spawn(e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, EpochDeadline: deadline})
+		g := Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{1 << 62}, EpochDeadline: deadline})
 		probe := scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (lateness, error) {
 			var late lateness
 			for i := 0; i < 50; i++ {

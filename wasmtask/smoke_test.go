@@ -1,6 +1,7 @@
 package wasmtask
 
 import (
+	"context"
 	"testing"
 
 	"github.com/wasmsched/wasmsched/scheduler"
@@ -11,7 +12,7 @@ func TestSpinGuestsComplete(t *testing.T) {
 	const n = 30_000_000
 	var hs []*scheduler.JoinHandle[Result]
 	for i := 0; i < 4; i++ {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Name: "spin", Export: "spin", Args: []uint64{n}}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Name: "spin", Export: "spin", Args: []uint64{n}}))
 	}
 	for _, h := range hs {
 		r, err := waitGuest(t, h)

@@ -127,9 +127,9 @@ func (c *engineCounters) countFailure(kind error) {
 // EngineStats is a snapshot of an engine's guest counters, for metrics.
 type EngineStats struct {
 	Epoch     uint64
-	Started   int64 // guests started
-	Finished  int64 // guests finished (any outcome)
-	Running   int64 // guests in a poll right now
+	Started   int64 // runs started: one-shot guests, instantiations and calls of Instances
+	Finished  int64 // runs finished (any outcome)
+	Running   int64 // runs in a poll right now
 	Suspended int64 // guests suspended in a yield or a host wait
 	FuelUsed  int64 // fuel consumed by finished guests
 	HostWaits int64 // async host-function suspensions

@@ -43,10 +43,10 @@ func waitSuspended(t *testing.T, e *env, n int64) {
 // the sleeper at once as aborted, not done.
 func TestWASISleepDoesNotHoldWorker(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
-	sleeper := Spawn(e.rt, e.mod, Options{Name: "sleeper", Export: "sleep", Args: []uint64{1<<63 - 1}})
+	sleeper := Spawn(context.Background(), e.rt, e.mod, Options{Name: "sleeper", Export: "sleep", Args: []uint64{1<<63 - 1}})
 	waitSuspended(t, e, 1)
 	spin := newEnvModule(t, e, "spin.wasm")
-	r, err := waitGuest(t, Spawn(e.rt, spin, Options{Export: "spin", Args: []uint64{100_000}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, spin, Options{Export: "spin", Args: []uint64{100_000}}))
 	if err != nil || r.Values[0] != spinRef(100_000) {
 		t.Fatalf("runnable guest behind a sleeper: %v %v", r.Values, err)
 	}
@@ -81,7 +81,7 @@ func newEnvModule(t *testing.T, e *env, guest string) *Module {
 func TestWASISleepSleeps(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(2))
 	const d = 2 * time.Millisecond
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "sleep", Args: []uint64{uint64(d)}}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "sleep", Args: []uint64{uint64(d)}}))
 	if err != nil || uint32(r.Values[0]) != 0 {
 		t.Fatalf("sleep: %v errno %v", err, r.Values)
 	}
@@ -89,7 +89,7 @@ func TestWASISleepSleeps(t *testing.T) {
 		t.Fatalf("stats after a %v sleep: %+v", d, r.Stats)
 	}
 	// A zero sleep does not suspend.
-	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "sleep", Args: []uint64{0}}))
+	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "sleep", Args: []uint64{0}}))
 	if err != nil || r.Stats.Sleeps != 0 || r.Stats.Polls != 1 {
 		t.Fatalf("zero sleep: %v %+v", err, r.Stats)
 	}
@@ -101,7 +101,7 @@ func TestShutdownEndsSleepers(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(2))
 	var hs []*scheduler.JoinHandle[Result]
 	for range 20 {
-		hs = append(hs, Spawn(e.rt, e.mod, Options{Export: "sleep", Args: []uint64{1<<63 - 1}}))
+		hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "sleep", Args: []uint64{1<<63 - 1}}))
 	}
 	waitSuspended(t, e, 20)
 	ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
@@ -130,7 +130,7 @@ func TestSchedYieldFollowsPolicy(t *testing.T) {
 			return Continue(0)
 		}
 	}
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Yield(0, scheduler.PathDeferred))}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Yield(0, scheduler.PathDeferred))}))
 	if err != nil || uint32(r.Values[0]) != 0 {
 		t.Fatalf("yields: %v %v", r.Values, err)
 	}
@@ -138,11 +138,11 @@ func TestSchedYieldFollowsPolicy(t *testing.T) {
 		t.Fatalf("deferred: policy asked %d times, stats %+v", asked.Load(), r.Stats)
 	}
 	asked.Store(0)
-	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Continue(0))}))
+	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Continue(0))}))
 	if err != nil || asked.Load() != 50 || r.Stats.Polls != 1 {
 		t.Fatalf("continue: %v, asked %d, stats %+v", err, asked.Load(), r.Stats)
 	}
-	_, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Trap(errors.New("no yielding")))}))
+	_, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "yields", Args: []uint64{50}, Policy: counting(Trap(errors.New("no yielding")))}))
 	if !errors.Is(err, ErrPolicyTrap) {
 		t.Fatalf("trap: %v, want ErrPolicyTrap", err)
 	}
@@ -154,10 +154,10 @@ func TestSchedYieldFollowsPolicy(t *testing.T) {
 func TestStdinSuspends(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	pr, pw := io.Pipe()
-	reader := Spawn(e.rt, e.mod, Options{Export: "read_all", Stdin: pr})
+	reader := Spawn(context.Background(), e.rt, e.mod, Options{Export: "read_all", Stdin: pr})
 	waitSuspended(t, e, 1)
 	spin := newEnvModule(t, e, "spin.wasm")
-	if _, err := waitGuest(t, Spawn(e.rt, spin, Options{Export: "spin", Args: []uint64{1000}})); err != nil {
+	if _, err := waitGuest(t, Spawn(context.Background(), e.rt, spin, Options{Export: "spin", Args: []uint64{1000}})); err != nil {
 		t.Fatal(err)
 	}
 	if reader.IsFinished() {
@@ -176,7 +176,7 @@ func TestStdinSuspends(t *testing.T) {
 		t.Fatalf("no stdin wait counted: %+v", r.Stats)
 	}
 	// In-memory readers are read directly.
-	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "read_all", Stdin: strings.NewReader(msg)}))
+	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "read_all", Stdin: strings.NewReader(msg)}))
 	if err != nil || r.Values[0] != uint64(len(msg)) || r.Stats.StdinWaits != 0 {
 		t.Fatalf("in-memory stdin: %v %v %+v", r.Values, err, r.Stats)
 	}
@@ -188,7 +188,7 @@ func TestStdinAbort(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	h := Spawn(e.rt, e.mod, Options{Export: "read_all", Stdin: pr})
+	h := Spawn(context.Background(), e.rt, e.mod, Options{Export: "read_all", Stdin: pr})
 	waitSuspended(t, e, 1)
 	h.Abort()
 	if _, err := waitGuest(t, h); !errors.Is(err, scheduler.ErrAborted) {
@@ -203,13 +203,13 @@ func TestPollStdin(t *testing.T) {
 	e := wasiEnv(t, EngineConfig{}, scheduler.WithWorkers(1))
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Millisecond)}, Stdin: pr}))
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Millisecond)}, Stdin: pr}))
 	if err != nil || uint32(r.Values[0]) != 10 {
 		t.Fatalf("poll with empty stdin: %v events, %v", r.Values, err)
 	}
 	pr2, pw2 := io.Pipe()
 	go func() { io.WriteString(pw2, "x"); pw2.Close() }()
-	r, err = waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Hour)}, Stdin: pr2}))
+	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "poll_stdin", Args: []uint64{uint64(time.Hour)}, Stdin: pr2}))
 	if err != nil || uint32(r.Values[0]) != 11 {
 		t.Fatalf("poll with data on stdin: %v events, %v", r.Values, err)
 	}
@@ -270,7 +270,7 @@ func TestPollOneoffGarbage(t *testing.T) {
 		{0, 256, 0x5555556, 512, errnoFault},
 		{600, 256, 1, 512, errnoInval}, // event type 0xff, written by poll_raw
 	} {
-		r, err := waitGuest(t, Spawn(e.rt, e.mod, Options{Export: "poll_raw", Args: []uint64{uint64(tc.in), uint64(tc.out), uint64(tc.n), uint64(tc.nevents)}}))
+		r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "poll_raw", Args: []uint64{uint64(tc.in), uint64(tc.out), uint64(tc.n), uint64(tc.nevents)}}))
 		if err != nil || uint32(r.Values[0]) != tc.want {
 			t.Errorf("poll_oneoff(%#x, %#x, %#x, %#x) = %v %v, want errno %d", tc.in, tc.out, tc.n, tc.nevents, r.Values, err, tc.want)
 		}

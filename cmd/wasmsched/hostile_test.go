@@ -149,9 +149,9 @@ func TestHostileLibrary(t *testing.T) {
 			if a.opts != nil {
 				a.opts(&opts)
 			}
-			h := wasmtask.Spawn(rt, mod, opts)
+			h := wasmtask.Spawn(context.Background(), rt, mod, opts)
 			// The well-behaved guest completes beside the attack.
-			r, err := waitHandle(t, wasmtask.Spawn(rt, good, wasmtask.Options{Export: "spin", Args: []uint64{2_000_000}}))
+			r, err := waitHandle(t, wasmtask.Spawn(context.Background(), rt, good, wasmtask.Options{Export: "spin", Args: []uint64{2_000_000}}))
 			if err != nil || r.Values[0] != spinRef(2_000_000) {
 				t.Fatalf("well-behaved guest beside %s: %v %v", a.file, r.Values, err)
 			}

@@ -99,6 +99,7 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	export := fs.String("export", "", "call this exported function instead of the WASI _start")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "runtime workers")
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period")
+	allowCommandExports := fs.Bool("allow-command-exports", false, "let --export call a function of a WASI command (a module exporting _start) without running _start")
 
 	// Split off the guest's arguments, then let flags and FILE interleave.
 	var guestArgs []string
@@ -131,7 +132,8 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	}
 	rc := &runCmd{file: positional[0], guestArgs: append(positional[1:], guestArgs...), lifo: true,
 		workers: *workers, epochTick: *epochTick, timeout: *timeout, memLimit: *memLimit}
-	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice}
+	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice,
+		AllowCommandExports: *allowCommandExports}
 	var err error
 	if rc.opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
 		return usageErr("--interrupt: %v", err)
@@ -215,9 +217,12 @@ func (rc *runCmd) execute(ctx context.Context, stdout, stderr io.Writer) int {
 	} else {
 		rc.opts.Argv = append([]string{rc.opts.Name}, rc.guestArgs...)
 	}
+	if err := mod.CheckCall(rc.opts); errors.Is(err, wasmtask.ErrCommandExport) {
+		return usageErr("%s: %v; pass --allow-command-exports to call it anyway", rc.file, err)
+	}
 
 	start := time.Now()
-	h := wasmtask.Spawn(rt, mod, rc.opts)
+	h := wasmtask.Spawn(context.Background(), rt, mod, rc.opts)
 	wctx := ctx
 	if rc.timeout > 0 {
 		var cancel context.CancelFunc

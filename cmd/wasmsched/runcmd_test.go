@@ -38,7 +38,7 @@ func TestRunWASICommand(t *testing.T) {
 
 func TestRunTrap(t *testing.T) {
 	path := writeTemp(t, "trap.wasm", trapWasm)
-	for _, args := range [][]string{{path}, {"--export", "boom", path}} {
+	for _, args := range [][]string{{path}, {"--export", "boom", "--allow-command-exports", path}} {
 		code, _, errOut := invoke(t, append([]string{"run"}, args...)...)
 		if code != runExitGuestFailed {
 			t.Errorf("%v: exit %d, want %d", args, code, runExitGuestFailed)
@@ -46,6 +46,12 @@ func TestRunTrap(t *testing.T) {
 		if !strings.Contains(errOut, "trap.wasm trapped: ") || !strings.Contains(errOut, "unreachable") {
 			t.Errorf("%v: stderr %q", args, errOut)
 		}
+	}
+	// An export of a WASI command is a usage error unless allowed, and the
+	// message names the flag.
+	code, _, errOut := invoke(t, "run", "--export", "boom", path)
+	if code != runExitUsage || !strings.Contains(errOut, "--allow-command-exports") {
+		t.Errorf("export of a command without the flag: exit %d, %q", code, errOut)
 	}
 }
 
@@ -148,7 +154,7 @@ func TestRunMemoryLimit(t *testing.T) {
 	if code != runExitGuestFailed || !strings.Contains(errOut, "goguest hit the memory limit (3MiB)") {
 		t.Fatalf("exit %d, stderr %.300q", code, errOut)
 	}
-	code, _, errOut = invoke(t, "run", "--export", "sieve", "cguest", "--", "1000")
+	code, _, errOut = invoke(t, "run", "--export", "sieve", "--allow-command-exports", "cguest", "--", "1000")
 	if code != 0 || !strings.Contains(errOut, "memory peak") {
 		t.Fatalf("default limit: exit %d, %q", code, errOut)
 	}

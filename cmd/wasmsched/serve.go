@@ -22,6 +22,8 @@ requests from untrusted clients.
          query: export=FN&args=1,2 call an export (args typed by its signature; default: WASI _start)
                 arg=A&arg=B        WASI argv[1:]     fuel=N  fuel budget (at most --job-fuel)
                 timeout=5s         job deadline (at most --job-timeout)
+                allow_command_exports=1  let export=FN call a function of a WASI
+                                   command (a module exporting _start); refused otherwise
          -> 202 {"id": ..., "status": "running"}
             400 invalid module (naming what: decode error, limit, unresolved import
                 module.function) or a call that cannot run (no such export, wrong

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,7 +26,8 @@ func (s *server) postJob(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	name := q.Get("guest")
-	opts := wasmtask.Options{Name: name, Export: q.Get("export"), Interrupt: s.cfg.interrupt, FuelBudget: s.cfg.jobFuel}
+	opts := wasmtask.Options{Name: name, Export: q.Get("export"), Interrupt: s.cfg.interrupt, FuelBudget: s.cfg.jobFuel,
+		AllowCommandExports: q.Get("allow_command_exports") == "1"}
 	if f := q.Get("fuel"); f != "" {
 		n, err := strconv.ParseInt(f, 10, 64)
 		if err != nil || n <= 0 {
@@ -135,7 +137,7 @@ func (s *server) startJob(mod *wasmtask.Module, kept *keptModule, opts wasmtask.
 	opts.Stdout, opts.Stderr = &j.out, &j.err
 	opts.Policy = wasmtask.DeferredYield()
 	s.wg.Add(1)
-	j.h = wasmtask.Spawn(s.rt, mod, opts)
+	j.h = wasmtask.Spawn(context.Background(), s.rt, mod, opts)
 	s.jobs[j.ID] = j
 	s.order = append(s.order, j.ID)
 	s.evictLocked()

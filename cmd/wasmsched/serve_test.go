@@ -119,6 +119,10 @@ func TestServeJobs(t *testing.T) {
 	}
 	// A trapping guest fails with its kind.
 	code, m, _ = do(t, "POST", hs.URL+"/jobs?export=boom", trapWasm)
+	if code != http.StatusBadRequest || !strings.Contains(m["error"].(string), "WASI command") {
+		t.Fatalf("POST export of a command: %d %v, want 400", code, m)
+	}
+	code, m, _ = do(t, "POST", hs.URL+"/jobs?export=boom&allow_command_exports=1", trapWasm)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST trap: %d", code)
 	}
@@ -215,17 +219,17 @@ func TestServeModuleLimit(t *testing.T) {
 	}
 
 	a, b := trapWasm, withSection(trapWasm, 'b')
-	waitJob(t, hs.URL, post(a, "export=boom"))
+	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1"))
 	modA := kept()
-	waitJob(t, hs.URL, post(a, "export=boom")) // the same module: reused
+	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1")) // the same module: reused
 	if kept() != modA {
 		t.Fatal("the same upload was compiled again")
 	}
-	waitJob(t, hs.URL, post(b, "export=boom")) // a second one: a is released
+	waitJob(t, hs.URL, post(b, "export=boom&allow_command_exports=1")) // a second one: a is released
 	if kept() == modA {
 		t.Fatal("the least recently used module was not released")
 	}
-	if _, err := wasmtask.Spawn(srv.rt, modA, wasmtask.Options{Export: "boom"}).Wait(context.Background()); !errors.Is(err, wasmtask.ErrInstantiate) {
+	if _, err := wasmtask.Spawn(context.Background(), srv.rt, modA, wasmtask.Options{Export: "boom", AllowCommandExports: true}).Wait(context.Background()); !errors.Is(err, wasmtask.ErrInstantiate) {
 		t.Fatalf("a guest of the released module: %v, want ErrInstantiate (module closed)", err)
 	}
 
@@ -247,7 +251,7 @@ func TestServeModuleLimit(t *testing.T) {
 		t.Fatalf("cancel: %d %s", code, raw)
 	}
 	waitJob(t, hs.URL, long)
-	waitJob(t, hs.URL, post(a, "export=boom")) // room again
+	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1")) // room again
 }
 
 func TestServeJobLimit(t *testing.T) {

@@ -119,7 +119,7 @@ func (r *run) spawnGuests() (string, error) {
 // startGuest spawns a new instance in slot i from s.
 func (r *run) startGuest(s scheduler.Spawner, i int) {
 	in := &instance{lastWorker: -1, began: r.w.Measuring()}
-	h := wasmtask.Spawn(s, r.mod, r.options(i, in))
+	h := wasmtask.Spawn(context.Background(), s, r.mod, r.options(i, in))
 	sl := r.slots[i]
 	sl.mu.Lock()
 	sl.cur, sl.curHandle = in, h
