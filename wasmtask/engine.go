@@ -33,6 +33,19 @@ type EngineConfig struct {
 	Interpreter bool
 	// HostModules are the embedder's host functions, importable by guests.
 	HostModules []HostModule
+	// WazeroHostModules are host modules written for wazero, brought in
+	// unchanged: typed Go functions (WithFunc) or api.GoModuleFunction, on
+	// wazero's own HostModuleBuilder.
+	WazeroHostModules []WazeroHostModule
+	// StubMissingImports, when set, makes Compile define each function
+	// import that no host module provides as a stub that returns zeros,
+	// and call the hook once per stub (to warn): a guest that imports a
+	// harness's bench.start and bench.end, say, then runs. Only modules
+	// nothing provides are stubbed: an import from a provided module that
+	// lacks the function, or has it with another signature, is refused as
+	// before. Meant for tools (wasmsched run --stub-imports), not for
+	// services: a stub hides that the guest expected something.
+	StubMissingImports func(module, name string, params, results []api.ValueType)
 
 	// Limits bound what Compile accepts (zero fields: the defaults).
 	Limits Limits
@@ -93,7 +106,8 @@ type Engine struct {
 	rt         wazero.Runtime
 	startNanos int64
 	bump       atomic.Uint64
-	provided   map[importKey]funcSig // every function a guest may import
+	providedMu sync.Mutex
+	provided   map[importKey]funcSig // every function a guest may import (stubs are added under providedMu)
 	compiles   chan struct{}         // semaphore: compilations running
 	memory     memBudget
 
@@ -160,10 +174,21 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg.MaxConcurrentCompiles = runtime.GOMAXPROCS(0)
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	names := map[string]bool{}
 	for _, hm := range cfg.HostModules {
 		if err := hm.validate(); err != nil {
 			return nil, err
 		}
+		names[hm.Name] = true
+	}
+	for _, wm := range cfg.WazeroHostModules {
+		if err := wm.validate(); err != nil {
+			return nil, err
+		}
+		if names[wm.Name] {
+			return nil, fmt.Errorf("wasmtask: host module %q defined twice", wm.Name)
+		}
+		names[wm.Name] = true
 	}
 	e := &Engine{
 		cfg:        cfg,
@@ -234,6 +259,14 @@ func (e *Engine) newRuntime(ctx context.Context) error {
 		if err != nil {
 			r.Close(ctx)
 			return err
+		}
+		provided = append(provided, m)
+	}
+	for _, wm := range e.cfg.WazeroHostModules {
+		m, err := wm.Define(r.NewHostModuleBuilder(wm.Name)).Instantiate(ctx)
+		if err != nil {
+			r.Close(ctx)
+			return fmt.Errorf("wasmtask: wazero host module %q: %w", wm.Name, err)
 		}
 		provided = append(provided, m)
 	}
@@ -352,13 +385,20 @@ func (e *Engine) isClosed() bool {
 // instantiated is refused at Compile, naming what is missing, rather than
 // failing every guest later.
 func (e *Engine) resolveImports(c wazero.CompiledModule) error {
+	e.providedMu.Lock()
+	defer e.providedMu.Unlock()
+	if e.cfg.StubMissingImports != nil {
+		if err := e.defineStubs(c); err != nil {
+			return err
+		}
+	}
 	for _, d := range c.ImportedFunctions() {
 		mod, name, _ := d.Import()
 		want := funcSig{d.ParamTypes(), d.ResultTypes()}
 		got, ok := e.provided[importKey{mod, name}]
 		switch {
 		case !ok:
-			return &ImportError{Module: mod, Name: name, Kind: "function", Reason: "not provided by the engine (WASI preview 1, and the host modules in EngineConfig.HostModules)"}
+			return &ImportError{Module: mod, Name: name, Kind: "function", Reason: "not provided by the engine (WASI preview 1, and the host modules in EngineConfig.HostModules and WazeroHostModules)"}
 		case !slices.Equal(got.params, want.params) || !slices.Equal(got.results, want.results):
 			return &ImportError{Module: mod, Name: name, Kind: "function",
 				Reason: fmt.Sprintf("imported as %v but the engine provides %v", want, got)}
@@ -367,6 +407,51 @@ func (e *Engine) resolveImports(c wazero.CompiledModule) error {
 	for _, d := range c.ImportedMemories() {
 		mod, name, _ := d.Import()
 		return &ImportError{Module: mod, Name: name, Kind: "memory", Reason: "the engine provides no memories; define the memory in the module"}
+	}
+	return nil
+}
+
+// defineStubs defines, for each module that c imports functions from and
+// that nothing provides, a host module of stubs returning zeros;
+// providedMu is held.
+func (e *Engine) defineStubs(c wazero.CompiledModule) error {
+	missing := map[string][]api.FunctionDefinition{}
+	var order []string
+	for _, d := range c.ImportedFunctions() {
+		mod, _, _ := d.Import()
+		if e.rt.Module(mod) != nil {
+			continue // provided (perhaps partly: resolution judges)
+		}
+		if missing[mod] == nil {
+			order = append(order, mod)
+		}
+		missing[mod] = append(missing[mod], d)
+	}
+	for _, mod := range order {
+		b := e.rt.NewHostModuleBuilder(mod)
+		seen := map[string]bool{}
+		for _, d := range missing[mod] {
+			_, name, _ := d.Import()
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			nResults := len(d.ResultTypes())
+			b = b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
+				clear(stack[:nResults])
+			}), d.ParamTypes(), d.ResultTypes()).Export(name)
+		}
+		if _, err := b.Instantiate(context.Background()); err != nil {
+			return fmt.Errorf("%w: stubbing imports of %q: %w", ErrInvalidModule, mod, err)
+		}
+		for _, d := range missing[mod] {
+			_, name, _ := d.Import()
+			e.provided[importKey{mod, name}] = funcSig{d.ParamTypes(), d.ResultTypes()}
+			if seen[name] {
+				seen[name] = false
+				e.cfg.StubMissingImports(mod, name, d.ParamTypes(), d.ResultTypes())
+			}
+		}
 	}
 	return nil
 }

@@ -55,6 +55,48 @@ func (hm HostModule) validate() error {
 	return nil
 }
 
+// WazeroHostModule is a host module defined with wazero's own
+// HostModuleBuilder, as a wazero embedder writes it: Define receives the
+// builder for module Name and returns it with its functions, e.g.
+//
+//	Define: func(b wazero.HostModuleBuilder) wazero.HostModuleBuilder {
+//		return b.NewFunctionBuilder().
+//			WithFunc(func(ctx context.Context, m api.Module, x uint32) uint32 { return x * 2 }).
+//			Export("double")
+//	}
+//
+// (wasmtask instantiates it in the engine's runtime.) The functions run on
+// the guest's task like HostModules' and receive the run's context; one
+// that needs wasmtask — to suspend the guest on Go-side work (Await), to
+// read its fuel — gets the HostCall with HostCallFrom(ctx, m). A panic in
+// one is recovered by wazero and fails the guest with ErrHost. One that
+// blocks holds the worker: use Await for anything that waits.
+type WazeroHostModule struct {
+	Name   string
+	Define func(wazero.HostModuleBuilder) wazero.HostModuleBuilder
+}
+
+func (wm WazeroHostModule) validate() error {
+	switch {
+	case wm.Name == "" || wm.Define == nil:
+		return errors.New("wasmtask: wazero host module needs a Name and Define")
+	case wm.Name == instrument.DefaultImportModule || wm.Name == "wasi_snapshot_preview1":
+		return fmt.Errorf("wasmtask: host module name %q is reserved", wm.Name)
+	}
+	return nil
+}
+
+// HostCallFrom returns the HostCall of a host function's call from the
+// context and module wazero passed it (for WazeroHostModules' functions),
+// or ok false when the call does not come from a wasmtask guest.
+func HostCallFrom(ctx context.Context, mod api.Module) (hc *HostCall, ok bool) {
+	g, _ := ctx.Value(guestKey{}).(*guest)
+	if g == nil {
+		return nil, false
+	}
+	return &HostCall{g: g, mod: mod, ctx: ctx}, true
+}
+
 func (hm HostModule) instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
 	b := r.NewHostModuleBuilder(hm.Name)
 	for _, f := range hm.Functions {

@@ -3,8 +3,6 @@ package wasmtask
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -23,20 +21,29 @@ type reactorEnv struct {
 	eng *Engine
 	mod *Module
 
-	mu    sync.Mutex
-	marks []int64
+	mu      sync.Mutex
+	marks   []int64
+	gate    chan struct{}       // add_async(777, x) waits for it to close
+	waiting map[api.Memory]bool // the instances (by memory) waiting at the gate
 }
 
 func newReactorEnv(t *testing.T, workers int, ecfg EngineConfig) *reactorEnv {
 	t.Helper()
-	re := &reactorEnv{}
+	re := &reactorEnv{gate: make(chan struct{}), waiting: map[api.Memory]bool{}}
 	i64 := api.ValueTypeI64
 	ecfg.HostModules = []HostModule{{Name: "test", Functions: []HostFunction{
 		{Name: "add_async", Params: []api.ValueType{i64, i64}, Results: []api.ValueType{i64},
 			Fn: func(hc *HostCall, p []uint64) ([]uint64, error) {
 				return hc.Await(func(done func([]uint64, error)) {
-					if p[0] == 999 {
+					switch p[0] {
+					case 999:
 						return // never completes: only cancellation ends the wait
+					case 777:
+						re.mu.Lock()
+						re.waiting[hc.Memory()] = true
+						re.mu.Unlock()
+						go func() { <-re.gate; done([]uint64{777 + p[1]}, nil) }()
+						return
 					}
 					go done([]uint64{p[0] + p[1]}, nil)
 				})
@@ -50,11 +57,8 @@ func newReactorEnv(t *testing.T, workers int, ecfg EngineConfig) *reactorEnv {
 	}}}
 	e := newEnv(t, "", ecfg, scheduler.WithWorkers(workers))
 	re.rt, re.eng = e.rt, e.eng
-	wasm, err := os.ReadFile(filepath.Join("testdata", "reactor.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if re.mod, err = re.eng.Compile(context.Background(), wasm); err != nil {
+	var err error
+	if re.mod, err = re.eng.Compile(context.Background(), readTestdata(t, "reactor.wasm")); err != nil {
 		t.Fatal(err)
 	}
 	return re
@@ -492,4 +496,10 @@ func TestSpawnContext(t *testing.T) {
 	if st := re.eng.Stats(); st.Running != 0 || st.MemoryInUse != 0 {
 		t.Fatalf("after cancellations: running %d, memory %d", st.Running, st.MemoryInUse)
 	}
+}
+
+func (re *reactorEnv) atGate() int {
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	return len(re.waiting)
 }

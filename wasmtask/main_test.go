@@ -25,6 +25,16 @@ func readGuest(t testing.TB, name string) []byte {
 	return b
 }
 
+// readTestdata reads a guest of this package's testdata/.
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 type env struct {
 	rt  *scheduler.Runtime
 	eng *Engine

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -44,6 +45,13 @@ FILE may also name an embedded guest: spin, cguest, goguest. The guest's
 stdout and stderr are passed through; then a one-line summary goes to
 stderr.
 
+A reactor (a module exporting _initialize: a Go -buildmode=c-shared
+module, a clang -mexec-model=reactor one) is initialized before --export
+is called. --env and --dir give a WASI guest its environment and
+preopened directories; --stub-imports lets a guest that imports functions
+nothing here provides (a benchmark harness's bench.start, say) run, each
+becoming a function that returns zeros, with a warning on stderr.
+
 Limits: the guest's memory is capped by --memory-limit (default 256MiB); a
 memory.grow beyond it fails inside the guest. WASI sleeps and stdin reads
 suspend the guest without holding a worker. --timeout and Ctrl-C stop it
@@ -55,7 +63,8 @@ Exit status:
   124      timed out (--timeout)
   125      usage error: flags, arguments, FILE, export or argument mismatch
   126      invalid module: does not decode or validate, over a limit, or
-           imports what is not provided (WASI preview 1 only)
+           imports what is not provided (WASI preview 1 only, unless
+           --stub-imports)
   127      internal error (the runtime failed)
   130      interrupted (SIGINT/SIGTERM)
   134      the guest failed: trap, out of fuel, memory limit, instantiation
@@ -73,6 +82,7 @@ type runCmd struct {
 	epochTick time.Duration
 	timeout   time.Duration
 	memLimit  string // as given, for messages
+	stubs     bool   // --stub-imports
 }
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -100,6 +110,22 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "runtime workers")
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period")
 	allowCommandExports := fs.Bool("allow-command-exports", false, "let --export call a function of a WASI command (a module exporting _start) without running _start")
+	stubImports := fs.Bool("stub-imports", false, "define every function import nothing provides as a stub returning zeros (warning on stderr for each)")
+	env := map[string]string{}
+	fs.Func("env", "`K=V`: set an environment variable of the guest (repeatable)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want K=V, got %q", v)
+		}
+		env[k] = val
+		return nil
+	})
+	var fsConfig wazero.FSConfig
+	fs.Func("dir", "`HOST[:GUEST][:ro]`: preopen the host directory HOST as GUEST (default: the same path), read-only with :ro (repeatable)", func(v string) error {
+		var err error
+		fsConfig, err = addDirMount(fsConfig, v)
+		return err
+	})
 
 	// Split off the guest's arguments, then let flags and FILE interleave.
 	var guestArgs []string
@@ -133,7 +159,8 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	rc := &runCmd{file: positional[0], guestArgs: append(positional[1:], guestArgs...), lifo: true,
 		workers: *workers, epochTick: *epochTick, timeout: *timeout, memLimit: *memLimit}
 	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice,
-		AllowCommandExports: *allowCommandExports}
+		AllowCommandExports: *allowCommandExports, Env: env, FS: fsConfig}
+	rc.stubs = *stubImports
 	var err error
 	if rc.opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
 		return usageErr("--interrupt: %v", err)
@@ -189,7 +216,14 @@ func (rc *runCmd) execute(ctx context.Context, stdout, stderr io.Writer) int {
 		defer cancel()
 		rt.Shutdown(sctx)
 	}()
-	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: rc.epochTick})
+	ecfg := wasmtask.EngineConfig{EpochTick: rc.epochTick}
+	if rc.stubs {
+		ecfg.StubMissingImports = func(module, name string, params, results []api.ValueType) {
+			fmt.Fprintf(stderr, "wasmsched run: warning: import %s.%s (%s) -> (%s) stubbed: it returns zeros\n",
+				module, name, typeNames(params), typeNames(results))
+		}
+	}
+	eng, err := wasmtask.NewEngine(ctx, ecfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
 		return runExitInternal
@@ -351,4 +385,39 @@ func parsePages(s string) (uint32, error) {
 		return 0, err
 	}
 	return uint32((n + 65535) / 65536), nil
+}
+
+// addDirMount adds a --dir HOST[:GUEST][:ro] preopen to c (nil: a new
+// configuration). HOST must be an existing directory.
+func addDirMount(c wazero.FSConfig, v string) (wazero.FSConfig, error) {
+	ro := false
+	if rest, ok := strings.CutSuffix(v, ":ro"); ok {
+		v, ro = rest, true
+	}
+	host, guest, ok := strings.Cut(v, ":")
+	if !ok {
+		guest = host
+	}
+	if host == "" || guest == "" {
+		return c, fmt.Errorf("want HOST[:GUEST][:ro], got %q", v)
+	}
+	if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
+		return c, fmt.Errorf("%s is not a directory", host)
+	}
+	if c == nil {
+		c = wazero.NewFSConfig()
+	}
+	if ro {
+		return c.WithReadOnlyDirMount(host, guest), nil
+	}
+	return c.WithDirMount(host, guest), nil
+}
+
+// typeNames is "i32, i64" for a signature's types.
+func typeNames(ts []api.ValueType) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = api.ValueTypeName(t)
+	}
+	return strings.Join(names, ", ")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -169,6 +170,53 @@ func TestParsePages(t *testing.T) {
 	for _, in := range []string{"0", "-1", "5GiB", "1TB", ""} {
 		if _, err := parsePages(in); err == nil {
 			t.Errorf("parsePages(%q): no error", in)
+		}
+	}
+}
+
+// TestRunStubImports: a guest importing a harness's bench.start/bench.end
+// is an invalid module without --stub-imports, and runs with it, one
+// warning per stub.
+func TestRunStubImports(t *testing.T) {
+	guest := filepath.Join("..", "..", "testdata", "benchguest.wasm")
+	code, _, errOut := invoke(t, "run", guest)
+	if code != runExitInvalid || !strings.Contains(errOut, "bench.start") {
+		t.Fatalf("without --stub-imports: exit %d, %q", code, errOut)
+	}
+	code, out, errOut := invoke(t, "run", "--stub-imports", guest)
+	if code != 0 || out != "benchmark body ran\n" {
+		t.Fatalf("with --stub-imports: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, name := range []string{"bench.start", "bench.end"} {
+		if n := strings.Count(errOut, "warning: import "+name+" () -> () stubbed"); n != 1 {
+			t.Errorf("%d warnings for %s in %q", n, name, errOut)
+		}
+	}
+}
+
+// TestRunEnvDir: --env and --dir reach the guest (testdata/wasienv.wat
+// exits with 10 × its environment variables + fd_prestat_get(3)'s errno);
+// bad values are usage errors.
+func TestRunEnvDir(t *testing.T) {
+	guest := filepath.Join("..", "..", "testdata", "wasienv.wasm")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 8},
+		{[]string{"--env", "A=1", "--env", "B=x=y"}, 28},
+		{[]string{"--dir", dir}, 0},
+		{[]string{"--dir", dir + ":/data:ro", "--env", "A="}, 10},
+	} {
+		code, _, errOut := invoke(t, append(append([]string{"run"}, tc.args...), guest)...)
+		if code != tc.want {
+			t.Errorf("%v: exit %d, want %d (%q)", tc.args, code, tc.want, errOut)
+		}
+	}
+	for _, bad := range [][]string{{"--env", "novalue"}, {"--env", "=v"}, {"--dir", filepath.Join(dir, "absent")}, {"--dir", ":x"}} {
+		if code, _, _ := invoke(t, append(append([]string{"run"}, bad...), guest)...); code != runExitUsage {
+			t.Errorf("%v: exit %d, want %d", bad, code, runExitUsage)
 		}
 	}
 }
