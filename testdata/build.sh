@@ -1,6 +1,7 @@
 #!/bin/sh
 # Rebuilds the guest binaries in testdata/. Needs wabt (wat2wasm), clang with
-# the wasm32 target and wasm-ld, and Go. The built .wasm files are committed so
+# the wasm32 target and wasm-ld, Debian's wasi-libc and
+# libclang-rt-14-dev-wasm32 (for creactor), and Go. The built .wasm files are committed so
 # that tests need no tool.
 set -eu
 cd "$(dirname "$0")"
@@ -11,5 +12,6 @@ wat2wasm wasienv.wat -o wasienv.wasm
 clang --target=wasm32 -O2 -nostdlib -mbulk-memory -Wl,--no-entry -Wl,--export-dynamic \
 	-o cguest.wasm cguest/cguest.c
 (cd goguest && GOOS=wasip1 GOARCH=wasm go build -trimpath -ldflags=-buildid= -o ../goguest.wasm .)
+clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -o creactor.wasm creactor/creactor.c
 (cd goreactor && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-buildid= -o ../goreactor.wasm .)
-ls -l spin.wasm fuel.wasm benchguest.wasm wasienv.wasm cguest.wasm goguest.wasm goreactor.wasm
+ls -l spin.wasm fuel.wasm benchguest.wasm wasienv.wasm cguest.wasm goguest.wasm goreactor.wasm creactor.wasm

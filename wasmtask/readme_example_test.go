@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 // ExampleSpawn is the README's embedding example (between the README
-// markers, verbatim: TestREADMEExample checks it), run on the spin guest.
+// markers, verbatim: TestREADMEExamples checks it), run on the spin guest.
 func ExampleSpawn() {
 	wasmBytes, err := os.ReadFile("../testdata/spin.wasm")
 	if err != nil {
@@ -63,33 +64,46 @@ func embed(ctx context.Context, wasmBytes []byte) error {
 	return nil
 }
 
-// TestREADMEExample: the README's embedding example is the body of embed,
-// verbatim, so it compiles and runs (ExampleSpawn).
-func TestREADMEExample(t *testing.T) {
-	src, err := os.ReadFile("readme_example_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestREADMEExamples: every block of Go code marked "// README [NAME]
+// begin" ... "// README [NAME] end" in this package's examples appears in
+// README.md verbatim (one tab of indentation removed), so the README's code
+// compiles and runs (ExampleSpawn, Example_pluginOnWazero,
+// Example_pluginOnWasmsched).
+func TestREADMEExamples(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := between(string(src), "\t// README begin\n", "\t// README end\n")
-	var lines []string
-	for _, l := range strings.SplitAfter(body, "\n") {
-		lines = append(lines, strings.TrimPrefix(l, "\t"))
+	marker := regexp.MustCompile(`(?m)^\t// README ?(\w*) begin\n`)
+	blocks := 0
+	for _, file := range []string{"readme_example_test.go", "plugin_example_test.go"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range marker.FindAllStringSubmatchIndex(string(src), -1) {
+			name := string(src[m[2]:m[3]])
+			end := "\t// README " + name + " end\n"
+			if name == "" {
+				end = "\t// README end\n"
+			}
+			rest := string(src[m[1]:])
+			j := strings.Index(rest, end)
+			if j < 0 {
+				t.Fatalf("%s: README block %q has no end", file, name)
+			}
+			var lines []string
+			for _, l := range strings.SplitAfter(rest[:j], "\n") {
+				lines = append(lines, strings.TrimPrefix(l, "\t"))
+			}
+			want := "```go\n" + strings.Join(lines, "") + "```\n"
+			if !strings.Contains(string(readme), want) {
+				t.Errorf("README.md lacks the block %q of %s, which reads:\n%s", name, file, want)
+			}
+			blocks++
+		}
 	}
-	want := "```go\n" + strings.Join(lines, "") + "```\n"
-	if !strings.Contains(string(readme), want) {
-		t.Fatalf("README.md's embedding example differs from embed in readme_example_test.go; it should read:\n%s", want)
+	if blocks != 3 {
+		t.Fatalf("found %d README blocks, want 3", blocks)
 	}
-}
-
-func between(s, from, to string) string {
-	i := strings.Index(s, from)
-	j := strings.Index(s, to)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i+len(from) : j]
 }

@@ -49,8 +49,8 @@ var goldenFiles = []struct{ path, sum string }{
 // did (wazero upgraded, a file added): recompute both sums on unchanged
 // instrument code.
 const (
-	goldenCorpusIn  = "4a1125a1eda80ec5e1d4bb695cd2d4798631bb1b5ef5b40a01a910309a2e6370"
-	goldenCorpusOut = "2412a36faeb3af16a41af740c1f7b24d99fc7240b1575548d54a6e271ec148c1"
+	goldenCorpusIn  = "ae435b46d91a88e3df3ad297351b0ef517fa328cc738ab63df11e7a51e2d3bc2"
+	goldenCorpusOut = "c2522f6b89f615742597810bc29d05cfdb698c232f20bbb703e98d0a46575712"
 )
 
 // goldenMutants is the number of malformed variants of each corpus input

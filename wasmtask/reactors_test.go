@@ -6,14 +6,23 @@ import (
 	"testing"
 )
 
-// TestGoReactor runs the Go reactor (testdata/goreactor, built with
-// -buildmode=c-shared and //go:wasmexport) as a plugin: initialized once
-// (the Go runtime refuses calls before _initialize), state kept across
-// calls, a CPU-heavy export preempted while another task runs on the same
-// worker, an async host function, and the (ptr, len) convention.
-func TestGoReactor(t *testing.T) {
+// TestReactorGuests runs the committed reactors as plugins — the Go one
+// (testdata/goreactor, -buildmode=c-shared and //go:wasmexport) and the C
+// one (testdata/creactor, clang -mexec-model=reactor on wasi-libc):
+// initialized once (Go's runtime refuses calls before _initialize; the C
+// one's next answers -1 unless its constructor ran exactly once), state
+// kept across calls, a CPU-heavy export preempted while another task runs
+// on the same worker, an async host function, and the (ptr, len)
+// convention on each one's allocator.
+func TestReactorGuests(t *testing.T) {
+	for _, guest := range []string{"goreactor.wasm", "creactor.wasm"} {
+		t.Run(guest, func(t *testing.T) { testReactorGuest(t, guest) })
+	}
+}
+
+func testReactorGuest(t *testing.T, guest string) {
 	re := newReactorEnv(t, 1, EngineConfig{})
-	mod, err := re.eng.Compile(context.Background(), readGuest(t, "goreactor.wasm"))
+	mod, err := re.eng.Compile(context.Background(), readGuest(t, guest))
 	if err != nil {
 		t.Fatal(err)
 	}
