@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -217,6 +218,52 @@ func TestRunEnvDir(t *testing.T) {
 	for _, bad := range [][]string{{"--env", "novalue"}, {"--env", "=v"}, {"--dir", filepath.Join(dir, "absent")}, {"--dir", ":x"}} {
 		if code, _, _ := invoke(t, append(append([]string{"run"}, bad...), guest)...); code != runExitUsage {
 			t.Errorf("%v: exit %d, want %d", bad, code, runExitUsage)
+		}
+	}
+}
+
+// TestRunSightglass runs real benchmark programs of Wasmtime's sightglass
+// suite, which import the harness's bench.start/bench.end, with
+// --stub-imports (and --dir for those that read an input file), and
+// compares their stdout with the suite's expected output. It skips when
+// the corpus (../shared/corpus/sightglass, never committed) is absent.
+func TestRunSightglass(t *testing.T) {
+	root := os.Getenv("WASMSCHED_SIGHTGLASS")
+	if root == "" {
+		root = filepath.Join("..", "..", "..", "shared", "corpus", "sightglass")
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Skipf("sightglass corpus absent (%s): real-guest run skipped", root)
+	}
+	for _, name := range []string{"noop/benchmark", "bz2/benchmark", "shootout/shootout-base64", "shootout/shootout-ctype"} {
+		t.Run(name, func(t *testing.T) {
+			dir, err := filepath.Abs(filepath.Join(root, filepath.Dir(name)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := filepath.Base(name)
+			want, err := os.ReadFile(filepath.Join(dir, base+".stdout.expected"))
+			if err != nil {
+				t.Skipf("%s not in the corpus: %v", name, err)
+			}
+			code, out, errOut := invoke(t, "run", "--stub-imports", "--dir", dir+":.", filepath.Join(dir, base+".wasm"))
+			if code != 0 || out != string(want) {
+				t.Fatalf("exit %d, stdout %q (want %q), stderr %.400q", code, out, want, errOut)
+			}
+			if !strings.Contains(errOut, "warning: import bench.start () -> () stubbed") {
+				t.Errorf("no stub warning: %.400q", errOut)
+			}
+		})
+	}
+}
+
+// TestRunReactorExport: run initializes a reactor before calling --export
+// (Go's runtime refuses exports before _initialize).
+func TestRunReactorExport(t *testing.T) {
+	for _, guest := range []string{"goreactor.wasm", "creactor.wasm"} {
+		code, out, errOut := invoke(t, "run", "--stub-imports", "--export", "spin", filepath.Join("..", "..", "testdata", guest), "--", "1000")
+		if code != 0 || !strings.HasPrefix(out, "spin(1000) = ") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %.300q", guest, code, out, errOut)
 		}
 	}
 }
