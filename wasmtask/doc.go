@@ -36,7 +36,9 @@
 // time, in arrival order. A call that fails once the guest has run poisons
 // the instance until Reset. CallBytes passes bytes in and out through a
 // guest-exported allocator; WithMemory reads and writes guest memory
-// between calls.
+// between calls. A Pool holds up to Max instances of a module, so that
+// that many calls run at once; it discards poisoned instances and closes
+// idle ones after a while.
 //
 // Module.Kind tells a WASI reactor (it exports _initialize) from a command
 // (it exports _start) and from a plain library: a reactor's _initialize is
@@ -74,6 +76,11 @@
 // engine; each call finds its guest through the call's context. A host
 // function may finish at once or call HostCall.Await to start Go-side work
 // and suspend the guest until a completion callback runs on any goroutine.
+// EngineConfig.WazeroHostModules brings host modules written for wazero's
+// HostModuleBuilder unchanged (HostCallFrom gives them the HostCall).
+// HostCall.FuelConsumed is the run's exact fuel at the host call.
+// EngineConfig.StubMissingImports, for tools, turns imports nothing
+// provides into functions returning zeros.
 //
 // # Untrusted guests: what is bounded
 //

@@ -127,9 +127,10 @@ type guest struct {
 	m      *Module
 	e      *Engine
 	opts   Options
-	co     *scheduler.Co   // the task of the current run (see begin)
-	ctx    context.Context // the current run's context, carrying g
-	mod    api.Module      // the instance, between open and close
+	co     *scheduler.Co           // the task of the current run (see begin)
+	ctx    context.Context         // the current run's context, carrying g
+	mod    api.Module              // the instance, between open and close
+	funcs  map[string]api.Function // mod's exports called so far
 	name   string
 	hasE   bool // epoch interrupt
 	hasF   bool // fuel interrupt
@@ -331,9 +332,19 @@ func (g *guest) open() error {
 	return nil
 }
 
-// call calls an export of the open instance.
+// call calls an export of the open instance. The api.Function is kept
+// for the instance's later calls: wazero makes a new call engine (and its
+// stack) for each ExportedFunction, more than a trivial call costs.
 func (g *guest) call(export string, args []uint64) ([]uint64, error) {
-	vals, err := g.mod.ExportedFunction(export).Call(g.ctx, args...)
+	fn := g.funcs[export]
+	if fn == nil {
+		fn = g.mod.ExportedFunction(export)
+		if g.funcs == nil {
+			g.funcs = map[string]api.Function{}
+		}
+		g.funcs[export] = fn
+	}
+	vals, err := fn.Call(g.ctx, args...)
 	if err != nil {
 		return nil, g.classify(err, false)
 	}
@@ -348,7 +359,7 @@ func (g *guest) close() {
 	}
 	if g.mod != nil {
 		g.mod.Close(context.Background())
-		g.mod = nil
+		g.mod, g.funcs = nil, nil
 	}
 	if g.holdsMemory {
 		g.mem.Free() // the instance's Close has freed it, unless instantiation failed half-way
