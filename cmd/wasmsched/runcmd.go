@@ -111,43 +111,13 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period")
 	allowCommandExports := fs.Bool("allow-command-exports", false, "let --export call a function of a WASI command (a module exporting _start) without running _start")
 	stubImports := fs.Bool("stub-imports", false, "define every function import nothing provides as a stub returning zeros (warning on stderr for each)")
-	env := map[string]string{}
-	fs.Func("env", "`K=V`: set an environment variable of the guest (repeatable)", func(v string) error {
-		k, val, ok := strings.Cut(v, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("want K=V, got %q", v)
+	env, fsConfig := wasiFlags(fs)
+	positional, guestArgs, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK
 		}
-		env[k] = val
-		return nil
-	})
-	var fsConfig wazero.FSConfig
-	fs.Func("dir", "`HOST[:GUEST][:ro]`: preopen the host directory HOST as GUEST (default: the same path), read-only with :ro (repeatable)", func(v string) error {
-		var err error
-		fsConfig, err = addDirMount(fsConfig, v)
-		return err
-	})
-
-	// Split off the guest's arguments, then let flags and FILE interleave.
-	var guestArgs []string
-	for i, a := range args {
-		if a == "--" {
-			args, guestArgs = args[:i], args[i+1:]
-			break
-		}
-	}
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, exitOK
-			}
-			return nil, runExitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+		return nil, runExitUsage
 	}
 	usageErr := func(format string, a ...any) (*runCmd, int) {
 		fmt.Fprintf(stderr, "wasmsched run: "+format+"\n", a...)
@@ -159,9 +129,8 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	rc := &runCmd{file: positional[0], guestArgs: append(positional[1:], guestArgs...), lifo: true,
 		workers: *workers, epochTick: *epochTick, timeout: *timeout, memLimit: *memLimit}
 	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice,
-		AllowCommandExports: *allowCommandExports, Env: env, FS: fsConfig}
+		AllowCommandExports: *allowCommandExports, Env: env, FS: *fsConfig}
 	rc.stubs = *stubImports
-	var err error
 	if rc.opts.Interrupt, err = parseInterrupt(*interrupt, true); err != nil {
 		return usageErr("--interrupt: %v", err)
 	}
@@ -216,14 +185,7 @@ func (rc *runCmd) execute(ctx context.Context, stdout, stderr io.Writer) int {
 		defer cancel()
 		rt.Shutdown(sctx)
 	}()
-	ecfg := wasmtask.EngineConfig{EpochTick: rc.epochTick}
-	if rc.stubs {
-		ecfg.StubMissingImports = func(module, name string, params, results []api.ValueType) {
-			fmt.Fprintf(stderr, "wasmsched run: warning: import %s.%s (%s) -> (%s) stubbed: it returns zeros\n",
-				module, name, typeNames(params), typeNames(results))
-		}
-	}
-	eng, err := wasmtask.NewEngine(ctx, ecfg)
+	eng, err := wasmtask.NewEngine(ctx, rc.engineConfig(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmsched run: %v\n", err)
 		return runExitInternal
@@ -385,6 +347,62 @@ func parsePages(s string) (uint32, error) {
 		return 0, err
 	}
 	return uint32((n + 65535) / 65536), nil
+}
+
+// engineConfig is the engine run uses: its epoch tick, and stubs for
+// missing imports (with a warning each on stderr) if asked.
+func (rc *runCmd) engineConfig(stderr io.Writer) wasmtask.EngineConfig {
+	ecfg := wasmtask.EngineConfig{EpochTick: rc.epochTick}
+	if rc.stubs {
+		ecfg.StubMissingImports = func(module, name string, params, results []api.ValueType) {
+			fmt.Fprintf(stderr, "wasmsched run: warning: import %s.%s (%s) -> (%s) stubbed: it returns zeros\n",
+				module, name, typeNames(params), typeNames(results))
+		}
+	}
+	return ecfg
+}
+
+// wasiFlags defines --env and --dir, which fill the returned map and
+// file-system configuration as they are parsed.
+func wasiFlags(fs *flag.FlagSet) (map[string]string, *wazero.FSConfig) {
+	env := map[string]string{}
+	fs.Func("env", "`K=V`: set an environment variable of the guest (repeatable)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want K=V, got %q", v)
+		}
+		env[k] = val
+		return nil
+	})
+	fsConfig := new(wazero.FSConfig)
+	fs.Func("dir", "`HOST[:GUEST][:ro]`: preopen the host directory HOST as GUEST (default: the same path), read-only with :ro (repeatable)", func(v string) error {
+		var err error
+		*fsConfig, err = addDirMount(*fsConfig, v)
+		return err
+	})
+	return env, fsConfig
+}
+
+// parseInterleaved parses args with fs, letting flags and positional
+// arguments interleave, up to a "--" after which everything is the
+// guest's.
+func parseInterleaved(fs *flag.FlagSet, args []string) (positional, guestArgs []string, err error) {
+	for i, a := range args {
+		if a == "--" {
+			args, guestArgs = args[:i], args[i+1:]
+			break
+		}
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, guestArgs, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // addDirMount adds a --dir HOST[:GUEST][:ro] preopen to c (nil: a new
