@@ -31,7 +31,8 @@
 // Spawn runs a one-shot guest: instantiate, call one export (or a WASI
 // command's _start), close — one module instance per task. An Instance
 // (NewInstance) is a plugin: instantiated once, then called many times
-// with its state kept; each Call is a task of its own, with its own fuel
+// with its state kept; each Call runs on the instance's own task (parked
+// between calls, so it keeps its grown stack), with its own fuel
 // budget, deadlines and GuestStats, and calls on one instance run one at a
 // time, in arrival order. A call that fails once the guest has run poisons
 // the instance until Reset. CallBytes passes bytes in and out through a

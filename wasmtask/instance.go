@@ -32,8 +32,10 @@ var errInstanceClosed = errors.New("instance closed")
 // number of times; linear memory, globals and tables persist from one call
 // to the next.
 //
-// Each call is a task of the runtime, preemptible like a one-shot guest,
-// with its own fuel budget, slice, deadline policy and GuestStats (the
+// An instance has a task of the runtime that instantiates it and then
+// runs its calls, parked between them (actor.go). Each call is preemptible
+// like a one-shot guest, with its own fuel budget, slice, deadline policy
+// and GuestStats (the
 // Options given to NewInstance apply to every call, and to _initialize).
 // Calls on one instance run one at a time, in the order they arrive:
 // wazero instances do not take concurrent calls. For concurrent calls use
@@ -59,7 +61,8 @@ type Instance struct {
 	sem chan struct{}
 
 	// Owned by the holder of sem.
-	g *guest // the open guest, or nil after Close or a failed Reset
+	g     *guest // the open guest, or nil after Close or a failed Reset
+	actor *actor // g's task (actor.go), nil with g
 
 	// Written by the holder of sem, under mu; read under mu.
 	mu     sync.Mutex
@@ -95,35 +98,24 @@ func NewInstance(ctx context.Context, s scheduler.Spawner, m *Module, opts Optio
 // Module is the module the instance was made from.
 func (i *Instance) Module() *Module { return i.m }
 
-// open instantiates (and initializes) a fresh guest; the caller holds sem,
-// or i is not yet shared.
+// open instantiates (and initializes) a fresh guest in a task of its own,
+// which then runs the calls; the caller holds sem, or i is not yet shared.
 func (i *Instance) open(ctx context.Context) error {
 	g := newGuest(i.m, i.opts)
-	opened := false
-	_, err := spawnGuestTask(ctx, i.s, func(co *scheduler.Co) (res Result, err error) {
-		defer func() { res, err = g.end(res, err) }()
-		if err := g.begin(ctx, co); err != nil {
-			return res, err
-		}
-		defer func() {
-			if !opened { // failed, or unwound (Abort, Shutdown) half-way
-				g.close()
-			}
-		}()
-		if err := g.open(); err != nil {
-			return res, err
-		}
-		opened = true
-		return res, nil
-	}).Wait(context.Background()) // ctx's end aborts the task, so this returns
+	a, err := startActor(ctx, i.s, g)
 	if err != nil {
-		if opened {
-			g.close() // opened, but the task still ended in an error (cancelled as it returned)
-		}
 		return err
 	}
-	i.g = g
+	i.g, i.actor = g, a
 	return nil
+}
+
+// closeGuest stops the guest's task, which closes the guest; sem is held.
+func (i *Instance) closeGuest() {
+	if i.actor != nil {
+		i.actor.shutdown()
+	}
+	i.g, i.actor = nil, nil
 }
 
 // acquire takes sem, or fails when ctx ends first.
@@ -249,21 +241,22 @@ func (i *Instance) run(ctx context.Context, problem func() error, body func(g *g
 	if cause := problem(); cause != nil {
 		return Result{}, &Error{Kind: ErrUsage, Cause: cause, Guest: i.opts.Name}
 	}
-	g := i.g
-	ran := false
-	res, err := spawnGuestTask(ctx, i.s, func(co *scheduler.Co) (res Result, err error) {
-		defer func() { res, err = g.end(res, err) }()
-		if err := g.begin(ctx, co); err != nil {
-			return res, err
-		}
-		ran = true
-		res.Values, err = body(g)
-		return res, err
-	}).Wait(context.Background()) // ctx's end aborts the task, so this returns
-	if err != nil && ran {
-		i.setState(err, false)
+	req := &callRequest{ctx: ctx, body: body, done: make(chan struct{})}
+	i.actor.post(req)
+	if req.err != nil && (req.ran || i.actorEnded()) {
+		// The call failed part-way (its task ended with it, closing the
+		// guest), or the task was already gone (cancelled while idle, the
+		// runtime shut down): the instance's state is lost.
+		i.setState(req.err, false)
 	}
-	return res, err
+	return req.res, req.err
+}
+
+// actorEnded reports whether the instance's task has ended; sem is held.
+func (i *Instance) actorEnded() bool {
+	i.actor.mu.Lock()
+	defer i.actor.mu.Unlock()
+	return i.actor.ended != nil
 }
 
 func (i *Instance) setState(poison error, closed bool) {
@@ -298,10 +291,7 @@ func (i *Instance) Reset(ctx context.Context) error {
 	if i.Closed() {
 		return &Error{Kind: ErrUsage, Cause: errInstanceClosed, Guest: i.opts.Name}
 	}
-	if i.g != nil {
-		i.g.close()
-		i.g = nil
-	}
+	i.closeGuest()
 	i.setState(nil, false)
 	return i.open(ctx)
 }
@@ -335,9 +325,6 @@ func (i *Instance) Close(ctx context.Context) error {
 		return nil
 	}
 	i.setState(i.Poisoned(), true)
-	if i.g != nil {
-		i.g.close()
-		i.g = nil
-	}
+	i.closeGuest()
 	return nil
 }

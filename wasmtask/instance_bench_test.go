@@ -79,6 +79,40 @@ func BenchmarkInstanceCall(b *testing.B) {
 	}
 }
 
+// BenchmarkTaskRoundTrip is the executor's share of an Instance call,
+// measured beside it: spawn a task from a goroutine and wait for it, for
+// a stackful task (a coroutine, as a guest's call is) and a poll-based one.
+func BenchmarkTaskRoundTrip(b *testing.B) {
+	b.Run("stackful", func(b *testing.B) {
+		rt := newRuntimeB(b)
+		ctx := context.Background()
+		for range b.N {
+			if _, err := scheduler.SpawnFunc(rt, func(*scheduler.Co) (int, error) { return 0, nil }).Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("poll", func(b *testing.B) {
+		rt := newRuntimeB(b)
+		ctx := context.Background()
+		for range b.N {
+			f := scheduler.PollFunc[int](func(*scheduler.Context) (int, bool) { return 0, true })
+			if _, err := scheduler.Spawn[int](rt, f).Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func newRuntimeB(b *testing.B) *scheduler.Runtime {
+	rt, err := scheduler.New(scheduler.WithWorkers(2))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Shutdown(context.Background()) })
+	return rt
+}
+
 // BenchmarkPoolThroughput: calls of a 100 µs export from 8 goroutines
 // through a Pool of 2 instances on a 2-worker runtime, against 2 plain
 // goroutines each owning a plain wazero instance and taking calls from a

@@ -503,3 +503,50 @@ func (re *reactorEnv) atGate() int {
 	defer re.mu.Unlock()
 	return len(re.waiting)
 }
+
+// TestInstanceRuntimeShutdown: shutting the runtime down while calls run,
+// wait in a host function or wait for their turn ends every one of them
+// (no caller is left waiting for a task that is gone), and later calls
+// fail at once.
+func TestInstanceRuntimeShutdown(t *testing.T) {
+	re := newReactorEnv(t, 2, EngineConfig{})
+	inst := re.instance(t, Options{})
+	errs := make(chan error, 6)
+	for k := range 6 {
+		go func() {
+			var err error
+			switch k % 3 {
+			case 0:
+				_, err = inst.Call(context.Background(), "forever")
+			case 1:
+				_, err = inst.Call(context.Background(), "async_add", 999, 0)
+			default:
+				_, err = inst.Call(context.Background(), "next")
+			}
+			errs <- err
+		}()
+	}
+	for re.eng.Stats().Started < 2 { // the instantiation and the first call
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := re.rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for range 6 {
+		if err := <-errs; err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no call failed, though one never returns by itself")
+	}
+	if _, err := inst.Call(context.Background(), "next"); err == nil {
+		t.Fatal("a call after shutdown succeeded")
+	}
+	if got := re.eng.Stats().MemoryInUse; got != 0 {
+		t.Fatalf("memory in use after shutdown: %d", got)
+	}
+}

@@ -113,7 +113,7 @@ func pluginOnWasmsched(ctx context.Context, wasmBytes []byte) error {
 		return err
 	}
 	defer inst.Close(ctx)
-	a, _ := inst.Call(ctx, "next") // each call a task; cancelling ctx stops it
+	a, _ := inst.Call(ctx, "next") // preemptible; cancelling ctx stops it
 	b, _ := inst.Call(ctx, "next")
 	fmt.Println("next:", a.Values[0], b.Values[0])
 

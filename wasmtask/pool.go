@@ -201,7 +201,6 @@ func (p *Pool) reclaim() {
 	old := make([]pooledInstance, n)
 	copy(old, p.idle[:n])
 	p.idle = append(p.idle[:0], p.idle[n:]...)
-	p.stats.Reclaimed += int64(n)
 	if !p.closed {
 		p.armSweepLocked()
 	}
@@ -209,6 +208,9 @@ func (p *Pool) reclaim() {
 	for _, pi := range old {
 		pi.inst.Close(context.Background())
 	}
+	p.mu.Lock()
+	p.stats.Reclaimed += int64(n) // once closed: their memory is back in the budget
+	p.mu.Unlock()
 }
 
 // Stats returns the pool's counters.

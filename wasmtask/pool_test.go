@@ -172,3 +172,90 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 		t.Fatalf("memory after Close: %d", st.MemoryInUse)
 	}
 }
+
+// TestPoolStress: goroutines hammer a pool with calls that succeed, trap,
+// suspend in a host function or are cancelled while running; every call
+// returns exactly once with its own outcome, and the pool ends consistent:
+// nothing busy, every instance made is idle or was discarded, and the
+// memory in use is that of the idle instances.
+func TestPoolStress(t *testing.T) {
+	re := newReactorEnv(t, 2, EngineConfig{})
+	pool, err := NewPool(re.rt, re.mod, Options{}, PoolConfig{Max: 3, IdleTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	const goroutines = 8
+	calls := 40
+	if testing.Short() {
+		calls = 10
+	}
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range calls {
+				var err error
+				want := ""
+				switch (g + k) % 4 {
+				case 0:
+					_, err = pool.Call(context.Background(), "next")
+					want = "ok"
+				case 1:
+					_, err = pool.Call(context.Background(), "next_then_trap")
+					want = "trap"
+				case 2:
+					var r Result
+					r, err = pool.Call(context.Background(), "async_add", 1, 2)
+					if err == nil && r.Values[0] != 3 {
+						t.Errorf("async_add = %d", r.Values[0])
+					}
+					want = "ok"
+				case 3:
+					ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+					_, err = pool.Call(ctx, "forever")
+					cancel()
+					want = "aborted"
+				}
+				got := "ok"
+				switch {
+				case errors.Is(err, ErrTrap):
+					got = "trap"
+				case errors.Is(err, context.DeadlineExceeded):
+					got = "aborted"
+				case err != nil:
+					got = err.Error()
+				}
+				if got != want {
+					t.Errorf("call %d/%d: %s, want %s", g, k, got, want)
+				}
+				mu.Lock()
+				outcomes[got]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range outcomes {
+		total += n
+	}
+	if total != goroutines*calls {
+		t.Fatalf("%d outcomes for %d calls: %v", total, goroutines*calls, outcomes)
+	}
+	st := pool.Stats()
+	if st.Busy != 0 || int64(st.Idle) != st.Created-st.Discarded || st.Idle > 3 {
+		t.Fatalf("pool after the storm: %+v", st)
+	}
+	// A trap always poisons its instance; a cancelled call only if it had
+	// started running (its context may end while it waits for an instance).
+	if lo, hi := int64(outcomes["trap"]), int64(outcomes["trap"]+outcomes["aborted"]); st.Discarded < lo || st.Discarded > hi {
+		t.Fatalf("discarded %d instances, want between %d and %d", st.Discarded, lo, hi)
+	}
+	if mem := re.eng.Stats().MemoryInUse; mem != int64(st.Idle)*pageSize {
+		t.Fatalf("memory in use %d, want %d idle instances' pages", mem, st.Idle)
+	}
+}
