@@ -151,7 +151,11 @@ func (hc *HostCall) FuelConsumed() int64 {
 	return g.consumed()
 }
 
-// Memory is the guest's memory (nil if it has none).
+// Memory is the guest's memory (nil if it has none). It is safe to use
+// while the guest cannot run: in the host function itself, and during an
+// Await from any goroutine until complete is called (the guest stays
+// suspended until then, and complete orders those accesses before it
+// resumes). Not after complete: the guest may be running and growing it.
 func (hc *HostCall) Memory() api.Memory { return hc.mod.Memory() }
 
 // Spawner spawns tasks from the host function onto the guest's current
