@@ -184,19 +184,25 @@ func endedError(why error) error {
 // the instance's sem, so the mailbox is empty.
 func (a *actor) post(req *callRequest) {
 	a.mu.Lock()
-	if a.ended != nil {
+	if ended := a.ended; ended != nil {
 		a.mu.Unlock()
-		req.err = endedError(a.ended)
+		req.err = endedError(ended)
 		return
 	}
 	a.req = req
+	a.wakeUnlock()
+	<-req.done
+}
+
+// wakeUnlock wakes the task if it waits for the mailbox, and unlocks it;
+// a.mu is held.
+func (a *actor) wakeUnlock() {
 	w, wake := a.waker, a.waiting
 	a.waiting = false
 	a.mu.Unlock()
 	if wake {
 		w.Wake()
 	}
-	<-req.done
 }
 
 // shutdown tells the task to stop after the request in progress and waits
@@ -204,12 +210,7 @@ func (a *actor) post(req *callRequest) {
 func (a *actor) shutdown() {
 	a.mu.Lock()
 	a.stop = true
-	w, wake := a.waker, a.waiting
-	a.waiting = false
-	a.mu.Unlock()
-	if wake {
-		w.Wake()
-	}
+	a.wakeUnlock()
 	if h := a.handle.Load(); h != nil {
 		h.Wait(context.Background())
 	}
