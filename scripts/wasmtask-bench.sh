@@ -12,8 +12,10 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 cmd1="go test -run '^\$' -bench 'SuspendResume|Throughput' -benchtime 1s -count $COUNT ./wasmtask/"
 cmd2="go test -run '^\$' -bench 'SuspendedGuestMemory' -benchtime 1x -count $COUNT ./wasmtask/"
+cmd3="go test -run '^\$' -bench 'InstanceCall|TaskRoundTrip|PoolThroughput' -benchtime 1s -count $COUNT ./wasmtask/"
 eval "$cmd1" >"$raw"
 eval "$cmd2" >>"$raw"
+eval "$cmd3" >>"$raw"
 # median of a metric over the -count runs of one benchmark
 med() { # benchmark-name metric-unit
 	grep -E "^Benchmark$1-[0-9]+ " "$raw" | awk -v u="$2" '{for(i=3;i<NF;i++) if($(i+1)==u) print $i}' |
@@ -28,6 +30,15 @@ ip=$(med SuspendResume/baseline-iter-pull ns/yield)
 tw=$(med Throughput/wasmsched ns/op)
 tg=$(med Throughput/goroutines ns/op)
 mem=$(med SuspendedGuestMemory B/guest)
+ict=$(med InstanceCall/wasmsched-trivial ns/op)
+iwt=$(med InstanceCall/wazero-trivial ns/op)
+ics=$(med InstanceCall/wasmsched-spin-1ms ns/op)
+iws=$(med InstanceCall/wazero-spin-1ms ns/op)
+trs=$(med TaskRoundTrip/stackful ns/op)
+trp=$(med TaskRoundTrip/poll ns/op)
+ptw=$(med PoolThroughput/wasmsched-pool ns/op)
+ptg=$(med PoolThroughput/goroutines-own-instance ns/op)
+us() { awk -v x="$1" 'BEGIN{printf "%.2f µs", x/1e3}'; }
 {
 	echo "## Wasm guests as tasks (wasmtask)"
 	echo
@@ -38,6 +49,7 @@ mem=$(med SuspendedGuestMemory B/guest)
 	echo '```'
 	echo "$cmd1"
 	echo "$cmd2"
+	echo "$cmd3"
 	echo '```'
 	echo
 	echo "| benchmark | median | in-run baseline | ratio | target (issue 4) |"
@@ -47,6 +59,17 @@ mem=$(med SuspendedGuestMemory B/guest)
 	echo "| guest suspend + resume, immediate path, LIFO off | $inl ns | | | < 250 ns |"
 	echo "| 4 CPU-bound guests (spin 20 M each) on 2 workers, epoch 1 ms | $(awk -v x="$tw" 'BEGIN{printf "%.1f ms", x/1e6}') | plain goroutines, uninstrumented wazero $(awk -v x="$tg" 'BEGIN{printf "%.1f ms", x/1e6}') | $(ratio "$tw" "$tg") | (the cost of preemptibility) |"
 	echo "| memory per suspended guest, 10,000 suspended (no linear memory) | $(awk -v x="$mem" 'BEGIN{printf "%.1f KiB", x/1024}') | | | < 64 KiB |"
+	echo
+	echo "Plugins (issue 9): a call on a long-lived Instance against wazero's own \`api.Function.Call\` on a plain instance of the same module (testdata/reactor.wat), and the executor's share, measured beside them:"
+	echo
+	echo "| benchmark | median | in-run baseline | ratio | aim (issue 9) |"
+	echo "|---|---:|---:|---:|---|"
+	echo "| Instance.Call, trivial export, from a goroutine | $(us "$ict") | wazero Function.Call $iwt ns | $(ratio "$ict" "$iwt") | fixed cost < 1 µs |"
+	echo "| the executor alone: spawn a task from a goroutine and wait | stackful $(us "$trs") | poll-based $(us "$trp") | | |"
+	echo "| Instance.Call, export computing ~1 ms (spin) | $(awk -v x="$ics" 'BEGIN{printf "%.3f ms", x/1e6}') | wazero $(awk -v x="$iws" 'BEGIN{printf "%.3f ms", x/1e6}') | $(ratio "$ics" "$iws") | within the instrumentation's overhead |"
+	echo "| Pool of 2 on 2 workers, 8 callers, 100 µs calls (time per call) | $(us "$ptw") | 2 goroutines each owning a plain instance $(us "$ptg") | $(ratio "$ptw" "$ptg") | |"
+	echo
+	echo "A call from a goroutine is a message to the instance's task and a wake of a parked worker, then a wake of the caller: the same two hand-offs as the task round trip."
 	echo
 	echo "A suspend + resume round trip is: the guest's check (a wazero call out to a Go host function), the policy, a coroutine switch to the worker, the scheduler's requeue and next pick, and the switch back. Its floor is one coroutine switch pair (the iter.Pull baseline) plus the exit from Wasm to a Go host function."
 	echo
