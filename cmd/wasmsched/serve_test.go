@@ -21,7 +21,7 @@ import (
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
-func testServer(t *testing.T, cfg serveConfig) (*server, *httptest.Server) {
+func testServer(t testing.TB, cfg serveConfig) (*server, *httptest.Server) {
 	t.Helper()
 	if cfg.workers == 0 {
 		cfg.workers = 2
@@ -55,7 +55,7 @@ func testServer(t *testing.T, cfg serveConfig) (*server, *httptest.Server) {
 	return s, hs
 }
 
-func do(t *testing.T, method, url string, body []byte) (int, map[string]any, string) {
+func do(t testing.TB, method, url string, body []byte) (int, map[string]any, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
