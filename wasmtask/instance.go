@@ -35,8 +35,8 @@ var errInstanceClosed = errors.New("instance closed")
 // An instance has a task of the runtime that instantiates it and then
 // runs its calls, parked between them (actor.go). Each call is preemptible
 // like a one-shot guest, with its own fuel budget, slice, deadline policy
-// and GuestStats (the
-// Options given to NewInstance apply to every call, and to _initialize).
+// and GuestStats (the Options given to NewInstance apply to every call,
+// and to _initialize).
 // Calls on one instance run one at a time, in the order they arrive:
 // wazero instances do not take concurrent calls. For concurrent calls use
 // several instances (Pool).
@@ -48,8 +48,8 @@ var errInstanceClosed = errors.New("instance closed")
 // the guest runs (no such export, a wrong argument count, a context that
 // had already ended) does not poison it.
 //
-// Call and the other methods block the calling goroutine until the call's
-// task ends: call them from goroutines, not from inside a task of the same
+// Call and the other methods block the calling goroutine until the call
+// ends: call them from goroutines, not from inside a task of the same
 // runtime (that would hold its worker).
 type Instance struct {
 	m    *Module
@@ -70,8 +70,8 @@ type Instance struct {
 	closed bool
 }
 
-// NewInstance instantiates m as an Instance whose calls run as tasks
-// spawned on s. opts configures the instance (Name, Argv, Env, stdio, FS,
+// NewInstance instantiates m as an Instance whose task (which runs the
+// instantiation and every call) is spawned on s. opts configures the instance (Name, Argv, Env, stdio, FS,
 // MemoryLimitPages) and every call (Interrupt, EpochDeadline, FuelBudget,
 // FuelSlice, Policy); Export and Args must be empty: they are the calls'.
 // A reactor's _initialize is called here, inside a task, preemptibly and
