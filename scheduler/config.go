@@ -52,7 +52,10 @@ type Config struct {
 	// DefaultEventInterval).
 	EventInterval int
 	// GlobalQueueInterval is how many ticks pass between injector-first
-	// picks (default DefaultGlobalQueueInterval).
+	// picks (default DefaultGlobalQueueInterval). TunedGlobalQueueInterval
+	// (0) tunes it from the mean poll time instead, as Tokio does since
+	// 1.29: about 200 µs of polls between two looks at the injector,
+	// within [2, 127] ticks.
 	GlobalQueueInterval int
 	// Seed seeds each worker's steal-victim order (0 is a valid seed).
 	Seed uint64
@@ -93,6 +96,9 @@ const (
 	// Builder::new_multi_thread sets it (tokio/src/runtime/builder.rs;
 	// Tokio 1.29 and later tune it from the mean poll time instead).
 	DefaultGlobalQueueInterval = 31
+	// TunedGlobalQueueInterval, as Config.GlobalQueueInterval, tunes the
+	// interval from the mean poll time (Tokio 1.29 and later).
+	TunedGlobalQueueInterval = 0
 	// DefaultStallTimeout is this project's own: see worker's
 	// DefaultStallTimeout for why.
 	DefaultStallTimeout = worker.DefaultStallTimeout
@@ -183,8 +189,8 @@ func (c *Config) validate() error {
 		return bad("MaxLIFOPollsPerTick = %d, want >= 1", c.MaxLIFOPollsPerTick)
 	case c.EventInterval < 1:
 		return bad("EventInterval = %d, want >= 1", c.EventInterval)
-	case c.GlobalQueueInterval < 1:
-		return bad("GlobalQueueInterval = %d, want >= 1", c.GlobalQueueInterval)
+	case c.GlobalQueueInterval < 0:
+		return bad("GlobalQueueInterval = %d, want >= 1, or TunedGlobalQueueInterval (0)", c.GlobalQueueInterval)
 	case c.StallTimeout <= 0:
 		return bad("StallTimeout = %v, want > 0", c.StallTimeout)
 	case c.DefaultYield != PathImmediate && c.DefaultYield != PathDeferred:

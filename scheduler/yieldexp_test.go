@@ -21,7 +21,9 @@ package scheduler_test
 // WASMSCHED_YIELD_EXPERIMENT_OUT (write the results as JSON there, a list
 // of experiment.YieldResult, for internal/benchreport),
 // WASMSCHED_YIELD_EXPERIMENT_CASES (comma-separated case names to run,
-// default all).
+// default all), WASMSCHED_YIELD_EXPERIMENT_GLOBAL_QUEUE_INTERVAL (the
+// runtime's GlobalQueueInterval; 0 tunes it, default
+// DefaultGlobalQueueInterval).
 //
 // The instruments (timer probe, external waker, uneven placement, the
 // measurement of other processes' CPU) and the statistics are
@@ -231,7 +233,11 @@ func yxRunCase(t *testing.T, c yxCase, dur time.Duration) yxRun {
 	prev := runtime.GOMAXPROCS(c.MaxProcs)
 	defer runtime.GOMAXPROCS(prev)
 
-	rt, err := scheduler.New(scheduler.WithWorkers(yxWorkers), scheduler.WithLIFOSlot(c.LIFO))
+	opts := []scheduler.Option{scheduler.WithWorkers(yxWorkers), scheduler.WithLIFOSlot(c.LIFO)}
+	if v, err := strconv.Atoi(os.Getenv("WASMSCHED_YIELD_EXPERIMENT_GLOBAL_QUEUE_INTERVAL")); err == nil {
+		opts = append(opts, scheduler.WithGlobalQueueInterval(v))
+	}
+	rt, err := scheduler.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func (w *Worker) nextTask() *Task {
 	// a task woken from outside (a timer, an I/O completion) should not
 	// queue behind the ring's next full cycle (Tokio's yield_now leaves the
 	// run queue empty after every poll, so it sees the injector each time).
-	if (w.own.tick%w.cfg.GlobalQueueInterval == 0 || w.own.deferred.Len() > 0) && w.shared.InjectorLen() > 0 {
+	if (w.own.tick%w.own.globalInterval == 0 || w.own.deferred.Len() > 0) && w.shared.InjectorLen() > 0 {
 		if w.shared.PopInjector(w.own.injectBuf[:1]) == 1 {
 			w.resetLIFO()
 			t := w.own.injectBuf[0]

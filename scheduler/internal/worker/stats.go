@@ -171,6 +171,37 @@ func (w *Worker) mark() {
 	}
 	w.own.pollsAtLastMark = w.own.c[StatPolls]
 	w.own.lastMark = now
+	if w.cfg.GlobalQueueInterval == 0 {
+		w.tuneGlobalQueueInterval()
+	}
+}
+
+// The tuned global queue interval: Tokio's (since 1.29; constants in
+// tokio/src/runtime/scheduler/multi_thread/stats.rs, the jitter rule in
+// worker.rs). The interval aims at a fixed time between looks at the
+// injector rather than a fixed number of polls: with 50 µs polls, 31 ticks
+// are 1.5 ms, and an external wake waits for them on a worker whose LIFO
+// slot and ring keep it busy.
+const (
+	tunedIntervalTargetNanos = 200_000 // TARGET_GLOBAL_QUEUE_INTERVAL: 200 µs
+	tunedIntervalMax         = 127     // MAX_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL
+	tunedIntervalMin         = 2       // never injector-first on every tick
+	tunedIntervalSeed        = 61      // TARGET_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL: the interval before the first mark
+	tunedIntervalJitter      = 2       // changes of at most this are ignored
+)
+
+// tuneGlobalQueueInterval sets the interval to the polls that fill
+// tunedIntervalTargetNanos at the mean poll time, within [min, max], unless
+// it moved by no more than the jitter.
+func (w *Worker) tuneGlobalQueueInterval() {
+	if w.own.meanPollNanos <= 0 {
+		return
+	}
+	next := uint32(min(max(tunedIntervalTargetNanos/w.own.meanPollNanos, tunedIntervalMin), tunedIntervalMax))
+	cur := w.own.globalInterval
+	if max(next, cur)-min(next, cur) > tunedIntervalJitter {
+		w.own.globalInterval = next
+	}
 }
 
 func (w *Worker) publish() {

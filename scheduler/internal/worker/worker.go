@@ -82,6 +82,8 @@ type Config struct {
 	LIFOSlot            bool
 	MaxLIFOPollsPerTick int
 	EventInterval       uint32
+	// GlobalQueueInterval is the ticks between injector-first picks; 0
+	// tunes it from the mean poll time (see tuneGlobalQueueInterval).
 	GlobalQueueInterval uint32
 	Seed                uint64 // steal-victim order; 0 gives a fixed default
 	// StallTimeout: a peer that publishes no progress for this long, in
@@ -176,6 +178,9 @@ type ownerState struct {
 	injectBuf     []*Task
 	c             counters
 	meanPollNanos float64 // EWMA of the poll duration (see mark)
+	// globalInterval is the ticks between injector-first picks: the
+	// configured GlobalQueueInterval, or the tuned one.
+	globalInterval uint32
 }
 
 // DefaultStallTimeout is Config.StallTimeout's default: a poll that has
@@ -210,6 +215,11 @@ func New(cfg Config, shared Shared) *Worker {
 		rng:       cfg.Seed*seedMulGolden + uint64(cfg.ID)*seedMulSplitmix1 + 1,
 		injectBuf: make([]*Task, cfg.LocalQueueCapacity/2),
 		startTime: time.Now(),
+
+		globalInterval: cfg.GlobalQueueInterval,
+	}
+	if cfg.GlobalQueueInterval == 0 {
+		w.own.globalInterval = tunedIntervalSeed
 	}
 	return w
 }

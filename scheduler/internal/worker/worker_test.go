@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -552,5 +553,62 @@ func TestStallRuleWithSlowObserver(t *testing.T) {
 	}
 	if !r.look(t, 30*time.Millisecond) {
 		t.Fatal("not stolen after five 30 ms gaps (50 ms counted, timeout 40 ms)")
+	}
+}
+
+// TestTunedGlobalQueueInterval: with GlobalQueueInterval 0 the interval is
+// tuned at each mark to the polls that fill 200 µs at the mean poll time,
+// within [2, 127], ignoring changes of 2 or less; an injected task is then
+// taken first within that many ticks though the LIFO slot and the ring
+// stay full. A configured interval is never tuned.
+func TestTunedGlobalQueueInterval(t *testing.T) {
+	for _, tc := range []struct {
+		pollNanos  int64
+		configured uint32
+		want       uint32
+	}{
+		{50_000, 0, 4},   // 200 µs / 50 µs
+		{1_000, 0, 127},  // 200 polls: capped
+		{500_000, 0, 2},  // 0.4: at least 2
+		{3_300, 0, 61},   // 60.6 from the seed 61: within the jitter, kept
+		{50_000, 31, 31}, // configured: never tuned
+	} {
+		f, ws := newWorkers(1, func(c *Config) { c.GlobalQueueInterval = tc.configured })
+		w := ws[0]
+		var now int64
+		w.own.clock = func() int64 { return now }
+		for range 5 { // marks of 10 polls each
+			w.own.c[StatPolls] += 10
+			now += 10 * tc.pollNanos
+			w.mark()
+		}
+		if w.own.globalInterval != tc.want {
+			t.Fatalf("poll %d ns, configured %d: interval %d, want %d", tc.pollNanos, tc.configured, w.own.globalInterval, tc.want)
+		}
+		// Keep the LIFO slot and the ring full; the injected task comes
+		// first at the next tick that is a multiple of the interval.
+		var ring []*Task
+		for k := range 6 {
+			ring = append(ring, newTask(fmt.Sprint("r", k)))
+			w.Schedule(ring[k])
+		}
+		remote := newTask("remote")
+		f.injector = append(f.injector, remote)
+		w.own.tick = 0
+		ticks := 0
+		for {
+			x := next(w)
+			ticks++
+			if x == remote {
+				break
+			}
+			if x == nil || ticks > int(tc.want) {
+				t.Fatalf("poll %d ns: the injected task not taken within %d ticks (got %s)", tc.pollNanos, tc.want, nameOf(x))
+			}
+			w.Schedule(x) // keep the worker busy, as a self-waking task does
+		}
+		if ticks != int(tc.want) {
+			t.Fatalf("poll %d ns: injected task taken at tick %d, want %d", tc.pollNanos, ticks, tc.want)
+		}
 	}
 }
