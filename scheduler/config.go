@@ -52,10 +52,11 @@ type Config struct {
 	// DefaultEventInterval).
 	EventInterval int
 	// GlobalQueueInterval is how many ticks pass between injector-first
-	// picks (default DefaultGlobalQueueInterval). TunedGlobalQueueInterval
-	// (0) tunes it from the mean poll time instead, as Tokio does since
-	// 1.29: about 200 µs of polls between two looks at the injector,
-	// within [2, 127] ticks.
+	// picks. The default, TunedGlobalQueueInterval (0), tunes it from the
+	// mean poll time, as Tokio does since 1.29: about 200 µs of polls
+	// between two looks at the injector, within [2, 127] ticks. A positive
+	// value fixes it (DefaultGlobalQueueInterval is Tokio's fixed value
+	// before 1.29).
 	GlobalQueueInterval int
 	// Seed seeds each worker's steal-victim order (0 is a valid seed).
 	Seed uint64
@@ -92,12 +93,15 @@ const (
 	// DefaultEventInterval is Tokio's event_interval, as
 	// Builder::new_multi_thread sets it (tokio/src/runtime/builder.rs).
 	DefaultEventInterval = 61
-	// DefaultGlobalQueueInterval is Tokio's global_queue_interval, as
-	// Builder::new_multi_thread sets it (tokio/src/runtime/builder.rs;
-	// Tokio 1.29 and later tune it from the mean poll time instead).
+	// DefaultGlobalQueueInterval is Tokio's global_queue_interval before
+	// 1.29, as Builder::new_multi_thread set it
+	// (tokio/src/runtime/builder.rs): the fixed interval, for
+	// WithGlobalQueueInterval. It is no longer the default.
 	DefaultGlobalQueueInterval = 31
-	// TunedGlobalQueueInterval, as Config.GlobalQueueInterval, tunes the
-	// interval from the mean poll time (Tokio 1.29 and later).
+	// TunedGlobalQueueInterval, as Config.GlobalQueueInterval (and the
+	// default), tunes the interval from the mean poll time, as Tokio 1.29
+	// and later do: a fixed 31 ticks of 50 µs polls kept an external wake
+	// waiting ~1.5 ms on the immediate path (RATIONALE.md).
 	TunedGlobalQueueInterval = 0
 	// DefaultStallTimeout is this project's own: see worker's
 	// DefaultStallTimeout for why.
@@ -112,7 +116,7 @@ func DefaultConfig() Config {
 		LocalQueueCapacity:  DefaultLocalQueueCapacity,
 		MaxLIFOPollsPerTick: DefaultMaxLIFOPollsPerTick,
 		EventInterval:       DefaultEventInterval,
-		GlobalQueueInterval: DefaultGlobalQueueInterval,
+		GlobalQueueInterval: TunedGlobalQueueInterval,
 		DefaultYield:        PathDeferred,
 		StallTimeout:        DefaultStallTimeout,
 	}

@@ -22,8 +22,7 @@ package scheduler_test
 // of experiment.YieldResult, for internal/benchreport),
 // WASMSCHED_YIELD_EXPERIMENT_CASES (comma-separated case names to run,
 // default all), WASMSCHED_YIELD_EXPERIMENT_GLOBAL_QUEUE_INTERVAL (the
-// runtime's GlobalQueueInterval; 0 tunes it, default
-// DefaultGlobalQueueInterval).
+// runtime's GlobalQueueInterval; default: the runtime's, tuned).
 //
 // The instruments (timer probe, external waker, uneven placement, the
 // measurement of other processes' CPU) and the statistics are
