@@ -22,7 +22,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -114,29 +113,13 @@ func (a *actor) run(co *scheduler.Co, g *guest, req *callRequest, body func(*gue
 	err := g.begin(req.ctx, co) // fails if ctx has already ended: nothing runs, nothing to abort
 	if err == nil {
 		req.ran = true
-		stop := a.abortOnDone(req.ctx)
+		stop := abortWhenDone(req.ctx, &a.handle)
 		res.Values, err = body(g)
 		if !stop() && err == nil {
 			err = g.fail(scheduler.ErrAborted, context.Cause(req.ctx))
 		}
 	}
 	req.res, req.err = g.end(res, err)
-}
-
-// abortOnDone arms ctx's end to abort the task, and returns the function
-// that disarms it (false if it had fired).
-func (a *actor) abortOnDone(ctx context.Context) (stop func() bool) {
-	if ctx.Done() == nil {
-		return func() bool { return true }
-	}
-	return context.AfterFunc(ctx, func() {
-		h := a.handle.Load()
-		for h == nil { // the task started before startActor stored its handle
-			runtime.Gosched()
-			h = a.handle.Load()
-		}
-		h.Abort()
-	})
 }
 
 // next waits for a request; nil when told to stop.

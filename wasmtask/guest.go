@@ -149,8 +149,9 @@ type guest struct {
 	failure    *Error
 	stats      GuestStats
 
-	holdsModule bool // open counted the guest in the module (m.start)
-	holdsMemory bool // open admitted mem
+	labelled    *scheduler.Co // the task whose goroutine carries the pprof label
+	holdsModule bool          // open counted the guest in the module (m.start)
+	holdsMemory bool          // open admitted mem
 }
 
 // stop is panicked through wazero's frames to end a guest whose failure is
@@ -185,19 +186,31 @@ func spawnGuestTask(ctx context.Context, s scheduler.Spawner, body func(co *sche
 		// the task ends, on every path, and so that it only ever aborts a
 		// task that has started (whose error then says why: see begin and
 		// classify).
-		stop := context.AfterFunc(ctx, func() {
-			h := handle.Load()
-			for h == nil { // the task started before Spawn stored its handle
-				runtime.Gosched()
-				h = handle.Load()
-			}
-			h.Abort()
-		})
+		stop := abortWhenDone(ctx, &handle)
 		defer stop()
 		return body(co)
 	})
 	handle.Store(h)
 	return h
+}
+
+// abortWhenDone arms ctx's end to abort the task whose handle is (or will
+// soon be) in handle, and returns the function that disarms it (false if
+// it had fired). It is armed by the task itself, so the handle may not be
+// stored yet when ctx ends: the abort waits the few instructions until it
+// is.
+func abortWhenDone(ctx context.Context, handle *atomic.Pointer[scheduler.JoinHandle[Result]]) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, func() {
+		h := handle.Load()
+		for h == nil {
+			runtime.Gosched()
+			h = handle.Load()
+		}
+		h.Abort()
+	})
 }
 
 func newGuest(m *Module, opts Options) *guest {
@@ -247,8 +260,10 @@ func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
 	g.failure, g.stats, g.lastWorker, g.openWait = nil, GuestStats{}, -1, nil
 	g.e.stats.started.Inc()
 	g.notePoll()
-	labels := pprof.Labels("wasm_guest", g.name)
-	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), labels))
+	if co != g.labelled { // an Instance's runs share its task: label it once
+		g.labelled = co
+		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("wasm_guest", g.name)))
+	}
 	g.sliceEnd = g.opts.FuelSlice
 	g.armEpoch(g.opts.EpochDeadline, nanos())
 	g.credit = 0
