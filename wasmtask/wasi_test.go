@@ -88,9 +88,10 @@ func TestWASISleepSleeps(t *testing.T) {
 	if r.Stats.Sleeps != 1 || r.Stats.Suspended < d {
 		t.Fatalf("stats after a %v sleep: %+v", d, r.Stats)
 	}
-	// A zero sleep does not suspend.
+	// A zero sleep does not suspend: the guest's only suspensions are its
+	// epoch yields (on a busy machine its run may outlast an epoch).
 	r, err = waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "sleep", Args: []uint64{0}}))
-	if err != nil || r.Stats.Sleeps != 0 || r.Stats.Polls != 1 {
+	if err != nil || r.Stats.Sleeps != 0 || r.Stats.Polls != 1+r.Stats.Yields() {
 		t.Fatalf("zero sleep: %v %+v", err, r.Stats)
 	}
 }
