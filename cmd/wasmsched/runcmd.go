@@ -206,7 +206,7 @@ func (rc *runCmd) execute(ctx context.Context, stdout, stderr io.Writer) int {
 		if !ok {
 			return usageErr("%v", mod.CheckCall(rc.opts))
 		}
-		if rc.opts.Args, err = parseTypedArgs(rc.opts.Export, rc.guestArgs, params); err != nil {
+		if rc.opts.Args, err = wasmtask.ParseArgs(rc.opts.Export, rc.guestArgs, params); err != nil {
 			return usageErr("%v", err)
 		}
 		results = res

@@ -1,62 +1,60 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
-	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
-	"strconv"
-	"sync"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/wasmsched/wasmsched"
+	"github.com/wasmsched/wasmsched/jobs"
 	"github.com/wasmsched/wasmsched/metrics"
 	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask"
 	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
-// The job service: submit, supervise, inspect, cancel.
+// serve wires package jobs to HTTP: the transport limits, tenants and
+// auth, and the answers' status codes live here; queueing, running and
+// recording jobs live in jobs.
 
-// server is the job service: a runtime, an engine, the jobs.
+// server is one replica: a runtime, an engine, a jobs.Service on NATS.
 type server struct {
 	cfg      serveConfig
 	rt       *scheduler.Runtime
 	eng      *wasmtask.Engine
 	reg      *prometheus.Registry
+	svc      *jobs.Service
+	nc       *nats.Conn
+	ns       *jobs.EmbeddedNATS // nil with --nats
+	unlock   func()             // releases the data directory
+	where    string             // where the jobs live, for the start line
+	log      *slog.Logger
 	draining atomic.Bool
-
-	mu      sync.Mutex
-	jobs    map[string]*job
-	order   []string // job IDs, oldest first, for eviction
-	running int
-	wg      sync.WaitGroup // job supervisors
 
 	// Uploads being read: at most maxUploads, holding at most
 	// uploadMemory bytes (each reserves its Content-Length, or --max-body
 	// when it gives none, before its body is read).
 	uploads     chan struct{}
 	uploadBytes atomic.Int64
-
-	// Uploaded modules stay compiled for reuse, at most maxModules of
-	// them; the least recently used one with no unfinished job is closed
-	// to make room. modMu covers keeping and counting, never compiling:
-	// compiles run outside it (the engine runs one per distinct module
-	// and bounds how many run at once), so a large upload does not hold
-	// back another tenant's request for a module already compiled.
-	modMu    sync.Mutex
-	modules  map[[32]byte]*keptModule
-	modTick  uint64
-	embedded map[[32]byte]bool // the embedded guests: compiled for good, never closed
-
-	beforeCompile func() // tests: called before an upload's compile
 }
+
+// tenantHeader names the tenant of a request when auth is off.
+const tenantHeader = "X-Wasmsched-Tenant"
 
 // withDefaults fills zero fields with serve's defaults (the flags always
 // set them; tests set only what they test).
@@ -76,9 +74,6 @@ func (c serveConfig) withDefaults() serveConfig {
 	if c.jobTimeout == 0 {
 		c.jobTimeout = defaultJobTimeout
 	}
-	if c.keepJobs == 0 {
-		c.keepJobs = 1000
-	}
 	if c.maxModules == 0 {
 		c.maxModules = 64
 	}
@@ -97,296 +92,293 @@ func (c serveConfig) withDefaults() serveConfig {
 	if c.maxTable == 0 {
 		c.maxTable = defaultMaxTable
 	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return c
 }
 
-func newServer(cfg serveConfig) (*server, error) {
+func newServer(cfg serveConfig) (s *server, err error) {
 	cfg = cfg.withDefaults()
+	s = &server{cfg: cfg, log: cfg.logger, uploads: make(chan struct{}, max(cfg.maxUploads, 1))}
+	defer func() {
+		if err != nil {
+			s.close(context.Background())
+		}
+	}()
+	if err := s.connect(); err != nil {
+		return nil, err
+	}
 	obs := metrics.NewObserver() // poll-duration and schedule-latency histograms
 	opts := []scheduler.Option{scheduler.WithObserver(obs)}
 	if cfg.workers > 0 {
 		opts = append(opts, scheduler.WithWorkers(cfg.workers))
 	}
-	rt, err := scheduler.New(opts...)
-	if err != nil {
+	if s.rt, err = scheduler.New(opts...); err != nil {
 		return nil, err
 	}
-	eng, err := wasmtask.NewEngine(context.Background(), wasmtask.EngineConfig{
+	if s.eng, err = wasmtask.NewEngine(context.Background(), wasmtask.EngineConfig{
 		GuestMemoryLimit: cfg.guestMemory,
 		MemoryBudget:     cfg.memoryBudget,
 		Limits:           wasmtask.Limits{Module: instrument.Limits{TableInitial: cfg.maxTable, TableMaximum: cfg.maxTable}},
-	})
-	if err != nil {
-		rt.Shutdown(context.Background())
+	}); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	if _, err := metrics.Register(reg, rt, eng); err != nil {
-		rt.Shutdown(context.Background())
-		eng.Close(context.Background())
+	s.reg = prometheus.NewRegistry()
+	if _, err := metrics.Register(s.reg, s.rt, s.eng); err != nil {
 		return nil, err
 	}
-	reg.MustRegister(obs, collectors.NewGoCollector())
-	embedded := map[[32]byte]bool{}
-	for _, g := range wasmsched.EmbeddedGuests() {
-		if b, err := wasmsched.Guest(g.Name); err == nil {
-			embedded[sha256.Sum256(b)] = true
-		}
-	}
-	return &server{cfg: cfg, rt: rt, eng: eng, reg: reg, jobs: map[string]*job{},
-		uploads: make(chan struct{}, max(cfg.maxUploads, 1)),
-		modules: map[[32]byte]*keptModule{}, embedded: embedded}, nil
+	s.reg.MustRegister(obs, collectors.NewGoCollector())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.svc, err = jobs.New(ctx, s.nc, jobs.Config{Runtime: s.rt, Engine: s.eng, Replica: cfg.replica,
+		MaxRunning: cfg.maxJobs, MaxRunningPerTenant: cfg.maxRunningPerTenant, MaxQueued: cfg.maxQueued,
+		MaxQueuedPerTenant: cfg.maxQueuedPerTenant, MaxTenants: cfg.maxTenants, JobTimeout: cfg.jobTimeout,
+		JobFuel: cfg.jobFuel, Interrupt: cfg.interrupt, KeepJobsFor: cfg.keepJobsFor, MaxModules: cfg.maxModules,
+		ModuleStoreBytes: cfg.moduleStore, AckWait: cfg.ackWait, MaxDeliveries: cfg.maxDeliveries,
+		Replicas: cfg.replicas, Logger: cfg.logger, Registerer: s.reg})
+	return s, err
 }
 
-// close lets running jobs finish until ctx is done, cancels the rest, and
-// stops the runtime and engine. It reports how many jobs finished and how
-// many were cancelled.
-func (s *server) close(ctx context.Context) (finished, cancelled int) {
+// connect starts the embedded NATS on the data directory (locked against
+// a second serve) or connects to --nats.
+func (s *server) connect() error {
+	opts := []nats.Option{nats.Name("wasmsched serve"), nats.MaxReconnects(-1)}
+	if s.cfg.natsURL != "" {
+		if s.cfg.natsCreds != "" {
+			opts = append(opts, nats.UserCredentials(s.cfg.natsCreds))
+		}
+		nc, err := nats.Connect(s.cfg.natsURL, opts...)
+		if err != nil {
+			return fmt.Errorf("connecting to --nats %s: %w", s.cfg.natsURL, err)
+		}
+		s.nc, s.where = nc, "NATS at "+nc.ConnectedUrlRedacted()
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	unlock, err := lockDir(s.cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	if s.ns, err = jobs.StartEmbeddedNATS(filepath.Join(s.cfg.dataDir, "jetstream"), ""); err != nil {
+		return err
+	}
+	if s.nc, err = s.ns.Connect(opts...); err != nil {
+		return err
+	}
+	s.where = "embedded NATS storing in " + s.cfg.dataDir
+	return nil
+}
+
+// close lets running jobs finish until ctx is done, hands the rest back,
+// and stops everything the server started. It reports how many jobs ended
+// here and how many were handed back.
+func (s *server) close(ctx context.Context) (finished, handedBack int) {
 	s.draining.Store(true)
-	s.mu.Lock()
-	var live []*job
-	for _, j := range s.jobs {
-		if !j.h.IsFinished() {
-			live = append(live, j)
-		}
+	if s.svc != nil {
+		finished, handedBack = s.svc.Drain(ctx)
 	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		for _, j := range live {
-			j.cancel("cancelled: server shutting down", "cancelled", "")
-		}
-		<-done
+	if s.nc != nil {
+		s.nc.Drain()
+		s.nc.Close()
 	}
-	for _, j := range live {
-		j.mu.Lock()
-		if j.Status == "cancelled" {
-			cancelled++
-		} else {
-			finished++
-		}
-		j.mu.Unlock()
+	if s.ns != nil {
+		s.ns.Shutdown()
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 	sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 	defer c()
-	s.rt.Shutdown(sctx)
-	s.eng.Close(context.Background())
-	return finished, cancelled
+	if s.rt != nil {
+		s.rt.Shutdown(sctx)
+	}
+	if s.eng != nil {
+		s.eng.Close(context.Background())
+	}
+	return finished, handedBack
 }
 
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /jobs", s.postJob)
-	mux.HandleFunc("GET /jobs", s.listJobs)
-	mux.HandleFunc("GET /jobs/{id}", s.getJob)
-	mux.HandleFunc("DELETE /jobs/{id}", s.deleteJob)
+	mux.HandleFunc("POST /jobs", s.authed(s.postJob))
+	mux.HandleFunc("GET /jobs", s.authed(s.listJobs))
+	mux.HandleFunc("GET /jobs/{id}", s.authed(s.getJob))
+	mux.HandleFunc("DELETE /jobs/{id}", s.authed(s.deleteJob))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
+		switch {
+		case s.draining.Load():
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
+		case !s.svc.Ready():
+			http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
+		default:
+			io.WriteString(w, "ok\n")
 		}
-		io.WriteString(w, "ok\n")
 	})
+	if s.cfg.pprof {
+		pp := http.NewServeMux()
+		pp.HandleFunc("/debug/pprof/", pprof.Index)
+		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/", s.authed(func(w http.ResponseWriter, r *http.Request, _ string) { pp.ServeHTTP(w, r) }))
+	}
 	return mux
 }
 
-// job is one guest run. Exported fields are its JSON.
-type job struct {
-	ID       string               `json:"id"`
-	Guest    string               `json:"guest"`
-	Export   string               `json:"export,omitempty"`
-	Status   string               `json:"status"`           // running, done, failed, cancelled
-	Result   []string             `json:"result,omitempty"` // decimal: uint64 does not fit a JSON number exactly
-	Error    string               `json:"error,omitempty"`
-	Kind     string               `json:"error_kind,omitempty"`
-	Stdout   string               `json:"stdout"`
-	Stderr   string               `json:"stderr"`
-	Stats    *wasmtask.GuestStats `json:"stats,omitempty"`
-	Started  time.Time            `json:"started"`
-	Finished *time.Time           `json:"finished,omitempty"`
-	Seconds  float64              `json:"seconds"`
-
-	mu       sync.Mutex
-	kept     *keptModule // the uploaded module it runs (nil: an embedded guest)
-	h        *scheduler.JoinHandle[wasmtask.Result]
-	stopWhy  atomic.Pointer[stopReason]
-	out, err limitedBuffer
-}
-
-// stopReason is why a job was stopped and what it ends as, whatever the
-// guest did meanwhile: a DELETE that was accepted ends the job
-// "cancelled", even if the guest finished before it could be stopped.
-type stopReason struct{ why, status, kind string }
-
-// cancel stops the job: the guest is aborted at its next check, or at
-// once if it is suspended (asleep, yielded, waiting). The first reason
-// wins, and only before the job's end is recorded (both under j.mu), so
-// a cancel that reports true is what the job ends as.
-func (j *job) cancel(why, status, kind string) bool {
-	j.mu.Lock()
-	won := j.Finished == nil && j.stopWhy.CompareAndSwap(nil, &stopReason{why, status, kind})
-	j.mu.Unlock()
-	if won {
-		j.h.Abort()
-	}
-	return won
-}
-
-func (j *job) snapshot() *job {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	c := &job{ID: j.ID, Guest: j.Guest, Export: j.Export, Status: j.Status, Result: j.Result, Error: j.Error,
-		Kind: j.Kind, Stats: j.Stats, Started: j.Started, Finished: j.Finished, Seconds: j.Seconds}
-	if c.Finished == nil {
-		c.Seconds = time.Since(j.Started).Seconds()
-	}
-	c.Stdout, c.Stderr = j.out.String(), j.err.String()
-	return c
-}
-
-// limitedBuffer keeps the first limit bytes written to it; safe for
-// concurrent use.
-type limitedBuffer struct {
-	mu        sync.Mutex
-	b         bytes.Buffer
-	truncated bool
-}
-
-const outputLimit = 64 << 10
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	room := outputLimit - l.b.Len()
-	if room < len(p) {
-		l.truncated = true
-		if room > 0 {
-			l.b.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	l.b.Write(p)
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.truncated {
-		return l.b.String() + "\n[output truncated at 64 KiB]"
-	}
-	return l.b.String()
-}
-
-// supervise waits for a job, enforcing its timeout, and records the outcome.
-func (s *server) supervise(j *job, timeout time.Duration) {
-	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	_, _ = j.h.Wait(ctx)
-	cancel()
-	if !j.h.IsFinished() {
-		j.cancel("job timed out after "+timeout.String(), "failed", "timeout")
-	}
-	res, err := j.h.Wait(context.Background())
-	// The guest has ended: its module may be released from now on (before
-	// the status says so, so a client that saw the job end can rely on it).
-	s.jobDone(j.kept)
-	now := time.Now().UTC()
-	j.mu.Lock()
-	j.Finished = &now
-	j.Seconds = now.Sub(j.Started).Seconds()
-	var ge *wasmtask.Error
-	if errors.As(err, &ge) {
-		st := ge.Stats
-		j.Stats = &st
-	}
-	switch why := j.stopWhy.Load(); {
-	case why != nil:
-		// Stopped by a DELETE, a timeout or the shutdown: it ends as that
-		// said, whatever the guest did since.
-		j.Status, j.Error, j.Kind = why.status, why.why, why.kind
-		if err == nil {
-			st := res.Stats
-			j.Stats = &st
-		}
-	case err == nil:
-		j.Status = "done"
-		for _, v := range res.Values {
-			j.Result = append(j.Result, strconv.FormatUint(v, 10))
-		}
-		st := res.Stats
-		j.Stats = &st
-	default:
-		j.Status, j.Error = "failed", err.Error()
-		j.Kind, _ = wasmtask.FailureKind(err)
-	}
-	j.mu.Unlock()
-	s.mu.Lock()
-	s.running--
-	s.mu.Unlock()
-}
-
-// evictLocked drops the oldest finished jobs beyond keepJobs.
-func (s *server) evictLocked() {
-	for len(s.order) > s.cfg.keepJobs {
-		evicted := false
-		for i, id := range s.order {
-			if j := s.jobs[id]; j.h.IsFinished() {
-				delete(s.jobs, id)
-				s.order = append(s.order[:i], s.order[i+1:]...)
-				evicted = true
-				break
+// authed resolves the request's tenant and passes it on: with auth, the
+// bearer token's tenant (401 without a known token); without, the
+// tenant header or "default". scope is "" without auth: tenants are then
+// labels, not a boundary, and any job may be read or cancelled.
+func (s *server) authed(h func(w http.ResponseWriter, r *http.Request, tenant string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.tokens == nil {
+			tenant := r.Header.Get(tenantHeader)
+			if tenant == "" {
+				tenant = "default"
 			}
-		}
-		if !evicted {
+			if !jobs.ValidTenant(tenant) {
+				httpError(w, http.StatusBadRequest, "%s: 1 to 64 letters, digits, '-' or '_'", tenantHeader)
+				return
+			}
+			h(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, "")), tenant)
 			return
 		}
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tenant := ""
+		for t, ten := range s.cfg.tokens {
+			// Compare every token in constant time: which one matched, or
+			// how far, is not told by the answer's timing.
+			if ok && subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
+				tenant = ten
+			}
+		}
+		if tenant == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmsched"`)
+			httpError(w, http.StatusUnauthorized, "missing or unknown bearer token")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, tenant)), tenant)
 	}
 }
 
-func (s *server) lookup(w http.ResponseWriter, r *http.Request) *job {
-	s.mu.Lock()
-	j := s.jobs[r.PathValue("id")]
-	s.mu.Unlock()
-	if j == nil {
-		httpError(w, http.StatusNotFound, "no job %q", r.PathValue("id"))
-	}
-	return j
+type scopeKey struct{}
+
+// scope is the tenant whose jobs r may see ("" without auth: all).
+func scope(r *http.Request) string {
+	s, _ := r.Context().Value(scopeKey{}).(string)
+	return s
 }
 
-func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
-	if j := s.lookup(w, r); j != nil {
-		writeJSON(w, http.StatusOK, j.snapshot())
+// statusOf maps the service's errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, jobs.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, jobs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, jobs.ErrFinished):
+		return http.StatusConflict
+	case errors.Is(err, jobs.ErrQueueFull):
+		return http.StatusTooManyRequests
+	case errors.Is(err, jobs.ErrNoRoom):
+		return http.StatusInsufficientStorage
+	default: // ErrDraining, ErrUnavailable, a compile that could not run
+		return http.StatusServiceUnavailable
 	}
 }
 
-func (s *server) deleteJob(w http.ResponseWriter, r *http.Request) {
-	j := s.lookup(w, r)
-	if j == nil {
+func (s *server) getJob(w http.ResponseWriter, r *http.Request, _ string) {
+	j, err := s.svc.Get(r.Context(), scope(r), r.PathValue("id"))
+	if err != nil {
+		httpError(w, statusOf(err), "%v", err)
 		return
 	}
-	if !j.cancel("cancelled by request", "cancelled", "") {
-		httpError(w, http.StatusConflict, "job %s already finished or being stopped", j.ID)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, j.snapshot())
+	writeJSON(w, http.StatusOK, j)
 }
 
-func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	var out []*job
-	for i := len(s.order) - 1; i >= 0 && len(out) < 100; i-- {
-		out = append(out, s.jobs[s.order[i]])
+func (s *server) deleteJob(w http.ResponseWriter, r *http.Request, _ string) {
+	j, err := s.svc.Cancel(r.Context(), scope(r), r.PathValue("id"))
+	if err != nil {
+		httpError(w, statusOf(err), "%v", err)
+		return
 	}
-	s.mu.Unlock()
-	for i, j := range out {
-		c := j.snapshot()
-		c.Stdout, c.Stderr = "", ""
-		out[i] = c
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request, _ string) {
+	list, err := s.svc.List(r.Context(), scope(r), 100)
+	if err != nil {
+		httpError(w, statusOf(err), "%v", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, list)
+}
+
+// readTokens reads --auth-token-file: one "TENANT TOKEN" or "TOKEN" per
+// line; blank lines and # comments are skipped.
+func readTokens(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tokens := map[string]string{}
+	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tenant, token := "default", line
+		if fs := strings.Fields(line); len(fs) == 2 {
+			tenant, token = fs[0], fs[1]
+		} else if len(fs) != 1 {
+			return nil, fmt.Errorf("line %d: want TENANT TOKEN or TOKEN", n)
+		}
+		if !jobs.ValidTenant(tenant) {
+			return nil, fmt.Errorf("line %d: tenant %q: 1 to 64 letters, digits, '-' or '_'", n, tenant)
+		}
+		if len(token) < 16 {
+			return nil, fmt.Errorf("line %d: a token of %d characters is guessable; use at least 16", n, len(token))
+		}
+		tokens[token] = tenant
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("no tokens")
+	}
+	return tokens, nil
+}
+
+// loopback reports whether addr listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// defaultDataDir is $XDG_DATA_HOME/wasmsched, or ~/.local/share/wasmsched.
+func defaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "wasmsched"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "share", "wasmsched"), nil
 }

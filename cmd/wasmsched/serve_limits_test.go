@@ -22,6 +22,9 @@ func liveServer(t *testing.T, cfg serveConfig) (*server, string) {
 	if cfg.workers == 0 {
 		cfg.workers = 2
 	}
+	if cfg.dataDir == "" && cfg.natsURL == "" {
+		cfg.dataDir = t.TempDir()
+	}
 	s, err := newServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -168,50 +171,6 @@ func TestServeConnectionLimit(t *testing.T) {
 	a.Close()
 	if line := <-got; line != "HTTP/1.1 200 OK" {
 		t.Fatalf("third connection: %q", line)
-	}
-}
-
-// TestServeCompileOutsideLock: while an upload is being compiled, other
-// tenants' jobs on modules already compiled are accepted and run.
-func TestServeCompileOutsideLock(t *testing.T) {
-	s, hs := testServer(t, serveConfig{})
-	spin, _ := os.ReadFile("../../testdata/spin.wasm")
-	waitJob(t, hs.URL, postOK(t, hs.URL+"/jobs?export=spin&args=10", spin)) // kept compiled
-	compiling := make(chan struct{})
-	release := make(chan struct{})
-	var once atomic.Bool
-	s.beforeCompile = func() {
-		if once.CompareAndSwap(false, true) {
-			close(compiling)
-			<-release
-		}
-	}
-	cg, _ := os.ReadFile("../../testdata/cguest.wasm")
-	cg = append(cg, 0x00, 0x03, 0x01, 'x', 0x00) // not the embedded guest: another hash
-	big := make(chan string, 1)
-	go func() {
-		code, m, raw := do(t, "POST", hs.URL+"/jobs", cg)
-		if code != http.StatusAccepted {
-			big <- fmt.Sprintf("%d %s", code, raw)
-			return
-		}
-		big <- fmt.Sprint(m["id"])
-	}()
-	<-compiling
-	// The compile is held: the kept upload and an embedded guest still run.
-	for _, url := range []string{"/jobs?export=spin&args=1000", "/jobs?guest=spin&export=spin&args=1000"} {
-		var body []byte
-		if !strings.Contains(url, "guest=") {
-			body = spin
-		}
-		if got := waitJob(t, hs.URL, postOK(t, hs.URL+url, body)); got["status"] != "done" {
-			t.Fatalf("job during another's compile: %v", got)
-		}
-	}
-	close(release)
-	id := <-big
-	if got := waitJob(t, hs.URL, id); got["status"] != "done" {
-		t.Fatalf("the held upload: %v", got)
 	}
 }
 

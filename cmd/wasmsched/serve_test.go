@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/wasmsched/wasmsched"
 	"github.com/wasmsched/wasmsched/metrics"
-	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
 func testServer(t testing.TB, cfg serveConfig) (*server, *httptest.Server) {
@@ -35,8 +33,8 @@ func testServer(t testing.TB, cfg serveConfig) (*server, *httptest.Server) {
 	if cfg.jobTimeout == 0 {
 		cfg.jobTimeout = 30 * time.Second
 	}
-	if cfg.keepJobs == 0 {
-		cfg.keepJobs = 100
+	if cfg.dataDir == "" && cfg.natsURL == "" {
+		cfg.dataDir = t.TempDir()
 	}
 	if cfg.maxModules == 0 {
 		cfg.maxModules = 16
@@ -72,7 +70,7 @@ func do(t testing.TB, method, url string, body []byte) (int, map[string]any, str
 	return resp.StatusCode, m, string(b)
 }
 
-// waitJob polls a job until it leaves "running".
+// waitJob polls a job until its status is final.
 func waitJob(t *testing.T, base, id string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -81,12 +79,12 @@ func waitJob(t *testing.T, base, id string) map[string]any {
 		if code != 200 {
 			t.Fatalf("GET job %s: %d %s", id, code, raw)
 		}
-		if m["status"] != "running" {
+		if m["status"] != "running" && m["status"] != "queued" {
 			return m
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("job %s still running after 30 s", id)
+	t.Fatalf("job %s not ended after 30 s", id)
 	return nil
 }
 
@@ -136,6 +134,7 @@ func TestServeJobs(t *testing.T) {
 		t.Fatalf("POST forever: %d", code)
 	}
 	id := m["id"].(string)
+	waitRunning(t, hs.URL, id)
 	if code, _, raw := do(t, "DELETE", hs.URL+"/jobs/"+id, nil); code != http.StatusAccepted {
 		t.Fatalf("DELETE: %d %s", code, raw)
 	}
@@ -189,57 +188,23 @@ func TestServeRejects(t *testing.T) {
 	}
 }
 
-// TestServeModuleLimit: uploads are kept compiled up to --max-modules; a
-// new one releases the least recently used module without running jobs,
-// and is refused only while every kept module has a job running. Embedded
-// guests never count.
+// TestServeModuleLimit: a new upload is refused with 507 only while
+// every kept module (--max-modules) has a job running; embedded guests
+// never count. (Which module is released is pinned in package jobs.)
 func TestServeModuleLimit(t *testing.T) {
-	srv, hs := testServer(t, serveConfig{maxModules: 1})
+	_, hs := testServer(t, serveConfig{maxModules: 1})
 	withSection := func(b []byte, tag byte) []byte { // the same code, another hash
 		return append(append([]byte(nil), b...), 0x00, 0x03, 0x01, tag, 0x00)
 	}
-	post := func(body []byte, query string) string {
-		t.Helper()
-		code, m, raw := do(t, "POST", hs.URL+"/jobs?"+query, body)
-		if code != http.StatusAccepted {
-			t.Fatalf("POST %s: %d %s", query, code, raw)
-		}
-		return fmt.Sprint(m["id"])
-	}
-	kept := func() *wasmtask.Module {
-		srv.modMu.Lock()
-		defer srv.modMu.Unlock()
-		if len(srv.modules) != 1 {
-			t.Fatalf("%d modules kept, want 1", len(srv.modules))
-		}
-		for _, km := range srv.modules {
-			return km.mod
-		}
-		return nil
-	}
-
-	a, b := trapWasm, withSection(trapWasm, 'b')
-	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1"))
-	modA := kept()
-	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1")) // the same module: reused
-	if kept() != modA {
-		t.Fatal("the same upload was compiled again")
-	}
-	waitJob(t, hs.URL, post(b, "export=boom&allow_command_exports=1")) // a second one: a is released
-	if kept() == modA {
-		t.Fatal("the least recently used module was not released")
-	}
-	if _, err := wasmtask.Spawn(context.Background(), srv.rt, modA, wasmtask.Options{Export: "boom", AllowCommandExports: true}).Wait(context.Background()); !errors.Is(err, wasmtask.ErrInstantiate) {
-		t.Fatalf("a guest of the released module: %v, want ErrInstantiate (module closed)", err)
-	}
-
-	// A module with a job running cannot be released: another upload is
-	// refused until the job ends.
+	a := trapWasm
+	waitJob(t, hs.URL, postOK(t, hs.URL+"/jobs?export=boom&allow_command_exports=1", a))
+	waitJob(t, hs.URL, postOK(t, hs.URL+"/jobs?export=boom&allow_command_exports=1", withSection(a, 'b'))) // a released
 	spinBytes, err := wasmsched.Guest("spin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	long := post(withSection(spinBytes, 'c'), "export=spin&args=4611686018427387904")
+	long := postOK(t, hs.URL+"/jobs?export=spin&args=4611686018427387904", withSection(spinBytes, 'c'))
+	waitRunning(t, hs.URL, long)
 	code, m, raw := do(t, "POST", hs.URL+"/jobs?export=boom", a)
 	if code != http.StatusInsufficientStorage || !strings.Contains(fmt.Sprint(m["error"]), "job running") {
 		t.Fatalf("upload while the kept module runs: %d %s", code, raw)
@@ -251,23 +216,43 @@ func TestServeModuleLimit(t *testing.T) {
 		t.Fatalf("cancel: %d %s", code, raw)
 	}
 	waitJob(t, hs.URL, long)
-	waitJob(t, hs.URL, post(a, "export=boom&allow_command_exports=1")) // room again
+	waitJob(t, hs.URL, postOK(t, hs.URL+"/jobs?export=boom&allow_command_exports=1", a)) // room again
 }
 
+func got(t *testing.T, base, id string) map[string]any {
+	t.Helper()
+	_, m, _ := do(t, "GET", base+"/jobs/"+id, nil)
+	return m
+}
+
+// waitRunning polls a job until a replica runs it.
+func waitRunning(t *testing.T, base, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, m, _ := do(t, "GET", base+"/jobs/"+id, nil); m["status"] == "running" {
+			return
+		}
+	}
+	t.Fatalf("job %s not running after 30 s", id)
+}
+
+// TestServeJobLimit: a job beyond --max-jobs is accepted queued and
+// starts when a slot frees.
 func TestServeJobLimit(t *testing.T) {
 	_, hs := testServer(t, serveConfig{maxJobs: 1})
-	code, m, _ := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=4611686018427387904", nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("first job: %d", code)
-	}
-	code, m2, raw := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", nil)
-	if code != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(m2["error"]), "1 jobs running") {
+	first := postOK(t, hs.URL+"/jobs?guest=spin&export=spin&args=4611686018427387904", nil)
+	waitRunning(t, hs.URL, first)
+	code, m, raw := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", nil)
+	if code != http.StatusAccepted || m["status"] != "queued" {
 		t.Fatalf("second job: %d %s", code, raw)
 	}
-	do(t, "DELETE", hs.URL+"/jobs/"+m["id"].(string), nil)
-	waitJob(t, hs.URL, m["id"].(string))
-	if code, _, raw := do(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", nil); code != http.StatusAccepted {
-		t.Fatalf("after the first finished: %d %s", code, raw)
+	second := fmt.Sprint(m["id"])
+	if _, m, _ := do(t, "GET", hs.URL+"/jobs/"+second, nil); m["status"] != "queued" {
+		t.Fatalf("second job while the only slot is taken: %v", m)
+	}
+	do(t, "DELETE", hs.URL+"/jobs/"+first, nil)
+	if got := waitJob(t, hs.URL, second); got["status"] != "done" {
+		t.Fatalf("second job after the first ended: %v", got)
 	}
 }
 
@@ -283,6 +268,12 @@ func TestServeMetrics(t *testing.T) {
 	for _, f := range metrics.Families() {
 		if !strings.Contains(body, "# TYPE "+f+" ") {
 			t.Errorf("/metrics lacks %s", f)
+		}
+	}
+	for _, re := range []string{`(?m)^wasmsched_jobs_finished_total\{status="done",tenant="default"\} 1$`,
+		`(?m)^wasmsched_jobs_submitted_total\{tenant="default"\} 1$`, `(?m)^wasmsched_job_queue_wait_seconds_count\{tenant="default"\} 1$`} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("/metrics lacks %s:\n%s", re, grep(body, "wasmsched_job"))
 		}
 	}
 	if !regexp.MustCompile(`(?m)^wasmsched_guests_finished_total 1$`).MatchString(body) {
@@ -326,15 +317,17 @@ func (s *syncBuffer) String() string {
 
 // TestServeGracefulShutdown runs the command on 127.0.0.1:0, starts a job
 // that would run forever and one that finishes, then cancels the context
-// (as SIGTERM does): the command cancels the endless job after
-// --shutdown-timeout and exits 0.
+// (as SIGTERM does): the command hands the endless job back to the queue
+// after --shutdown-timeout and exits 0; restarted on the same data
+// directory, it finds the job queued again and runs it.
 func TestServeGracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--workers", "2", "--shutdown-timeout", "200ms"}, nil, &out, &errOut)
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--workers", "2", "--shutdown-timeout", "200ms", "--data-dir", dir}, nil, &out, &errOut)
 	}()
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); base == ""; {
@@ -349,7 +342,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("POST: %d %s", code, raw)
 	}
-	_ = m
+	waitRunning(t, base, fmt.Sprint(m["id"]))
 	cancel()
 	select {
 	case code := <-done:
@@ -359,13 +352,25 @@ func TestServeGracefulShutdown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	if !strings.Contains(out.String(), "0 jobs finished during shutdown, 1 cancelled") {
+	if !strings.Contains(out.String(), "0 jobs finished during shutdown, 1 handed back to the queue") {
 		t.Errorf("shutdown report: %q", out.String())
+	}
+	s, hs := testServer(t, serveConfig{dataDir: dir})
+	waitRunning(t, hs.URL, fmt.Sprint(m["id"]))
+	do(t, "DELETE", hs.URL+"/jobs/"+fmt.Sprint(m["id"]), nil)
+	if got := waitJob(t, hs.URL, fmt.Sprint(m["id"])); got["status"] != "cancelled" || got["deliveries"] != float64(2) {
+		t.Fatalf("handed-back job: %v, want cancelled at its second delivery", got)
+	}
+	if s.svc.Replica() != got(t, hs.URL, fmt.Sprint(m["id"]))["replica"] {
+		t.Fatal("the handed-back job did not run on the restarted replica")
 	}
 }
 
 func TestServeBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"--max-jobs", "0"}, {"--interrupt", "x"}, {"stray"}, {"--addr", "256.0.0.1:bad"}} {
+	for _, args := range [][]string{{"--max-jobs", "0"}, {"--interrupt", "x"}, {"stray"}, {"--addr", "256.0.0.1:bad"},
+		{"--addr", "0.0.0.0:0"}, {"--replicas", "6"}, {"--keep-jobs-for", "1s"}, {"--log-format", "xml"}, {"--ack-wait", "1ms"},
+		{"--nats", "nats://127.0.0.1:1", "--data-dir", "/tmp"}, {"--nats-creds", "x"}, {"--auth-token-file", "/nonexistent"},
+		{"--replica", "a.b"}, {"--max-queued", "0"}, {"--module-store", "1EiB"}} {
 		code, _, errOut := invoke(t, append([]string{"serve"}, args...)...)
 		if code == 0 || !strings.Contains(errOut, "wasmsched serve") && !strings.Contains(errOut, "flag") {
 			t.Errorf("%v: exit %d, %q", args, code, errOut)
