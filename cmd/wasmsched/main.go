@@ -4,7 +4,10 @@
 //
 //	wasmsched compare [flags]            run the mode comparison (defaults: embedded spin guest, 3 scenarios, 3 modes)
 //	wasmsched run [flags] FILE.wasm [-- args]   run one WASI guest (or --export NAME) as a task
-//	wasmsched serve [--addr 127.0.0.1:9090]     job service: POST /jobs, GET /jobs/{id}, /metrics, /healthz
+//	wasmsched serve [--addr 127.0.0.1:8470]     durable job service on NATS JetStream: POST /jobs, GET /jobs/{id}, /metrics
+//	wasmsched submit [flags] FILE.wasm [-- argv]  submit a job to a job service (or --guest NAME; --wait for its end)
+//	wasmsched status [flags] ID                 a job's status, result, timing and output
+//	wasmsched cancel [flags] ID                 cancel a queued or running job
 //	wasmsched version                           module version, VCS revision, Go version
 //
 // Run `wasmsched COMMAND -h` for a command's flags. Exit status of compare
@@ -43,7 +46,10 @@ const usage = `usage: wasmsched <command> [flags]
 commands:
   compare   run guests under each scheduling mode and compare latency, fairness, migrations
   run       run one Wasm guest as a task: wasmsched run [flags] FILE.wasm [-- args]
-  serve     serve a job API with Prometheus metrics (default 127.0.0.1:9090)
+  serve     serve a durable job API on NATS JetStream, with Prometheus metrics (default 127.0.0.1:8470)
+  submit    submit a job to a job service: wasmsched submit [flags] FILE.wasm|--guest NAME [-- argv]
+  status    print a job's status, result and output: wasmsched status [flags] ID
+  cancel    cancel a queued or running job: wasmsched cancel [flags] ID
   version   print the module version, VCS revision and Go version of this build
 
 Run 'wasmsched <command> -h' for the command's flags.
@@ -63,6 +69,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdRun(ctx, args[1:], stdin, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, args[1:], stdout, stderr)
+	case "submit":
+		return cmdSubmit(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "cancel":
+		return cmdCancel(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

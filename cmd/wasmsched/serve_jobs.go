@@ -98,11 +98,11 @@ func (c serveConfig) withDefaults() serveConfig {
 	return c
 }
 
-func newServer(cfg serveConfig) (s *server, err error) {
+func newServer(cfg serveConfig) (_ *server, err error) {
 	cfg = cfg.withDefaults()
-	s = &server{cfg: cfg, log: cfg.logger, uploads: make(chan struct{}, max(cfg.maxUploads, 1))}
+	s := &server{cfg: cfg, log: cfg.logger, uploads: make(chan struct{}, max(cfg.maxUploads, 1))}
 	defer func() {
-		if err != nil {
+		if err != nil { // whatever was started is stopped
 			s.close(context.Background())
 		}
 	}()

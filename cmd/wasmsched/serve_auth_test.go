@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmsched/wasmsched/jobs"
+)
+
+// doAs sends a request with headers.
+func doAs(t *testing.T, method, url string, hdr map[string]string) (int, map[string]any, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	m := map[string]any{}
+	json.Unmarshal([]byte(b.String()), &m)
+	return resp.StatusCode, m, b.String()
+}
+
+// With --auth-token-file a request needs a known bearer token; the token
+// names its tenant, and a tenant sees and cancels only its own jobs.
+func TestServeAuth(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("# tenants\nalice aaaaaaaaaaaaaaaaaaaa\nbob bbbbbbbbbbbbbbbbbbbb\n"), 0o600)
+	toks, err := readTokens(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hs := testServer(t, serveConfig{tokens: toks})
+	alice := map[string]string{"Authorization": "Bearer aaaaaaaaaaaaaaaaaaaa", tenantHeader: "bob"} // the header is ignored
+	bob := map[string]string{"Authorization": "Bearer bbbbbbbbbbbbbbbbbbbb"}
+	for _, h := range []map[string]string{nil, {"Authorization": "Bearer aaaaaaaaaaaaaaaaaaab"}, {"Authorization": "aaaaaaaaaaaaaaaaaaaa"},
+		{"Authorization": "Bearer " + strings.Repeat("a", 60<<10)}} {
+		if code, _, raw := doAs(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", h); code != http.StatusUnauthorized && code != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("POST with %.40v: %d %s, want 401", h, code, raw)
+		}
+	}
+	code, m, raw := doAs(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=4611686018427387904", alice)
+	if code != http.StatusAccepted || m["tenant"] != "alice" {
+		t.Fatalf("alice's POST: %d %s", code, raw)
+	}
+	id := m["id"].(string)
+	if code, _, _ := doAs(t, "GET", hs.URL+"/jobs/"+id, bob); code != http.StatusNotFound {
+		t.Fatalf("bob reads alice's job: %d, want 404", code)
+	}
+	if code, _, _ := doAs(t, "DELETE", hs.URL+"/jobs/"+id, bob); code != http.StatusNotFound {
+		t.Fatalf("bob cancels alice's job: %d, want 404", code)
+	}
+	if _, _, raw := doAs(t, "GET", hs.URL+"/jobs", bob); strings.Contains(raw, id) {
+		t.Fatalf("bob's list shows alice's job: %s", raw)
+	}
+	if _, _, raw := doAs(t, "GET", hs.URL+"/jobs", alice); !strings.Contains(raw, id) {
+		t.Fatalf("alice's list lacks her job: %s", raw)
+	}
+	if code, _, raw := doAs(t, "DELETE", hs.URL+"/jobs/"+id, alice); code != http.StatusAccepted {
+		t.Fatalf("alice cancels her job: %d %s", code, raw)
+	}
+}
+
+func TestReadTokensRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"empty": "# nothing\n\n", "short": "alice abc\n", "three fields": "a b c\n", "bad tenant": "a.b aaaaaaaaaaaaaaaaaaaa\n",
+		"binary": "\x00\x01\x02",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		os.WriteFile(p, []byte(body), 0o600)
+		if _, err := readTokens(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Without auth the tenant is a header, checked like any input.
+func TestServeTenantHeader(t *testing.T) {
+	_, hs := testServer(t, serveConfig{})
+	for _, bad := range []string{"a.b", "a b", strings.Repeat("x", 65), "wasmsched.>", "é"} {
+		if code, _, raw := doAs(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", map[string]string{tenantHeader: bad}); code != http.StatusBadRequest {
+			t.Errorf("tenant %q: %d %s, want 400", bad, code, raw)
+		}
+	}
+	code, m, raw := doAs(t, "POST", hs.URL+"/jobs?guest=spin&export=spin&args=1", map[string]string{tenantHeader: "team-7"})
+	if code != http.StatusAccepted || m["tenant"] != "team-7" {
+		t.Fatalf("tenant team-7: %d %s", code, raw)
+	}
+	waitJob(t, hs.URL, m["id"].(string))
+}
+
+// /healthz follows the NATS connection; a second serve on the same data
+// directory is refused.
+func TestServeReadinessAndDataDirLock(t *testing.T) {
+	ns, err := jobs.StartEmbeddedNATS(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hs := testServer(t, serveConfig{natsURL: ns.ClientURL()})
+	if code, _, body := do(t, "GET", hs.URL+"/healthz", nil); code != 200 {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	ns.Shutdown()
+	waitFor(t, func() bool {
+		code, _, body := do(t, "GET", hs.URL+"/healthz", nil)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS")
+	})
+
+	dir := t.TempDir()
+	testServer(t, serveConfig{dataDir: dir})
+	if _, err := newServer(serveConfig{dataDir: dir}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second serve on one data dir: %v", err)
+	}
+}
