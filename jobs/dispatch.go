@@ -182,6 +182,14 @@ func (s *Service) start(tenant string, msg jetstream.Msg) {
 		msg.TermWithReason("unreadable job spec")
 		return
 	}
+	// The spec came through NATS, not through Submit: hold it to this
+	// replica's budgets whatever it asks.
+	if sp.Timeout <= 0 || sp.Timeout > s.cfg.JobTimeout {
+		sp.Timeout = s.cfg.JobTimeout
+	}
+	if s.cfg.JobFuel > 0 && (sp.Fuel <= 0 || sp.Fuel > s.cfg.JobFuel) {
+		sp.Fuel = s.cfg.JobFuel
+	}
 	r := &run{id: sp.ID, tenant: tenant, msg: msg}
 	s.mu.Lock()
 	if s.runs[sp.ID] != nil {

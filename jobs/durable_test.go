@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A restart on the same data directory keeps every job, with its ID and
@@ -73,6 +75,65 @@ func TestDrainHandsBack(t *testing.T) {
 		j := waitStatus(t, b.Service, id, final)
 		if j.Status != Done || j.Replica != "b" || j.Deliveries != 2 {
 			t.Fatalf("handed-back job ended %+v; want done on b at its second delivery", j)
+		}
+	}
+}
+
+// A job whose replicas keep stopping before it ends is parked: past
+// MaxDeliveries it ends failed, with the reason, and is not run again.
+func TestRedeliveryBound(t *testing.T) {
+	ns, _ := startNATS(t, "")
+	ctx := context.Background()
+	a := startReplica(t, ns, Config{MaxDeliveries: 1, Replica: "a"})
+	j, err := a.Submit(ctx, Request{Guest: "spin", Export: "spin", Args: []string{spinForever}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, a.Service, j.ID, func(j Job) bool { return j.Status == Running })
+	a.close(0) // hands it back: its second delivery is over the bound
+	b := startReplica(t, ns, Config{MaxDeliveries: 1, Replica: "b"})
+	got := waitStatus(t, b.Service, j.ID, final)
+	if got.Status != Failed || got.Kind != "redelivered" || got.Deliveries != 2 || !strings.Contains(got.Error, "delivered 2 times") {
+		t.Fatalf("job over its delivery bound ended %+v", got)
+	}
+}
+
+// Garbage on the queue's subjects (a message that is not a job spec, or
+// names another tenant, or an ID of the sender's making) is dropped with
+// a log line; the dispatcher goes on and real jobs run.
+func TestGarbageMessages(t *testing.T) {
+	ns, _ := startNATS(t, "")
+	ctx := context.Background()
+	r := startReplica(t, ns, Config{})
+	if err := r.ensureConsumer(ctx, "x", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"", "{", "null", `{"id":"../../etc","tenant":"x"}`, `{"id":"0123456789abcdef0123456789abcdef","tenant":"y"}`,
+		strings.Repeat("[", 100000)} {
+		if _, err := r.st.js.Publish(ctx, subjectPrefix+"x", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.poke()
+	j, err := r.Submit(ctx, Request{Tenant: "x", Guest: "spin", Export: "spin", Args: []string{"10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStatus(t, r.Service, j.ID, final); got.Status != Done {
+		t.Fatalf("job after garbage: %+v", got)
+	}
+	waitFor(t, func() bool {
+		info, err := r.st.stream.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
+
+// waitFor polls cond (a liveness guard, not a timing assertion).
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached after 60s")
 		}
 	}
 }

@@ -11,7 +11,7 @@ Each attack starts its own server on 127.0.0.1 (a free port), with the
 flags the attack needs, and stops it (SIGKILL if SIGTERM does not do it).
 Needs only Python 3 and the modules under testdata/.
 """
-import json, os, signal, socket, subprocess, sys, threading, time, urllib.request
+import atexit, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTILE = os.path.join(ROOT, "testdata", "hostile")
@@ -29,6 +29,10 @@ class Server:
     def __init__(self, binary, *flags):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
+        if "--data-dir" in help_text(binary):  # a serve on JetStream: its own store, removed at exit
+            self.datadir = tempfile.mkdtemp(prefix="serve-attacks-")
+            atexit.register(shutil.rmtree, self.datadir, True)
+            flags = ("--data-dir", self.datadir) + flags
         self.proc = subprocess.Popen([binary, "serve", "--addr", "127.0.0.1:%d" % self.port] + list(flags),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(500):

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -338,4 +339,30 @@ func waitJobLong(t *testing.T, base, id string) map[string]any {
 		return s == "done" || s == "failed" || s == "cancelled"
 	})
 	return j
+}
+
+// A second SIGTERM during the shutdown exits at once (exit 1), without
+// waiting out --shutdown-timeout for a job that would never end.
+func TestServeSecondSignalExits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process: builds the binary")
+	}
+	bin, err := buildServe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := jobs.StartEmbeddedNATS(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	p := startReplicaProc(t, bin, ns.ClientURL(), "s0", "--shutdown-timeout", "1h")
+	id := postOK(t, p.base+"/jobs?guest=spin&export=spin&args=4611686018427387904", nil)
+	waitUntil(t, "the job to run", func() bool { return got(t, p.base, id)["status"] == "running" })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitUntil(t, "the shutdown to begin", func() bool { return strings.Contains(p.out.String(), "shutting down") })
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != exitFailure || !strings.Contains(p.out.String(), "second signal") {
+		t.Fatalf("after a second SIGTERM: exit %d\n%s", code, p.out.String())
+	}
 }

@@ -132,3 +132,23 @@ func TestServeReadinessAndDataDirLock(t *testing.T) {
 		t.Fatalf("second serve on one data dir: %v", err)
 	}
 }
+
+// FuzzParseTokens: any token file parses to tenants that are valid and
+// tokens of at least 16 characters, or is refused; it never panics.
+func FuzzParseTokens(f *testing.F) {
+	for _, s := range []string{"alice aaaaaaaaaaaaaaaaaaaa\n", "aaaaaaaaaaaaaaaaaaaa", "# c\n\n a  bbbbbbbbbbbbbbbbbbbbbbbb \n", "a b c", "\x00\xff\n",
+		strings.Repeat("x", 70000)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		toks, err := parseTokens(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for tok, ten := range toks {
+			if len(tok) < 16 || !jobs.ValidTenant(ten) || strings.ContainsAny(tok, " \t\n") {
+				t.Fatalf("accepted token %q for tenant %q", tok, ten)
+			}
+		}
+	})
+}

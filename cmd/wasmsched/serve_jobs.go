@@ -328,8 +328,13 @@ func readTokens(path string) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseTokens(io.LimitReader(f, 16<<20))
+}
+
+// parseTokens parses the token file's text (see readTokens).
+func parseTokens(r io.Reader) (map[string]string, error) {
 	tokens := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
