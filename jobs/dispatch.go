@@ -16,34 +16,44 @@ import (
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
-// dispatch pulls jobs while there are free slots, until Drain.
+// dispatch pulls jobs while there are free slots, until Drain. A tick
+// lists the tenants with messages from the stream itself (catching
+// redeliveries and hand-backs nobody announced); between ticks, the
+// tenants announced by submits and those whose last fetch found work are
+// enough, which spares a round trip per job.
 func (s *Service) dispatch() {
 	defer close(s.done)
 	tick := time.NewTicker(dispatchTick)
 	defer tick.Stop()
+	full := true
 	for {
-		s.fill()
+		s.fill(full)
 		select {
 		case <-s.stop:
 			return
 		case <-s.wake:
+			full = false
 		case <-tick.C:
+			full = true
 		}
 	}
 }
 
-// fill takes one job per tenant in turn, round-robin from the tenant after
-// the one served last, until the slots are full or no tenant has a job
-// this replica can take.
-func (s *Service) fill() {
+// fill takes jobs tenant by tenant in turn, round-robin from the tenant
+// after the one served last, until the slots are full or no tenant has a
+// job this replica can take. A round gives each tenant an equal share of
+// the free slots (at least one), so one tenant's backlog never takes
+// slots another tenant's queued job could have.
+func (s *Service) fill(full bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for s.freeSlots() > 0 {
-		tenants, err := s.queuedTenants(ctx)
+		tenants, err := s.tenantsToServe(ctx, full)
 		if err != nil {
 			s.log.Warn("listing queued tenants", "err", err)
 			return
 		}
+		share := max(1, s.freeSlots()/max(1, len(tenants)))
 		took := false
 		for _, t := range tenants {
 			select {
@@ -51,28 +61,62 @@ func (s *Service) fill() {
 				return
 			default:
 			}
-			if s.freeSlots() == 0 {
-				return
-			}
-			if !s.tenantHasRoom(t) {
+			n := min(share, s.freeSlots(), s.tenantRoom(t))
+			if n <= 0 {
 				continue
 			}
-			msg := s.fetchOne(ctx, t)
-			if msg == nil {
-				continue
+			msgs := s.fetch(ctx, t, n)
+			if len(msgs) == 0 {
+				s.mu.Lock()
+				delete(s.active, t) // nothing to take now: back on the next tick or announcement
+				s.mu.Unlock()
 			}
-			took = true
-			s.start(t, msg)
+			for _, msg := range msgs {
+				took = true
+				s.start(t, msg)
+			}
 		}
 		if !took {
 			return
 		}
+		full = false
 	}
 }
 
+// tenantsToServe lists the tenants that may have messages, rotated to
+// start after the tenant served last: from the stream (full, or when none
+// is known), else the ones known active.
+func (s *Service) tenantsToServe(ctx context.Context, full bool) ([]string, error) {
+	s.mu.Lock()
+	known := len(s.active)
+	s.mu.Unlock()
+	if full || known == 0 {
+		listed, err := s.queuedTenants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		for _, t := range listed {
+			s.active[t] = true
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tenants := make([]string, 0, len(s.active))
+	for t := range s.active {
+		tenants = append(tenants, t)
+	}
+	slices.Sort(tenants)
+	i, _ := slices.BinarySearch(tenants, s.lastTen)
+	if i < len(tenants) && tenants[i] == s.lastTen {
+		i++
+	}
+	return append(tenants[i:], tenants[:i]...), nil
+}
+
 // queuedTenants lists the tenants with messages in the stream (queued or
-// held by some replica), rotated to start after the tenant served last.
-// It also updates the queue-depth gauge.
+// held by some replica), and updates the queue-depth gauges.
 func (s *Service) queuedTenants(ctx context.Context) ([]string, error) {
 	info, err := s.st.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">"))
 	if err != nil {
@@ -86,15 +130,7 @@ func (s *Service) queuedTenants(ctx context.Context) ([]string, error) {
 		depths[t] = n
 	}
 	s.met.queueDepths(depths)
-	slices.Sort(tenants)
-	s.mu.Lock()
-	last := s.lastTen
-	s.mu.Unlock()
-	i, _ := slices.BinarySearch(tenants, last)
-	if i < len(tenants) && tenants[i] == last {
-		i++
-	}
-	return append(tenants[i:], tenants[:i]...), nil
+	return tenants, nil
 }
 
 func (s *Service) freeSlots() int {
@@ -103,15 +139,16 @@ func (s *Service) freeSlots() int {
 	return s.cfg.MaxRunning - len(s.runs)
 }
 
-func (s *Service) tenantHasRoom(t string) bool {
+// tenantRoom is how many more of t's jobs this replica may run.
+func (s *Service) tenantRoom(t string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.perTenant[t] < s.cfg.MaxRunningPerTenant
+	return s.cfg.MaxRunningPerTenant - s.perTenant[t]
 }
 
-// fetchOne pulls one of tenant's messages, or returns nil when none is
-// available now (all held by replicas, or none).
-func (s *Service) fetchOne(ctx context.Context, tenant string) jetstream.Msg {
+// fetch pulls up to n of tenant's messages that are available now (none
+// when all are held by replicas, or there are none).
+func (s *Service) fetch(ctx context.Context, tenant string, n int) []jetstream.Msg {
 	if err := s.ensureConsumer(ctx, tenant, false); err != nil {
 		s.log.Warn("consumer", "tenant", tenant, "err", err)
 		return nil
@@ -119,7 +156,7 @@ func (s *Service) fetchOne(ctx context.Context, tenant string) jetstream.Msg {
 	s.mu.Lock()
 	c := s.consumers[tenant]
 	s.mu.Unlock()
-	batch, err := c.FetchNoWait(1)
+	batch, err := c.FetchNoWait(n)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			s.mu.Lock()
@@ -128,10 +165,11 @@ func (s *Service) fetchOne(ctx context.Context, tenant string) jetstream.Msg {
 		}
 		return nil
 	}
+	var msgs []jetstream.Msg
 	for m := range batch.Messages() {
-		return m
+		msgs = append(msgs, m)
 	}
-	return nil
+	return msgs
 }
 
 // run is a job this replica holds, from its pull to its ack.

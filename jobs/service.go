@@ -114,7 +114,8 @@ type Service struct {
 	runs      map[string]*run // jobs this replica holds, by ID
 	perTenant map[string]int  // runs by tenant
 	consumers map[string]jetstream.Consumer
-	lastTen   string // the tenant served last, for round-robin
+	active    map[string]bool // tenants that may have messages (announced, or found with work)
+	lastTen   string          // the tenant served last, for round-robin
 	draining  bool
 
 	wake  chan struct{} // dispatcher: look for work (capacity 1)
@@ -140,11 +141,18 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, nc: nc, st: st, log: cfg.Logger.With("replica", cfg.Replica),
 		mods: newModuleCache(cfg.Engine, cfg.MaxModules),
 		runs: map[string]*run{}, perTenant: map[string]int{}, consumers: map[string]jetstream.Consumer{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		active: map[string]bool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.met, err = newJobMetrics(cfg.Registerer, cfg.MaxTenantLabels, s); err != nil {
 		return nil, fmt.Errorf("jobs: metrics: %w", err)
 	}
-	notify, err := nc.Subscribe(queuedSubject, func(*nats.Msg) { s.poke() })
+	notify, err := nc.Subscribe(queuedSubject, func(m *nats.Msg) {
+		if t := string(m.Data); ValidTenant(t) {
+			s.mu.Lock()
+			s.active[t] = true
+			s.mu.Unlock()
+		}
+		s.poke()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
@@ -202,14 +210,15 @@ func (s *Service) Submit(ctx context.Context, req Request) (Job, error) {
 		}
 		return Job{}, fmt.Errorf("%w: queueing: %v", ErrUnavailable, err)
 	}
+	// Announce first: a dispatcher pulling the job meanwhile creates the
+	// record itself if it finds none, and the create below then finds
+	// the job already past queued, which is fine.
+	s.nc.Publish(queuedSubject, []byte(sp.Tenant))
 	rec := sp.queuedRecord()
 	v, _ := json.Marshal(rec)
-	// A dispatcher may have created (and moved on) the record already:
-	// then the job is past queued and that is fine.
 	if _, err := s.st.kv.Create(ctx, sp.ID, v); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		s.log.Warn("job record not created at submit; the dispatcher creates it", "id", sp.ID, "err", err)
 	}
-	s.nc.Publish(queuedSubject, nil)
 	s.met.submitted(sp.Tenant)
 	s.log.Info("job queued", "id", sp.ID, "tenant", sp.Tenant, "guest", sp.Guest, "export", sp.Export)
 	return rec, nil
