@@ -11,7 +11,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines, and removes the binary the
+// multi-process tests built.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		removeBuiltServe()
+		os.Exit(code)
+	}))
+}
 
 // invoke runs the command in-process.
 func invoke(t *testing.T, args ...string) (code int, stdout, stderr string) {

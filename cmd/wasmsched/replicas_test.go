@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,12 +25,14 @@ import (
 	"github.com/wasmsched/wasmsched/jobs"
 )
 
-// buildServe builds ./cmd/wasmsched once per test binary run.
+// buildServe builds ./cmd/wasmsched once per test binary run, into
+// builtServeDir (removed by TestMain).
 var buildServe = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "wasmsched-bin-")
 	if err != nil {
 		return "", err
 	}
+	builtServeDir.Store(&dir)
 	bin := filepath.Join(dir, "wasmsched")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
@@ -37,6 +40,34 @@ var buildServe = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+var builtServeDir atomic.Pointer[string]
+
+func removeBuiltServe() {
+	if d := builtServeDir.Load(); d != nil {
+		os.RemoveAll(*d)
+	}
+}
+
+// multiProcess skips under -short; else it builds the binary and starts
+// a NATS server listening on 127.0.0.1 in this process, returning the
+// binary and the server's URL.
+func multiProcess(t *testing.T) (bin, natsURL string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process: builds the binary and starts serve processes")
+	}
+	bin, err := buildServe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := jobs.StartEmbeddedNATS(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	return bin, ns.ClientURL()
+}
 
 // replicaProc is a serve replica running as a child process.
 type replicaProc struct {
@@ -170,19 +201,7 @@ func watchFinals(t *testing.T, natsURL string) *finalWrites {
 // state written once), no job is lost, IDs are unique, and a cancel sent
 // to a replica that does not run the job stops it.
 func TestReplicasKillAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process: builds the binary and runs three replicas")
-	}
-	bin, err := buildServe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := jobs.StartEmbeddedNATS(t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	url := ns.ClientURL()
+	bin, url := multiProcess(t)
 	reps := []*replicaProc{
 		startReplicaProc(t, bin, url, "r0"),
 		startReplicaProc(t, bin, url, "r1"),
@@ -344,19 +363,8 @@ func waitJobLong(t *testing.T, base, id string) map[string]any {
 // A second SIGTERM during the shutdown exits at once (exit 1), without
 // waiting out --shutdown-timeout for a job that would never end.
 func TestServeSecondSignalExits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process: builds the binary")
-	}
-	bin, err := buildServe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := jobs.StartEmbeddedNATS(t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	p := startReplicaProc(t, bin, ns.ClientURL(), "s0", "--shutdown-timeout", "1h")
+	bin, url := multiProcess(t)
+	p := startReplicaProc(t, bin, url, "s0", "--shutdown-timeout", "1h")
 	id := postOK(t, p.base+"/jobs?guest=spin&export=spin&args=4611686018427387904", nil)
 	waitUntil(t, "the job to run", func() bool { return got(t, p.base, id)["status"] == "running" })
 	p.cmd.Process.Signal(syscall.SIGTERM)
