@@ -212,7 +212,13 @@ func (s *Service) Submit(ctx context.Context, req Request) (Job, error) {
 	}
 	// Announce first: a dispatcher pulling the job meanwhile creates the
 	// record itself if it finds none, and the create below then finds
-	// the job already past queued, which is fine.
+	// the job already past queued, which is fine. This replica's own
+	// dispatcher learns of the tenant before Submit returns; the others
+	// as soon as the announcement reaches them (or at their next tick).
+	s.mu.Lock()
+	s.active[sp.Tenant] = true
+	s.mu.Unlock()
+	s.poke()
 	s.nc.Publish(queuedSubject, []byte(sp.Tenant))
 	rec := sp.queuedRecord()
 	v, _ := json.Marshal(rec)

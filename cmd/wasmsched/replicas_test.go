@@ -84,7 +84,7 @@ type replicaProc struct {
 func startReplicaProc(t *testing.T, bin, natsURL, name string, extra ...string) *replicaProc {
 	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--nats", natsURL, "--replica", name,
-		"--workers", "1", "--max-jobs", "4", "--ack-wait", "2s", "--log-format", "json"}, extra...)
+		"--workers", "1", "--max-jobs", "4", "--ack-wait", "2s", "--job-timeout", "10m", "--log-format", "json"}, extra...)
 	cmd := exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw

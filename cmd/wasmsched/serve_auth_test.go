@@ -152,3 +152,20 @@ func FuzzParseTokens(f *testing.F) {
 		}
 	})
 }
+
+// /debug/pprof/ is served only with --pprof, and behind the auth.
+func TestServePprof(t *testing.T) {
+	_, off := testServer(t, serveConfig{})
+	if code, _, _ := do(t, "GET", off.URL+"/debug/pprof/", nil); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ without --pprof: %d, want 404", code)
+	}
+	toks := map[string]string{"pppppppppppppppppppp": "ops"}
+	_, on := testServer(t, serveConfig{pprof: true, tokens: toks})
+	if code, _, _ := do(t, "GET", on.URL+"/debug/pprof/", nil); code != http.StatusUnauthorized {
+		t.Fatalf("/debug/pprof/ without a token: %d, want 401", code)
+	}
+	code, _, raw := doAs(t, "GET", on.URL+"/debug/pprof/goroutine?debug=1", map[string]string{"Authorization": "Bearer pppppppppppppppppppp"})
+	if code != 200 || !strings.Contains(raw, "goroutine profile") {
+		t.Fatalf("/debug/pprof/goroutine with the token: %d %.200s", code, raw)
+	}
+}
