@@ -156,6 +156,75 @@ func BenchmarkSpawnManyRemoteBusy1(b *testing.B) {
 	})
 }
 
+// spawn_many_remote_busy2 (Tokio's definition): workers chains of busy
+// tasks, each stalling 10 us and then spawning its successor from inside
+// the runtime (so the successor takes the LIFO slot, ahead of anything
+// queued), while 1,000 empty tasks are spawned from outside and awaited.
+// It measures how soon remote spawns get a turn among local work that
+// never yields.
+
+const benchNumSpawnBusy2 = 1_000
+
+func BenchmarkSpawnManyRemoteBusy2(b *testing.B) {
+	b.Run("wasmsched", func(b *testing.B) {
+		benchRun(b, benchNumSpawnBusy2, "ns/task", wsSpawnManyRemoteBusy2(b, benchNumSpawnBusy2))
+	})
+	b.Run("goroutines", func(b *testing.B) {
+		benchRun(b, benchNumSpawnBusy2, "ns/task", goSpawnManyRemoteBusy2(b, benchNumSpawnBusy2))
+	})
+}
+
+func wsSpawnManyRemoteBusy2(tb testing.TB, n int, opts ...Option) func() {
+	rt := newBenchRuntime(tb, opts...)
+	var stop atomic.Bool
+	var live atomic.Int64 // chain links spawned and not yet ended
+	var link PollFunc[benchUnit]
+	link = func(cx *Context) (benchUnit, bool) {
+		if !stop.Load() {
+			benchStall(benchStallDur)
+			live.Add(1)
+			Spawn[benchUnit](cx, link)
+		}
+		live.Add(-1)
+		return benchReady, true
+	}
+	for range benchWorkers {
+		live.Add(1)
+		Spawn[benchUnit](rt, link)
+	}
+	// Registered after the runtime's cleanup, so it runs first.
+	tb.Cleanup(func() {
+		stop.Store(true)
+		for live.Load() > 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	return wsRemoteSpawner(tb, rt, n)
+}
+
+func goSpawnManyRemoteBusy2(tb testing.TB, n int) func() {
+	var stop atomic.Bool
+	var chains sync.WaitGroup
+	var link func()
+	link = func() {
+		if stop.Load() {
+			chains.Done()
+			return
+		}
+		benchStall(benchStallDur)
+		go link()
+	}
+	for range benchWorkers {
+		chains.Add(1)
+		go link()
+	}
+	tb.Cleanup(func() {
+		stop.Store(true)
+		chains.Wait()
+	})
+	return goSpawnManyRemote(tb, n, 0)
+}
+
 func wsSpawnManyRemote(tb testing.TB, n, busy int, opts ...Option) func() {
 	rt := newBenchRuntime(tb, opts...)
 	if busy > 0 {
@@ -180,6 +249,12 @@ func wsSpawnManyRemote(tb testing.TB, n, busy int, opts ...Option) func() {
 			}
 		})
 	}
+	return wsRemoteSpawner(tb, rt, n)
+}
+
+// wsRemoteSpawner is one iteration of spawn_many_remote: spawn n empty
+// tasks from outside rt, then await every handle.
+func wsRemoteSpawner(tb testing.TB, rt *Runtime, n int) func() {
 	leaf := PollFunc[benchUnit](func(*Context) (benchUnit, bool) { return benchReady, true })
 	handles := make([]*JoinHandle[benchUnit], 0, n)
 	return func() {
@@ -543,6 +618,8 @@ func TestBenchWorkloads(t *testing.T) {
 		"SpawnManyRemoteIdle/gor":     func(t *testing.T) func() { return goSpawnManyRemote(t, n, 0) },
 		"SpawnManyRemoteBusy1":        func(t *testing.T) func() { return wsSpawnManyRemote(t, n, 2*benchWorkers) },
 		"SpawnManyRemoteBusy1/gor":    func(t *testing.T) func() { return goSpawnManyRemote(t, n, 2*benchWorkers) },
+		"SpawnManyRemoteBusy2":        func(t *testing.T) func() { return wsSpawnManyRemoteBusy2(t, n) },
+		"SpawnManyRemoteBusy2/gor":    func(t *testing.T) func() { return goSpawnManyRemoteBusy2(t, n) },
 		"YieldMany/deferred":          func(t *testing.T) func() { return wsYieldMany(t, 20, 50, PathDeferred) },
 		"YieldMany/immediate":         func(t *testing.T) func() { return wsYieldMany(t, 20, 50, PathImmediate) },
 		"YieldMany/goroutines":        func(t *testing.T) func() { return goYieldMany(20, 50) },

@@ -70,8 +70,10 @@ func TestReport(t *testing.T) {
 	must(err)
 	md := string(b)
 	for _, want := range []string{
-		"| spawn_many_local | ns/task | 250 ±20% | 270 ±0% | 0.93x | 346 | 0.72x | met | met |",
-		"| chained_spawn | ns/spawn | 400 ±0% | — | — | 203 | 1.97x | **missed** | (no target) |",
+		"| spawn_many_local | ns/task | 250 ±20% | 270 ±0% | 0.93x | 346 | 0.72x | met | 477 | 0.52x | met |",
+		"| chained_spawn | ns/spawn | 400 ±0% | — | — | 203 | 1.97x | **missed** | 272 | 1.47x | (no target) |",
+		"| spawn_many_remote_busy2 | ns/task | not run | | | — | | | 75000 | | |",
+		"| 4 spinners, self-wake (immediate) | 1962 / 2045 | 56.9 / 134 | 0.01 | ",
 		"| 4x-deferred: external wake no worse than Tokio's yield_now row (p50 ≤ 9.00, p99 ≤ 50.0 µs) | 8.00 / 40.0 µs | met |",
 		"| 4x-deferred: migrations < 10 per 1,000 yields (Tokio: 324) | 0.50 | met |",
 		"hello part",

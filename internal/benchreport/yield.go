@@ -74,12 +74,17 @@ func (d *document) yieldTable() {
 // yieldTokio is DESIGN.md's Tokio table, with our rows that compare with
 // each of its rows.
 func (d *document) yieldTokio() {
-	ys := d.in.yields
 	d.p("\n\nTokio 1.24 on this machine (DESIGN.md; medians of 5 runs; Tokio's timer has 1 ms resolution):\n\n")
+	d.tokioYieldTable(experiment.TokioYields)
+	d.p("\nTokio 1.53.1, the newest, on this machine (issue 12; the same setup; the 4-spinner cases):\n\n")
+	d.tokioYieldTable(experiment.TokioYields153)
+}
+
+func (d *document) tokioYieldTable(rows []experiment.TokioYield) {
 	d.p("| case | probe late p50 / p99 (µs) | external wake p50 / p99 (µs) | migrations / 1k yields | our row |\n|---|---|---|---:|---|\n")
-	for _, t := range experiment.TokioYields {
+	for _, t := range rows {
 		var ours []string
-		for _, r := range ys {
+		for _, r := range d.in.yields {
 			if r.Tokio == t.Row {
 				ours = append(ours, r.Case)
 			}

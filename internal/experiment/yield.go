@@ -71,6 +71,14 @@ type TokioYield struct {
 	Migrations         float64 // per 1,000 yields
 }
 
+// TokioYields153 are issue 12's figures for Tokio 1.53.1, the newest, on
+// the same machine and setup (its rows name TokioYields' rows); measured
+// once, not by this code. Issue 12 gives the 4-spinner cases only.
+var TokioYields153 = []TokioYield{
+	{"4 spinners, yield_now (deferred)", 0.991, 1.081, 8.2, 51.7, 323},
+	{"4 spinners, self-wake (immediate)", 1.962, 2.045, 56.9, 134, 0.01},
+}
+
 // TokioYields is DESIGN.md's table, measured once (not by this code).
 var TokioYields = []TokioYield{
 	{"4 spinners, yield_now (deferred)", 1.0, 1.08, 9, 50, 324},
