@@ -97,6 +97,10 @@ func (c Config) withDefaults() Config {
 // A replica's name is a subject token.
 var replicaSafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
+// maxSpecBytes bounds a job's message (its arguments and argv): the
+// stream refuses messages over 1 MiB, and a job is not a data transfer.
+const maxSpecBytes = 256 << 10
+
 // dispatchTick is how often an idle dispatcher looks for work nobody
 // announced: redeliveries after AckWait, and jobs handed back.
 const dispatchTick = 250 * time.Millisecond
@@ -204,6 +208,9 @@ func (s *Service) Submit(ctx context.Context, req Request) (Job, error) {
 		return Job{}, err
 	}
 	body, _ := json.Marshal(sp)
+	if len(body) > maxSpecBytes {
+		return Job{}, fmt.Errorf("%w: the job's arguments take %d bytes (at most %d)", ErrInvalid, len(body), maxSpecBytes)
+	}
 	if _, err := s.st.js.Publish(ctx, subjectPrefix+sp.Tenant, body, jetstream.WithMsgID(sp.ID)); err != nil {
 		if queueFull(err) {
 			return Job{}, fmt.Errorf("%w: %v (tenant %s)", ErrQueueFull, err, sp.Tenant)
@@ -360,6 +367,9 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (Job, error) {
 	j, _, err := s.record(ctx, id)
 	if err == nil && tenant != "" && j.Tenant != tenant {
 		return Job{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err == nil && j.Status == Running && j.Started != nil {
+		j.Seconds = time.Since(*j.Started).Seconds() // so far
 	}
 	return j, err
 }

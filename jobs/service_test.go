@@ -57,6 +57,7 @@ func TestSubmitRefusesBadRequests(t *testing.T) {
 		{"tenant", Request{Tenant: "a.b", Guest: "spin", Export: "spin", Args: []string{"1"}}, "tenant"},
 		{"long tenant", Request{Tenant: strings.Repeat("x", 65), Guest: "spin", Export: "spin", Args: []string{"1"}}, "tenant"},
 		{"negative fuel", Request{Guest: "spin", Export: "spin", Args: []string{"1"}, Fuel: -1}, "negative"},
+		{"huge argv", Request{Guest: "cguest", Argv: []string{strings.Repeat("a", 300<<10)}}, "bytes (at most"},
 	} {
 		_, err := r.Submit(context.Background(), c.req)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
