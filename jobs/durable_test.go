@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -135,5 +137,42 @@ func waitFor(t testing.TB, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached after 60s")
 		}
+	}
+}
+
+// Drain returns only after the submits it did not refuse have ended, so
+// the caller may close the connection (a publish on a closing connection
+// leaks a goroutine in nats.go); later submits are refused.
+func TestDrainWaitsForSubmits(t *testing.T) {
+	ns, _ := startNATS(t, "")
+	r := startReplica(t, ns, Config{})
+	compiling, release := make(chan struct{}), make(chan struct{})
+	r.mods.beforeCompile = func() { close(compiling); <-release }
+	var order atomic.Int32
+	var submitAt, drainAt atomic.Int32
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := r.Submit(context.Background(), Request{Module: withSection(spinBytes(t), 'd'), Export: "spin", Args: []string{"1"}})
+		submitAt.Store(order.Add(1))
+		submitted <- err
+	}()
+	<-compiling
+	drained := make(chan struct{})
+	go func() {
+		r.Drain(context.Background())
+		drainAt.Store(order.Add(1))
+		close(drained)
+	}()
+	waitFor(t, func() bool { return !r.Ready() }) // Drain has begun
+	if _, err := r.Submit(context.Background(), Request{Guest: "spin", Export: "spin", Args: []string{"1"}}); !errors.Is(err, ErrDraining) {
+		t.Fatalf("submit during Drain: %v, want ErrDraining", err)
+	}
+	close(release)
+	if err := <-submitted; err != nil {
+		t.Fatalf("the submit in flight when Drain began: %v", err)
+	}
+	<-drained
+	if submitAt.Load() != 1 || drainAt.Load() != 2 {
+		t.Fatalf("Drain returned before the submit in flight ended (submit %d, drain %d)", submitAt.Load(), drainAt.Load())
 	}
 }

@@ -122,12 +122,16 @@ type Service struct {
 	lastTen   string          // the tenant served last, for round-robin
 	draining  bool
 
-	wake  chan struct{} // dispatcher: look for work (capacity 1)
-	stop  chan struct{} // dispatcher: stop pulling
-	done  chan struct{} // closed when the dispatcher has stopped
-	wg    sync.WaitGroup
-	subs  []*nats.Subscription
-	drain sync.Once
+	wake chan struct{}  // dispatcher: look for work (capacity 1)
+	stop chan struct{}  // dispatcher: stop pulling
+	done chan struct{}  // closed when the dispatcher has stopped
+	wg   sync.WaitGroup // runs
+	// submits in flight: Drain waits for them, so that nothing is
+	// published on the connection once Drain has returned (the caller
+	// then closes it).
+	submits sync.WaitGroup
+	subs    []*nats.Subscription
+	drain   sync.Once
 }
 
 // New sets up JetStream (Setup's stream, bucket and object store, created
@@ -195,11 +199,13 @@ func (s *Service) poke() {
 // ErrDraining or ErrUnavailable.
 func (s *Service) Submit(ctx context.Context, req Request) (Job, error) {
 	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
+	if s.draining {
+		s.mu.Unlock()
 		return Job{}, ErrDraining
 	}
+	s.submits.Add(1) // under mu: Drain waits for every submit it did not refuse
+	s.mu.Unlock()
+	defer s.submits.Done()
 	sp, err := s.specOf(ctx, req)
 	if err != nil {
 		return Job{}, err
@@ -499,10 +505,12 @@ func (s *Service) answerCancel(m *nats.Msg) {
 	m.Respond([]byte(answer))
 }
 
-// Drain stops this replica pulling jobs and lets its running jobs finish
-// until ctx is done; then it aborts the rest and hands them back to the
-// queue (not cancelled: another replica runs them). It reports how many
-// jobs ended here and how many were handed back. Later calls return 0, 0.
+// Drain stops this replica pulling jobs and taking submits, and lets its
+// running jobs finish until ctx is done; then it aborts the rest and hands
+// them back to the queue (not cancelled: another replica runs them). It
+// returns once submits in flight have ended too, so the connection can be
+// closed. It reports how many jobs ended here and how many were handed
+// back. Later calls return 0, 0.
 func (s *Service) Drain(ctx context.Context) (finished, handedBack int) {
 	first := false
 	s.drain.Do(func() { first = true })
@@ -537,6 +545,7 @@ func (s *Service) Drain(ctx context.Context) (finished, handedBack int) {
 			finished++
 		}
 	}
+	s.submits.Wait()
 	for _, sub := range s.subs {
 		sub.Unsubscribe()
 	}

@@ -182,8 +182,7 @@ func (s *server) close(ctx context.Context) (finished, handedBack int) {
 		finished, handedBack = s.svc.Drain(ctx)
 	}
 	if s.nc != nil {
-		s.nc.Drain()
-		s.nc.Close()
+		s.nc.Close() // after Drain: nothing of the service still uses it
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()
