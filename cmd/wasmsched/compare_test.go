@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,75 @@ func TestCompareTable(t *testing.T) {
 	}
 	if !strings.Contains(out, "guests spawned per worker: [3 1]") && !strings.Contains(out, "guests spawned per worker: [1 3]") {
 		t.Errorf("uneven placement not 3/1:\n%s", out)
+	}
+	if strings.Contains(out, "\nservice: ") || strings.Contains(out, compare.ServiceRowNames[0]) {
+		t.Errorf("the opt-in service scenario ran by default:\n%s", out)
+	}
+}
+
+// TestCompareScenarioFlag: --scenario's default is the default
+// scenarios, all is every scenario (with the opt-in service), and a list
+// is taken as given.
+func TestCompareScenarioFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, compare.Scenarios},
+		{[]string{"--scenario", "default"}, compare.Scenarios},
+		{[]string{"--scenario", "all"}, compare.AllScenarios},
+		{[]string{"--scenario", "service, light"}, []string{"service", "light"}},
+	} {
+		cc, code := parseCompare(tc.args, io.Discard)
+		if cc == nil {
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		cfg, err := cc.config()
+		if err != nil || strings.Join(cfg.Scenarios, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%v: scenarios %v, %v; want %v", tc.args, cfg.Scenarios, err, tc.want)
+		}
+	}
+	var usage strings.Builder
+	parseCompare([]string{"-h"}, &usage)
+	if !strings.Contains(usage.String(), "opt-in") || !strings.Contains(usage.String(), "--scenario service") {
+		t.Errorf("the usage does not say the service scenario is opt-in:\n%s", usage.String())
+	}
+}
+
+// TestCompareService: the service scenario's rows in the table, and its
+// figures in the JSON, for each mode.
+func TestCompareService(t *testing.T) {
+	args := []string{"compare", "--scenario", "service", "--duration", "100ms", "--warmup", "20ms"}
+	code, out, errOut := invoke(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	i := strings.Index(out, "\nservice: ")
+	if i < 0 {
+		t.Fatalf("no service table:\n%s", out)
+	}
+	for _, row := range append(append([]string{"requests: spin("}, compare.ServiceRowNames...), compare.RowNames...) {
+		if !strings.Contains(out[i:], row) {
+			t.Errorf("service table has no %q:\n%s", row, out[i:])
+		}
+	}
+	code, out, errOut = invoke(t, append(args, "--json", "--modes", "deferred,immediate-lifo")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep compare.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Service == nil || rep.Scenarios[0].Service.RequestIterations <= 0 || len(rep.Scenarios[0].Modes) != 2 {
+		t.Fatalf("want the service scenario with its request and 2 modes: %s", out)
+	}
+	for _, m := range rep.Scenarios[0].Modes {
+		s := m.Service
+		if s == nil || s.Submitted == 0 || s.Completed != s.Submitted || s.BatchGuestSecondsPerSec <= 0 ||
+			!(s.Latency.P50 <= s.Latency.P99 && s.Latency.P99 <= s.Latency.Max) {
+			t.Errorf("%s: service figures %+v", m.Mode, s)
+		}
 	}
 }
 

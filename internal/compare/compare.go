@@ -56,6 +56,47 @@
 // number of guests as saturated, spawned by placer tasks running at the
 // same time on every worker, three quarters of them on worker one's
 // placer, so they start unevenly and the scheduler must even them out).
+// Those three are the default (Scenarios); service (below) is run only
+// when asked for, since it would take the default run to about 30 s
+// (AllScenarios has the four).
+//
+// # The service scenario
+//
+// The question of someone embedding guests in a service: what do requests
+// wait while batch guests keep the workers busy, and what does the batch
+// lose? The batch guests are saturated's (2 per worker, the configured
+// guest, spawned from outside, started again when they return), and the
+// guest rows of its table (throughput, fairness, migrations) are theirs.
+// Beside them, requests arrive from outside the runtime for the whole run:
+// a goroutine submits one every ServiceRequestPeriod (1 ms), each a
+// one-shot guest (wasmtask.Spawn from the goroutine, so through the
+// injector) calling spin(n) of the embedded spin guest, whatever the batch
+// guest is. n is calibrated once, before the scenario's first run, on a
+// one-worker runtime of its own: the fastest of 5 plain calls of
+// spin(2,000,000) gives spin's rate, and n is the iterations of
+// ServiceRequestWork (50 µs) at that rate. Requests are interrupted like
+// the batch guests and their policy yields through the mode's path at
+// every deadline (it never traps: every request runs to its end), so the
+// modes differ for them as for the batch.
+//
+// A request's latency runs from the moment it was due (k periods after the
+// submitter started) to the moment the goroutine waiting on its JoinHandle
+// has the result, as a service's handler would: when the submitter is late
+// it submits the requests it owes at once, each keeping its due time, so
+// its lateness is counted, not hidden (coordinated omission); the submit
+// lag row shows that part alone. The submitter sleeps in nanosleep on
+// Linux, since Go's timers wake an otherwise idle P at millisecond
+// granularity. Counted are the requests due while the window is open (one
+// the submitter is late for is submitted, and counted, after it closes).
+// When the submitter's next request would be due after the window, it
+// stops, and the run waits for every request before it stops the batch
+// guests, so the last requests
+// are served under the same load as the others; nothing is dropped, and a
+// request that fails or returns another value than spin(n)'s (computed
+// in Go) or another fuel than 14n+7 fails the run. Batch throughput is the
+// batch guests' fuel per second of the window divided by the calibrated
+// rate of a plain spin call: guest-seconds of spin work per second, at
+// most the number of workers.
 //
 // # GOMAXPROCS
 //
@@ -64,7 +105,9 @@
 // count the external waker goroutine would get a thread only when a guest
 // reaches a check. Like the scheduler's yield experiment, Run sets
 // GOMAXPROCS to Workers+1 for its duration (Config.GOMAXPROCS overrides it)
-// and restores it afterwards; the machine's cores are unchanged.
+// and restores it afterwards; the machine's cores are unchanged. In the
+// service scenario the request submitter and the goroutines waiting for
+// the requests' results run on that extra P too.
 //
 // The package never prints: Run reports progress through a callback, and
 // WriteTable / WriteHTML render a Report to a writer the caller provides.
@@ -96,8 +139,12 @@ var Modes = []Mode{
 	{"deferred", scheduler.PathDeferred, true},
 }
 
-// Scenarios are the scenario names, in run order.
+// Scenarios are the scenarios run by default, in run order.
 var Scenarios = []string{"saturated", "light", "uneven"}
+
+// AllScenarios are every scenario: the default ones, then service, which
+// is run only when asked for (see the package doc).
+var AllScenarios = []string{"saturated", "light", "uneven", "service"}
 
 // ModeByName finds a mode (also accepted: "immediate" for immediate-lifo,
 // "nolifo" for immediate-nolifo, "yield_now" for deferred).
@@ -119,7 +166,7 @@ type Config struct {
 	Scenarios []string      // default Scenarios
 	Modes     []Mode        // default Modes
 	Workers   int           // default 2
-	Guests    int           // 0: per scenario (saturated and uneven 2*Workers, light Workers-1, at least 1)
+	Guests    int           // 0: per scenario (saturated, uneven and service's batch 2*Workers, light Workers-1, at least 1)
 	Duration  time.Duration // measured window per run (default 2 s)
 	Warmup    time.Duration // before the window (default 200 ms)
 	Interrupt wasmtask.Interrupt
@@ -221,8 +268,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("GOMAXPROCS must be positive, got %d", c.GOMAXPROCS))
 	}
 	for _, s := range c.Scenarios {
-		if !slices.Contains(Scenarios, s) {
-			errs = append(errs, fmt.Errorf("unknown scenario %q (want saturated, light or uneven)", s))
+		if !slices.Contains(AllScenarios, s) {
+			errs = append(errs, fmt.Errorf("unknown scenario %q (want saturated, light, uneven or service)", s))
 		}
 	}
 	if len(c.Wasm) == 0 {

@@ -60,6 +60,8 @@ type htmlScenario struct {
 	Table                  template.HTML
 	Warning                string
 	Probe, Ext, Fuel, Busy template.HTML
+	Requests               template.HTML // the service scenario's request latency ("" in the others)
+	Service                string        // its request, as the table's note says
 	Notes                  []string
 }
 
@@ -92,6 +94,10 @@ func newHTMLScenario(sc ScenarioResult) htmlScenario {
 	}
 	s.Probe = cdfChart("Timer probe: how late sleep(1 ms) ended", "late by (log scale)", names, probe)
 	s.Ext = cdfChart("External wake: from the send to the task's poll", "delay (log scale)", names, ext)
+	if sc.Service != nil {
+		s.Service = strings.Join(serviceNote(sc.Service), " ")
+		s.Requests = requestChart(sc, names)
+	}
 	fuel, busy := shares(sc)
 	even := 0.0
 	if sc.Guests > 0 {
@@ -100,6 +106,19 @@ func newHTMLScenario(sc ScenarioResult) htmlScenario {
 	s.Fuel = barChart("Fuel share per guest (dashed: an even share)", "guest", "% of the fuel", names, fuel, even)
 	s.Busy = barChart("Busy time per worker", "worker", "% of the run", names, busy, math.NaN())
 	return s
+}
+
+// requestChart is the service scenario's request latency per mode.
+func requestChart(sc ScenarioResult, names []string) template.HTML {
+	var lat [][]float64
+	for _, m := range sc.Modes {
+		var s []float64
+		if m.Service != nil {
+			s = m.Service.Latency.Samples
+		}
+		lat = append(lat, s)
+	}
+	return cdfChart("Requests: from the moment due to the result", "latency (log scale)", names, lat)
 }
 
 // shares are, per mode of sc, each guest's share of the fuel and each
@@ -150,15 +169,13 @@ released after the work that was ready and a timer poll. Lower latency and fewer
 {{.Table}}
 {{if .Warning}}<p class="warn-box">{{.Warning}}</p>{{end}}
 {{range .Notes}}<p class="note">{{.}}</p>{{end}}
-<div class="charts">{{.Probe}}{{.Ext}}{{.Fuel}}{{.Busy}}</div>
+{{if .Service}}<p class="note">{{.Service}}</p>{{end}}
+<div class="charts">{{.Requests}}{{.Probe}}{{.Ext}}{{.Fuel}}{{.Busy}}</div>
 {{end}}
 <h2>As text</h2>
 <pre>{{.Raw}}</pre>
 </body></html>
 `))
-
-// foreignRow is the index in RowNames of other processes' CPU.
-var foreignRow = len(RowNames) - 1
 
 func htmlTable(sc ScenarioResult) template.HTML {
 	var b strings.Builder
@@ -167,14 +184,14 @@ func htmlTable(sc ScenarioResult) template.HTML {
 		b.WriteString("<th>" + html.EscapeString(m.Mode) + "</th>")
 	}
 	b.WriteString("</tr>")
-	for i, name := range RowNames {
-		b.WriteString("<tr><td>" + html.EscapeString(name) + "</td>")
+	for _, tr := range tableRows(sc) {
+		b.WriteString("<tr><td>" + html.EscapeString(tr.name) + "</td>")
 		for _, m := range sc.Modes {
-			if i == foreignRow && float64(m.ForeignCores) > DisturbedCores {
-				b.WriteString(`<td class="warn" title="other processes disturbed this run">` + html.EscapeString(rowCells[i](m)) + "</td>")
+			if tr.foreign && float64(m.ForeignCores) > DisturbedCores {
+				b.WriteString(`<td class="warn" title="other processes disturbed this run">` + html.EscapeString(tr.cell(m)) + "</td>")
 				continue
 			}
-			b.WriteString("<td>" + html.EscapeString(rowCells[i](m)) + "</td>")
+			b.WriteString("<td>" + html.EscapeString(tr.cell(m)) + "</td>")
 		}
 		b.WriteString("</tr>")
 	}

@@ -33,10 +33,13 @@ type Report struct {
 
 // ScenarioResult is one scenario: one result per mode.
 type ScenarioResult struct {
-	Name   string       `json:"name"`
-	About  string       `json:"about"`
-	Guests int          `json:"guests"`
-	Modes  []ModeResult `json:"modes"`
+	Name   string `json:"name"`
+	About  string `json:"about"`
+	Guests int    `json:"guests"`
+	// Service is the service scenario's calibrated request (nil in the
+	// others).
+	Service *ServiceSetup `json:"service,omitempty"`
+	Modes   []ModeResult  `json:"modes"`
 }
 
 // ModeResult is one run's measurements.
@@ -67,12 +70,16 @@ type ModeResult struct {
 	Placement    string         `json:"placement,omitempty"`
 	Restarts     int            `json:"guest_restarts,omitempty"`
 	Errors       []string       `json:"errors,omitempty"`
+	// Service holds the service scenario's figures (nil in the others);
+	// the fields above are then the batch guests'.
+	Service *ServiceResult `json:"service,omitempty"`
 }
 
 var scenarioAbout = map[string]string{
 	"saturated": "2 guests per worker, spawned from outside",
 	"light":     "fewer guests than workers",
 	"uneven":    "guests spawned on the workers unevenly (3/4 on one)",
+	"service":   "2 batch guests per worker, and a ~50 µs request due every 1 ms from outside",
 }
 
 // Run runs every (scenario, mode) pair in turn. If it stops early (ctx is
@@ -99,6 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := newReport(&cfg)
 	total := len(cfg.Scenarios) * len(cfg.Modes)
 	i := 0
+	var svc *service // calibrated once, before the first service run
 	for _, sc := range cfg.Scenarios {
 		sr := ScenarioResult{Name: sc, About: scenarioAbout[sc], Guests: cfg.guestsFor(sc)}
 		// stopped keeps the runs that finished, in the report returned
@@ -119,6 +127,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return stopped("", err)
 			}
 			r := &run{ctx: ctx, cfg: &cfg, mod: mod, scenario: sc, mode: m, idx: i, total: total}
+			if sc == "service" {
+				if svc == nil {
+					if svc, err = newService(ctx, eng); err != nil {
+						return stopped(sc+"/"+m.Name, err)
+					}
+				}
+				r.svc, sr.Service = svc, &svc.setup
+			}
 			res, err := r.do()
 			if err != nil {
 				return stopped(sc+"/"+m.Name, err)

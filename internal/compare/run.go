@@ -32,6 +32,9 @@ type run struct {
 	ext   *experiment.ExternalWaker // nil with NoExternal
 	probe *experiment.TimerProbe    // nil with NoProbe
 	slots []*slot
+
+	svc  *service  // the service scenario's request (nil in the others)
+	reqs *requests // its requests, once started
 }
 
 // measured is what the window gives the summary.
@@ -62,6 +65,9 @@ func (r *run) do() (ModeResult, error) {
 	}
 	res.Placement = placement
 	r.superviseGuests()
+	if r.svc != nil {
+		r.startRequests()
+	}
 
 	m, err := r.measure()
 	res.ForeignCores = m.foreign
@@ -136,10 +142,14 @@ func (r *run) tearDown() {
 	if r.probe != nil {
 		r.probe.Wait(context.Background())
 	}
+	if r.reqs != nil {
+		<-r.reqs.all // after the shutdown: at once
+	}
 }
 
 // measure warms up, then opens the window for Config.Duration; at its end
-// the window stops the guests and the instruments.
+// the window stops the guests and the instruments, once the service
+// scenario's requests have drained.
 func (r *run) measure() (measured, error) {
 	if err := r.waitUntil(time.Now().Add(r.cfg.Warmup)); err != nil {
 		return measured{}, err
@@ -147,10 +157,19 @@ func (r *run) measure() (measured, error) {
 	cpu0 := experiment.SampleCPU()
 	r.w.Open()
 	w0 := time.Now()
+	if r.reqs != nil {
+		r.reqs.mark(&r.reqs.open, w0)
+	}
 	err := r.waitUntil(w0.Add(r.cfg.Duration))
 	r.w.Close()
 	m := measured{window: time.Since(w0)}
+	if r.reqs != nil {
+		r.reqs.mark(&r.reqs.close, w0.Add(m.window))
+	}
 	m.foreign = experiment.Num(experiment.ForeignCores(cpu0, experiment.SampleCPU()))
+	if err == nil && r.reqs != nil {
+		err = r.reqs.drain(r.ctx)
+	}
 	r.w.Stop()
 	return m, err
 }
@@ -224,6 +243,13 @@ func (r *run) summarise(res *ModeResult, m measured, e ended) error {
 		}
 	}
 	res.FuelPerSecond = float64(sum) / res.WindowSeconds
+	if r.reqs != nil {
+		svc, err := r.reqs.result(res.FuelPerSecond)
+		if err != nil {
+			return err
+		}
+		res.Service = svc
+	}
 	res.Jain = experiment.Num(experiment.Jain(res.GuestFuel))
 	if res.GuestYields > 0 {
 		res.MigrationsPer1k = experiment.Num(1000 * float64(res.GuestMigrations) / float64(res.GuestYields))

@@ -43,6 +43,63 @@ var rowCells = []func(ModeResult) string{
 	},
 }
 
+// ServiceRowNames are the service scenario's rows, before RowNames in its
+// table (tests look for them).
+var ServiceRowNames = []string{
+	"request latency p50/p99/max (µs)",
+	"request submit lag p50/p99/max (µs)",
+	"requests completed / submitted",
+	"batch throughput (guest-s of spin /s)",
+}
+
+// serviceCells format each row of ServiceRowNames for one mode's
+// service figures.
+var serviceCells = []func(*ServiceResult) string{
+	func(s *ServiceResult) string { return lat(s.Latency) },
+	func(s *ServiceResult) string { return lat(s.SubmitLag) },
+	func(s *ServiceResult) string { return fmt.Sprintf("%d / %d", s.Completed, s.Submitted) },
+	func(s *ServiceResult) string { return num(s.BatchGuestSecondsPerSec) },
+}
+
+// tableRow is one row of a scenario's table.
+type tableRow struct {
+	name    string
+	cell    func(ModeResult) string
+	foreign bool // other processes' CPU: flagged when it disturbed a run
+}
+
+// tableRows are sc's rows: the service scenario's first if it is one,
+// then RowNames.
+func tableRows(sc ScenarioResult) []tableRow {
+	var rows []tableRow
+	if sc.Service != nil {
+		for i, name := range ServiceRowNames {
+			cell := func(m ModeResult) string {
+				if m.Service == nil {
+					return "—"
+				}
+				return serviceCells[i](m.Service)
+			}
+			rows = append(rows, tableRow{name: name, cell: cell})
+		}
+	}
+	for i, name := range RowNames {
+		rows = append(rows, tableRow{name: name, cell: rowCells[i], foreign: i == len(RowNames)-1})
+	}
+	return rows
+}
+
+// serviceNote describes the service scenario's request and how its rows
+// are measured, in lines.
+func serviceNote(s *ServiceSetup) []string {
+	return []string{
+		fmt.Sprintf("requests: spin(%d) of the embedded spin guest (%d fuel; fastest plain call %s µs), one due every %s from a goroutine outside the runtime;",
+			s.RequestIterations, s.RequestFuel, num(s.RequestCallUS), s.RequestPeriod),
+		fmt.Sprintf("latency from the moment a request was due to its result; batch throughput: the batch guests' fuel in seconds of plain spin (%s Gfuel/s) per second",
+			num(s.SpinFuelPerSecond/1e9)),
+	}
+}
+
 // WriteTable writes the report as plain-text tables, one per scenario, a
 // column per mode.
 func WriteTable(w io.Writer, rep *Report) error {
@@ -54,6 +111,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 	}
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(&b, "\n%s: %s (%d guests)\n", sc.Name, sc.About, sc.Guests)
+		if sc.Service != nil {
+			fmt.Fprintf(&b, "  %s\n", strings.Join(serviceNote(sc.Service), "\n  "))
+		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		row := func(name string, cell func(ModeResult) string) {
 			fmt.Fprintf(tw, "%s\t", name)
@@ -63,8 +123,8 @@ func WriteTable(w io.Writer, rep *Report) error {
 			fmt.Fprintln(tw)
 		}
 		row("", func(m ModeResult) string { return m.Mode })
-		for i, name := range RowNames {
-			row(name, rowCells[i])
+		for _, tr := range tableRows(sc) {
+			row(tr.name, tr.cell)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
