@@ -6,7 +6,7 @@
 // # Where everything lives
 //
 // The service keeps no queue, log or store of its own. Everything durable
-// is in JetStream, created on first use (Setup) with the replication the
+// is in JetStream, created (or updated) by New with the replication the
 // operator asks for:
 //
 //   - The work queue is the stream WASMSCHED_JOBS (work-queue retention).
@@ -26,13 +26,19 @@
 //
 // Each tenant has its own durable pull consumer (filter
 // wasmsched.jobs.TENANT). A replica's dispatcher pulls only while it has a
-// free slot (MaxRunning, and MaxRunningPerTenant per tenant), one message
-// per tenant in turn, round-robin over the tenants that have messages in
-// the stream. So a tenant with 10,000 queued jobs and a tenant with one
-// take turns: the single job waits at most for the jobs already running
-// to free a slot. The dispatcher wakes on a core-NATS notice that a job
-// was queued, on a slot freed, and on a slow tick that picks up
-// redeliveries.
+// free slot (MaxRunning, and MaxRunningPerTenant per tenant): tenants with
+// work in turn, round-robin from the one after the tenant served last,
+// each fetching at most an equal share of the free slots (at least one).
+// So a tenant with 10,000 queued jobs and a tenant with one take turns:
+// the single job waits at most for the jobs already running to free a
+// slot. The dispatcher wakes on a slot freed, on a core-NATS notice that
+// a job was queued (it names the tenant), and on a tick that lists the
+// tenants with messages from the stream itself, which also picks up
+// redeliveries and hand-backs; between ticks it serves the tenants it
+// was told of or last found with work, which spares a stream listing per
+// job. A submit makes its tenant known to its own replica before it
+// returns; other replicas learn of it from the notice, or at their next
+// tick if the notice is lost (core NATS does not retry).
 //
 // # Exactly one final state
 //

@@ -134,7 +134,7 @@ type Service struct {
 	drain   sync.Once
 }
 
-// New sets up JetStream (Setup's stream, bucket and object store, created
+// New sets up JetStream (the stream, bucket and object store, created
 // or updated) and starts pulling jobs. nc stays the caller's to close,
 // after Drain.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
