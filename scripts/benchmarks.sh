@@ -17,7 +17,7 @@
 #   KEEP []            a directory to copy the raw outputs into (bench.txt, benchstat.txt, yieldexp.json, yieldexp.log)
 #   COMMIT [git describe --always --dirty]  the commit measured, for the report
 #
-# Any BENCHMARKS.part.md in the tree (e.g. wasmtask/instrument/BENCHMARKS.part.md,
+# Any BENCHMARKS*.part.md in the tree (e.g. wasmtask/instrument/BENCHMARKS.part.md,
 # written by other tooling) is appended to the report's "Other sections".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,7 +93,7 @@ commit=${COMMIT:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
 part_args=()
 while IFS= read -r part; do
 	part_args+=(-part "$part")
-done < <(find . -name BENCHMARKS.part.md -not -path './.git/*' | sed 's|^\./||' | sort)
+done < <(find . -name 'BENCHMARKS*.part.md' -not -path './.git/*' | sed 's|^\./||' | sort)
 
 go run ./internal/benchreport \
 	-bench "$work/bench.txt" "${stat_args[@]}" "${yield_args[@]}" "${part_args[@]}" \

@@ -26,7 +26,7 @@
 #                   the epoch mode's EngineConfig.PollInterval (default:
 #                   the engine's); the benchmark reads it.
 #   OUT             if set, the table is also written to this file; OUT=1
-#                   means wasmtask/SIGHTGLASS.part.md. By default it goes to
+#                   means wasmtask/BENCHMARKS.sightglass.part.md (which scripts/benchmarks.sh folds into BENCHMARKS.md). By default it goes to
 #                   stdout only.
 #   RAW             if set, the raw go test output is kept in this file
 #                   (for benchstat -col /mode -filter '.unit:ns/window').
@@ -37,7 +37,7 @@ cd "$(dirname "$0")/.."
 COUNT=${COUNT:-5}
 BENCHTIME=${BENCHTIME:-1x}
 if [ "${OUT:-}" = 1 ]; then
-	OUT=wasmtask/SIGHTGLASS.part.md
+	OUT=wasmtask/BENCHMARKS.sightglass.part.md
 fi
 export PATH="$(go env GOPATH)/bin:$PATH" # benchstat, if installed there
 pat='SightglassOverhead'
@@ -76,7 +76,8 @@ medians() {
 }
 
 poll=${WASMSCHED_POLL_INTERVAL:-"default (engine's)"}
-table=$(medians | awk -v poll="$poll" -v count="$COUNT" -v bt="$BENCHTIME" -v cmd="$cmd" -v load="$load" '
+machine="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(go version | cut -d' ' -f3)"
+table=$(medians | awk -v machine="$machine" -v poll="$poll" -v count="$COUNT" -v bt="$BENCHTIME" -v cmd="$cmd" -v load="$load" '
 	{ m[$1, $2] = $3; if (!($1 in seen)) { seen[$1] = 1; mods[++nm] = $1 } }
 	function ms(x) { return x == "" ? "n/a" : sprintf("%.3f", x / 1e6) }
 	function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
@@ -90,7 +91,7 @@ table=$(medians | awk -v poll="$poll" -v count="$COUNT" -v bt="$BENCHTIME" -v cm
 		printf "plain: wazero'\''s compiler, WASI preview 1. fuel, epoch: a wasmtask guest alone on a 1-worker runtime, engine and policy defaults (it yields as in production); "
 		printf "epoch PollInterval: %s. Every run starts after a GC and runs with the GC off. ", poll
 		printf "plain'\''s linear memory is wazero'\''s default (a Go slice, copied when it grows), a guest'\''s is mmapped and grows in place: programs that grow their memory a lot gain there, next to the interrupt'\''s cost. "
-		printf "Load average before: %s.\n", load
+		printf "Load average before: %s. Machine: %s.\n", load, machine
 		print ""
 		print "```"
 		print cmd
