@@ -18,7 +18,7 @@ eval "$cmd" >"$raw"
 # median of a metric over the -count runs of one benchmark
 med() { # benchmark-name metric-unit
 	grep -E "^BenchmarkServeSubmit/$1-[0-9]+ " "$raw" | awk -v u="$2" '{for(i=3;i<NF;i++) if($(i+1)==u) print $i}' |
-		sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.4g\n",(a[NR/2]+a[NR/2+1])/2}}'
+		sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {printf "%.6g\n",(a[NR/2]+a[NR/2+1])/2}}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0==0) print "n/a"; else printf "%.1fx", a/b }'; }
 perjob() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0==0 || b+0==0) print "n/a"; else printf "%.0f µs", 1e6/a - 1e6/b }'; }
