@@ -62,7 +62,7 @@ foreign_cores() { # machine0 children0 wall0 machine1 children1 wall1
 		'BEGIN{f=((m1-m0)-(c1-c0))/(w1-w0); if (f<0) f=0; printf "%.2f", f}'
 }
 
-bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
+bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|SpawnManyRemoteBusy2|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
 bench_cmd="go test -run '^\$' -bench '$bench_re' -benchtime $BENCHTIME -count $COUNT -timeout 60m ./scheduler/"
 echo "+ $bench_cmd" >&2
 times > "$work/times0"

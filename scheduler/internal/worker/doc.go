@@ -45,12 +45,15 @@
 //     queue to the back of the ring if it has been non-empty for at least
 //     EventInterval ticks (the starvation guard for a worker whose ring
 //     never empties; released tasks are ordinary ring tasks from then on).
-//  2. Every GlobalQueueInterval ticks — and every tick while the deferred
-//     queue is non-empty — one task from the injector first, so a busy
-//     worker cannot starve remote spawns and an external wake does not wait
-//     for a whole cycle of yielding tasks. A GlobalQueueInterval of 0 is
-//     tuned at each maintenance to the ticks that last about 200 µs at the
-//     mean poll time, within [2, 127], as Tokio does since 1.29.
+//  2. The injector first: every tick while the deferred queue is non-empty,
+//     one task, so an external wake does not wait for a whole cycle of
+//     yielding tasks; otherwise every GlobalQueueInterval ticks, a batch —
+//     the worker's share, as in step 5 — whose first task runs and the
+//     rest go to the back of the ring, so a busy worker cannot starve
+//     remote spawns, even when its own work never leaves the LIFO slot
+//     (Tokio takes one task here). A GlobalQueueInterval of 0 is tuned at
+//     each maintenance to the ticks that last about 200 µs at the mean poll
+//     time, within [2, 127], as Tokio does since 1.29.
 //  3. The LIFO slot, while fewer than MaxLIFOPollsPerTick LIFO polls have
 //     happened in a row. When the limit is reached the slot is disabled
 //     until the worker polls a task from anywhere else: meanwhile local

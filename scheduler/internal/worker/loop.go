@@ -60,16 +60,24 @@ func (w *Worker) run(t *Task) {
 
 // nextTask implements steps 2–7 of the package doc.
 func (w *Worker) nextTask() *Task {
-	// Injector first every GlobalQueueInterval ticks, and on every tick
-	// while tasks are deferred here: those tasks asked to wait anyway, and
-	// a task woken from outside (a timer, an I/O completion) should not
-	// queue behind the ring's next full cycle (Tokio's yield_now leaves the
-	// run queue empty after every poll, so it sees the injector each time).
-	if (w.own.tick%w.own.globalInterval == 0 || w.own.deferred.Len() > 0) && w.shared.InjectorLen() > 0 {
+	// Injector first on every tick while tasks are deferred here, one task:
+	// those tasks asked to wait anyway, and a task woken from outside (a
+	// timer, an I/O completion) should not queue behind the ring's next
+	// full cycle (Tokio's yield_now leaves the run queue empty after every
+	// poll, so it sees the injector each time). Otherwise every
+	// GlobalQueueInterval ticks, and then a batch: one remote task per
+	// interval would let a worker whose own work keeps to the LIFO slot
+	// take in remote spawns at a few thousand a second.
+	if w.own.deferred.Len() > 0 && w.shared.InjectorLen() > 0 {
 		if w.shared.PopInjector(w.own.injectBuf[:1]) == 1 {
 			w.resetLIFO()
 			t := w.own.injectBuf[0]
 			w.own.injectBuf[0] = nil
+			return t
+		}
+	} else if w.own.tick%w.own.globalInterval == 0 && w.shared.InjectorLen() > 0 {
+		if t := w.popInjectorBatch(); t != nil {
+			w.resetLIFO()
 			return t
 		}
 	}

@@ -612,3 +612,48 @@ func TestTunedGlobalQueueInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalIntervalTakesBatch: at the global queue interval a worker with
+// no deferred task takes its share of the injector (len/workers+1, at most
+// half its ring's capacity and within its room): the first runs, the rest go to the back of the ring,
+// behind the local work already there. So remote spawns among local work
+// that never leaves the LIFO slot (Tokio's spawn_many_remote_busy2) get
+// through a batch at a time, not one per interval. A worker with deferred
+// tasks looks at the injector every tick and takes one task each time.
+func TestGlobalIntervalTakesBatch(t *testing.T) {
+	f, ws := newWorkers(2, func(c *Config) { c.GlobalQueueInterval = 4 })
+	w := ws[0]
+	l0, l1 := newTask("l0"), newTask("l1")
+	w.Schedule(l0)
+	w.Schedule(l1) // l0 to the ring, l1 in the LIFO slot
+	for k := range 10 {
+		f.injector = append(f.injector, newTask(fmt.Sprint("i", k)))
+	}
+	w.own.tick = 3
+	if x := next(w); nameOf(x) != "i0" { // tick 4: the interval
+		t.Fatalf("at the interval: %s, want i0", nameOf(x))
+	}
+	// Its share is 10/2+1 = 6, bounded by half the ring's capacity of 8.
+	if len(f.injector) != 6 || w.own.local.len() != 4 {
+		t.Fatalf("after the batch: injector %d, ring %d; want 6 left, l0 + i1..i3", len(f.injector), w.own.local.len())
+	}
+	var got []string
+	for range 3 {
+		got = append(got, nameOf(next(w)))
+	}
+	if want := "l1 l0 i1"; join(got) != want {
+		t.Fatalf("then %q, want %q (the LIFO task, then the ring in order)", join(got), want)
+	}
+
+	f2, ws2 := newWorkers(2, func(c *Config) { c.GlobalQueueInterval = 4 })
+	d := ws2[0]
+	d.own.deferred.Push(newTask("d0"))
+	for k := range 3 {
+		f2.injector = append(f2.injector, newTask(fmt.Sprint("j", k)))
+	}
+	for k := range 3 {
+		if x := next(d); nameOf(x) != fmt.Sprint("j", k) || d.own.local.len() != 0 {
+			t.Fatalf("tick %d with a deferred task: %s, ring %d; want j%d alone", k+1, nameOf(x), d.own.local.len(), k)
+		}
+	}
+}
