@@ -14,7 +14,16 @@ import (
 	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natsObjectPutRace) }
+
+// natsObjectPutRace ignores the one goroutine nats.go (v1.55.0) can leak
+// per object store Put: Put starts a publisher whose status goroutine
+// reads its channel under a lock, and Put's deferred cleanup sets that
+// channel to nil; when the goroutine is scheduled after the cleanup, it
+// waits on a nil channel forever. It is upstream's race, in a call this
+// package makes once per distinct uploaded module (jobs.storeModule);
+// nothing of ours can order the two. Any other leak still fails.
+var natsObjectPutRace = goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect")
 
 // replica is a Service with its own runtime and engine, on a shared NATS.
 type replica struct {

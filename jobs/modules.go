@@ -173,6 +173,8 @@ func moduleKey(wasm []byte) string {
 }
 
 // storeModule puts an upload into the object store unless it is there.
+// Once per distinct module, also because each Put can leave one nats.go
+// goroutine parked for good (an upstream race; see the tests' TestMain).
 func storeModule(ctx context.Context, objs jetstream.ObjectStore, sum string, wasm []byte) error {
 	if _, err := objs.GetInfo(ctx, sum); err == nil {
 		return nil
