@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,23 +20,7 @@ func doAs(t *testing.T, method, url string, hdr map[string]string) (int, map[str
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	m := map[string]any{}
-	json.Unmarshal([]byte(b.String()), &m)
-	return resp.StatusCode, m, b.String()
+	return send(t, req)
 }
 
 // With --auth-token-file a request needs a known bearer token; the token

@@ -136,11 +136,7 @@ func TestServeUploadCaps(t *testing.T) {
 // waitFor polls cond until it holds (a watchdog, not a timing bound).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 30 s")
-		}
-	}
+	waitUntil(t, "a condition", cond)
 }
 
 // TestServeConnectionLimit: with --max-conns 2 held by idle clients, a

@@ -59,6 +59,13 @@ func do(t testing.TB, method, url string, body []byte) (int, map[string]any, str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return send(t, req)
+}
+
+// send sends req and returns the status, the answer as JSON (if it is
+// an object) and as text.
+func send(t testing.TB, req *http.Request) (int, map[string]any, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
