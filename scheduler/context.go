@@ -44,6 +44,21 @@ func (cx *Context) WorkerID() int {
 	return cx.w.ID()
 }
 
+// PollSeq identifies the worker's current activity: it advances at every
+// poll, park, and hand-off of the worker's Go P to other goroutines. A task
+// that reads n during one poll and n+1 during its next poll, on the same
+// worker (WorkerID), was suspended for a hop of the scheduler only (its
+// requeue and pick): nothing else ran on that worker, which did not park
+// or give its P away, so the suspension needs no clock to be timed. The
+// goroutine scheduler may still have preempted the worker in between, as
+// it may preempt any poll. It is 0 off any worker.
+func (cx *Context) PollSeq() uint64 {
+	if cx.w == nil {
+		return 0
+	}
+	return cx.w.Seq()
+}
+
 // TaskID returns the running task's ID.
 func (cx *Context) TaskID() TaskID { return cx.cur.id }
 

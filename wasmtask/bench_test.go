@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmsched/wasmsched/scheduler"
 )
@@ -54,6 +55,30 @@ func BenchmarkSuspendResume(b *testing.B) {
 			<-pong
 		}
 		close(ping)
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/yield")
+	})
+	// The floor: what any suspension of a guest from a host call costs
+	// on wazero, without a scheduler. floor-hostcall is one exit from Wasm
+	// to a Go host function per iteration; floor-hostcall-switch adds an
+	// iter.Pull switch pair inside that host function (the guest suspends
+	// there and the benchmark loop resumes it).
+	b.Run("floor-hostcall", func(b *testing.B) {
+		call := hostLoop(b, func() {})
+		call(uint64(b.N))
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/yield")
+	})
+	b.Run("floor-hostcall-switch", func(b *testing.B) {
+		var yield func(struct{}) bool
+		call := hostLoop(b, func() { yield(struct{}{}) })
+		next, stop := iter.Pull(func(y func(struct{}) bool) {
+			yield = y
+			call(uint64(b.N))
+		})
+		defer stop()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			next()
+		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/yield")
 	})
 	b.Run("baseline-iter-pull", func(b *testing.B) {
@@ -138,4 +163,29 @@ func memInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// hostLoop instantiates testdata/hostloop.wasm on plain wazero with tick
+// as its env.tick, and returns a function that runs loop(n): n calls of
+// tick from the guest.
+func hostLoop(b *testing.B, tick func()) func(n uint64) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	b.Cleanup(func() { r.Close(ctx) })
+	_, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) { tick() }), nil, nil).
+		Export("tick").Instantiate(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := r.Instantiate(ctx, readTestdata(b, "hostloop.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn := mod.ExportedFunction("loop")
+	return func(n uint64) {
+		if _, err := fn.Call(ctx, n); err != nil {
+			b.Error(err)
+		}
+	}
 }

@@ -97,7 +97,7 @@ func (g *guest) check(mod api.Module) {
 // straight back in front of it, and repeating that at every check would
 // only shred the guest's slices).
 func (g *guest) giveWay(used, now int64) {
-	act := g.callPolicy(g.info(ReasonEpoch, used, now))
+	act := g.decide(ReasonEpoch, used, now)
 	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
 		return
 	}
@@ -121,14 +121,25 @@ func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
 // deadlineReached consults the policy and carries out its action. now is
 // the check's clock reading, or -1 if it took none (fuel mode).
 func (g *guest) deadlineReached(reason Reason, used, now int64) {
+	g.apply(reason, g.decide(reason, used, now), used, now)
+}
+
+// decide is the policy's action at a deadline: a built-in constant
+// policy's without a call, or the policy's answer. now is the clock
+// reading, or -1 if none was taken yet; one is taken for GuestInfo.
+func (g *guest) decide(reason Reason, used, now int64) Action {
+	if g.hasConst {
+		return g.constAct
+	}
 	if now < 0 {
 		now = nanos()
 	}
-	g.apply(reason, g.callPolicy(g.info(reason, used, now)), used, now)
+	return g.callPolicy(g.info(reason, used, now))
 }
 
 // apply carries out a policy's action at consumption used and clock
-// reading now; after a suspension now becomes the resumption's reading.
+// reading now (-1 if none was taken yet: fuel mode with a constant
+// policy); after a suspension now becomes the resumption's reading.
 func (g *guest) apply(reason Reason, act Action, used, now int64) {
 	switch act.Kind {
 	case ActYield, ActYieldCustom:
@@ -137,9 +148,8 @@ func (g *guest) apply(reason Reason, act Action, used, now int64) {
 		} else {
 			g.stats.EpochYields++
 		}
-		sh := g.e.stats.shard(g.co.Context().WorkerID())
-		sh.suspended.Inc()
-		g.openWait = sh
+		s := g.suspending(now)
+		sh := s.sh
 		if act.Kind == ActYieldCustom {
 			g.stats.Custom++
 			sh.yields[reason][pathCustom].Inc()
@@ -155,7 +165,7 @@ func (g *guest) apply(reason Reason, act Action, used, now int64) {
 			}
 			g.co.YieldVia(path)
 		}
-		now = g.resumed(sh, now)
+		now = g.resumed(s)
 	case ActTrap:
 		g.policyTrap(act.Err)
 	}
@@ -214,14 +224,43 @@ func (g *guest) epochsAt(now int64) uint64 {
 	return uint64((now-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
 }
 
-// resumed accounts for a suspension that started at start (a nanos()
-// reading) and counted itself in sh, and returns the clock reading taken
-// now: one read on each side of a suspension, no closure on the hot path.
-func (g *guest) resumed(sh *counterShard, start int64) int64 {
-	sh.suspended.Dec()
+// suspension is a suspension of the guest in progress: the shard that
+// counts it, the clock reading at its start, and the worker and its poll
+// sequence then (scheduler.Context.PollSeq).
+type suspension struct {
+	sh     *counterShard
+	start  int64
+	worker int
+	seq    uint64
+}
+
+// suspending counts the guest as suspended on its worker's shard, about to
+// suspend at clock reading now (-1: none taken yet, read it).
+func (g *guest) suspending(now int64) suspension {
+	if now < 0 {
+		now = nanos()
+	}
+	cx := g.co.Context()
+	s := suspension{sh: g.e.stats.shard(cx.WorkerID()), start: now, worker: cx.WorkerID(), seq: cx.PollSeq()}
+	s.sh.suspended.Inc()
+	g.openWait = s.sh
+	return s
+}
+
+// resumed accounts for the suspension s and returns the clock reading at
+// the resumption. A resumption that is the worker's next poll (PollSeq
+// one past s's, on the same worker) was a hop of the scheduler, well under
+// a microsecond: it counts as no time suspended and needs no clock read,
+// a tenth of a suspend + resume round trip. Any other resumption reads the
+// clock.
+func (g *guest) resumed(s suspension) int64 {
+	s.sh.suspended.Dec()
 	g.openWait = nil
-	now := nanos()
-	g.stats.Suspended += time.Duration(now - start)
+	now := s.start
+	if cx := g.co.Context(); cx.WorkerID() != s.worker || cx.PollSeq() != s.seq+1 {
+		now = nanos()
+		g.stats.Suspended += time.Duration(now - s.start)
+	}
 	g.notePoll()
 	return now
 }

@@ -135,6 +135,10 @@ type guest struct {
 	hasE   bool // epoch interrupt
 	hasF   bool // fuel interrupt
 	policy Policy
+	// constAct is the action of a built-in constant policy (hasConst):
+	// the guest takes it without calling the policy.
+	constAct Action
+	hasConst bool
 
 	fuel       api.MutableGlobal
 	credit     int64  // Σ (value written − value replaced) on the fuel global
@@ -224,6 +228,7 @@ func newGuest(m *Module, opts Options) *guest {
 	if g.policy == nil {
 		g.policy = DeferredYield()
 	}
+	g.constAct, g.hasConst = constantAction(g.policy)
 	g.hasE = opts.Interrupt == InterruptEpoch || opts.Interrupt == InterruptBoth
 	g.hasF = opts.Interrupt == InterruptFuel || opts.Interrupt == InterruptBoth
 	return g

@@ -190,11 +190,8 @@ func (hc *HostCall) Await(start func(complete func(results []uint64, err error))
 		waker.Wake()
 	})
 	g.stats.HostWaits++
-	sh := g.e.stats.shard(g.co.Context().WorkerID())
-	sh.hostWaits.Inc()
-	sh.suspended.Inc()
-	g.openWait = sh
-	waitStart := nanos()
+	s := g.suspending(-1)
+	s.sh.hostWaits.Inc()
 	for {
 		mu.Lock()
 		d := done
@@ -204,7 +201,7 @@ func (hc *HostCall) Await(start func(complete func(results []uint64, err error))
 		}
 		g.co.Park()
 	}
-	now := g.resumed(sh, waitStart)
+	now := g.resumed(s)
 	if g.hasE {
 		g.armEpoch(g.opts.EpochDeadline, now)
 	}

@@ -1,6 +1,7 @@
 package wasmtask
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/wasmsched/wasmsched/scheduler"
@@ -94,18 +95,47 @@ type Policy func(GuestInfo) Action
 
 // YieldPolicy always yields through path with the guest's default delta.
 func YieldPolicy(path scheduler.YieldPath) Policy {
+	switch path {
+	case scheduler.PathDefault:
+		return yieldDefault
+	case scheduler.PathImmediate:
+		return yieldImmediate
+	case scheduler.PathDeferred:
+		return yieldDeferred
+	}
 	return func(GuestInfo) Action { return Yield(0, path) }
 }
 
 // DeferredYield is the default policy: Tokio's yield_now.
-func DeferredYield() Policy { return YieldPolicy(scheduler.PathDeferred) }
+func DeferredYield() Policy { return yieldDeferred }
 
 // ImmediateYield self-wakes the guest (LIFO slot if enabled, stealable).
-func ImmediateYield() Policy { return YieldPolicy(scheduler.PathImmediate) }
+func ImmediateYield() Policy { return yieldImmediate }
 
 // NeverYield lets the guest run to completion (no preemption; for
 // comparisons).
-func NeverYield() Policy { return func(GuestInfo) Action { return Continue(0) } }
+func NeverYield() Policy { return neverYield }
+
+// The built-in constant policies are functions, not closures, so that a
+// guest can tell them apart (constantAction) and skip the policy call at
+// its deadlines: they ignore GuestInfo and cannot panic.
+func yieldDefault(GuestInfo) Action   { return Yield(0, scheduler.PathDefault) }
+func yieldImmediate(GuestInfo) Action { return Yield(0, scheduler.PathImmediate) }
+func yieldDeferred(GuestInfo) Action  { return Yield(0, scheduler.PathDeferred) }
+func neverYield(GuestInfo) Action     { return Continue(0) }
+
+// constantAction returns the action of a built-in constant policy, and
+// false for any other policy. A function value's code pointer identifies
+// a top-level function; no closure shares it.
+func constantAction(p Policy) (Action, bool) {
+	code := reflect.ValueOf(p).Pointer()
+	for _, c := range [...]Policy{yieldDefault, yieldImmediate, yieldDeferred, neverYield} {
+		if reflect.ValueOf(c).Pointer() == code {
+			return c(GuestInfo{}), true
+		}
+	}
+	return Action{}, false
+}
 
 // SleepPolicy suspends the guest for d at every deadline (throttling).
 func SleepPolicy(d time.Duration) Policy {

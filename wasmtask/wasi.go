@@ -49,19 +49,10 @@ import (
 // a guest sleeping a century is asleep forever, and Abort still ends it.
 const maxSleep = 100 * 365 * 24 * time.Hour
 
-// suspending counts the guest as suspended (on its worker's shard) and
-// returns the shard and the clock reading for resumed.
-func (g *guest) suspending() (*counterShard, int64) {
-	sh := g.e.stats.shard(g.co.Context().WorkerID())
-	sh.suspended.Inc()
-	g.openWait = sh
-	return sh, nanos()
-}
-
 // wake finishes a suspension begun with suspending: accounting, and a new
 // epoch deadline (time suspended is not charged).
-func (g *guest) wake(sh *counterShard, start int64) {
-	now := g.resumed(sh, start)
+func (g *guest) wake(s suspension) {
+	now := g.resumed(s)
 	if g.hasE {
 		g.armEpoch(g.opts.EpochDeadline, now)
 	}
@@ -74,9 +65,9 @@ func (g *guest) nanosleep(ns int64) {
 		return
 	}
 	g.stats.Sleeps++
-	sh, start := g.suspending()
+	s := g.suspending(-1)
 	g.co.Sleep(min(time.Duration(ns), maxSleep))
-	g.wake(sh, start)
+	g.wake(s)
 }
 
 // schedYield is the instance's sys.Osyield: WASI sched_yield does what the
@@ -91,7 +82,7 @@ func (g *guest) schedYield() {
 	case ActTrap:
 		g.policyTrap(act.Err)
 	}
-	sh, start := g.suspending()
+	s := g.suspending(-1)
 	if act.Kind == ActYieldCustom {
 		g.stats.Custom++
 		scheduler.Await(g.co, act.Future)
@@ -103,7 +94,7 @@ func (g *guest) schedYield() {
 		}
 		g.co.YieldVia(g.resolvePath(act.Path))
 	}
-	g.wake(sh, start)
+	g.wake(s)
 }
 
 // guestStdin is a guest's stdin when Options.Stdin may block. Read and
@@ -221,9 +212,9 @@ func (s *guestStdin) park() {
 	s.waker, s.waiting = g.co.Context().Waker(), true
 	s.mu.Unlock()
 	g.stats.StdinWaits++
-	sh, start := g.suspending()
+	susp := g.suspending(-1)
 	g.co.Park()
-	g.wake(sh, start)
+	g.wake(susp)
 	s.mu.Lock()
 	s.waiting = false
 	s.mu.Unlock()
@@ -332,9 +323,9 @@ func (g *guest) pollOneoff(mod api.Module, in, out, nsubs, resultNevents uint32)
 		}
 	} else if earliest >= 0 && earliest > now {
 		g.stats.Sleeps++
-		sh, start := g.suspending()
+		s := g.suspending(-1)
 		g.co.Sleep(earliest - now)
-		g.wake(sh, start)
+		g.wake(s)
 	}
 	now = rt.Now()
 	var fired []sub

@@ -2,6 +2,6 @@
 # Rebuilds the wasmtask test guests (needs wabt's wat2wasm).
 set -euo pipefail
 cd "$(dirname "$0")"
-for f in guests startloop bigmem wasi memory reactor wazerohost; do
+for f in guests startloop bigmem wasi memory reactor wazerohost hostloop; do
   wat2wasm "$f.wat" -o "$f.wasm"
 done

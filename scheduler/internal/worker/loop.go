@@ -48,12 +48,14 @@ func (w *Worker) run(t *Task) {
 	}
 	w.own.notifiedNoWork = false
 	w.own.c[StatPolls]++
+	w.own.seq++
 	t.runner.RunTask(w)
 	if w.own.handOff {
 		// The task readied a goroutine (a JoinHandle.Wait caller): Go
 		// put it on this worker's P, where it would wait for the next
 		// shareP. Give it the P now.
 		w.own.handOff = false
+		w.own.seq++
 		runtime.Gosched()
 	}
 }

@@ -15,6 +15,7 @@ func (w *Worker) Unpark() {
 }
 
 func (w *Worker) park() {
+	w.own.seq++
 	if w.own.notifiedNoWork {
 		w.own.c[StatNoopUnparks]++
 	}

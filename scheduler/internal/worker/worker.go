@@ -154,6 +154,7 @@ type ownerState struct {
 	deferred deferq.Queue[Task]
 
 	tick          uint32
+	seq           uint64 // see Seq
 	deferredSince uint32 // tick at which the deferred queue last became non-empty
 	lifoInRow     int    // LIFO polls in a row
 	lifoDisabled  bool   // MaxLIFOPollsPerTick reached: local schedules bypass the slot
@@ -229,6 +230,14 @@ func (w *Worker) ID() int { return w.id }
 
 // Stats returns the last published snapshot of the worker's counters.
 func (w *Worker) Stats() Stats { return w.pub.load() }
+
+// Seq advances at every poll, park and hand-off of the worker's P to other
+// goroutines. A task that reads n during a poll and n+1 during its next
+// poll on the same worker ran again with nothing in between on this worker
+// but the scheduler's requeue and pick, and maintenance without a park or a
+// P hand-off: its suspension was a hop, not a wait. Read it only from a
+// task the worker is polling.
+func (w *Worker) Seq() uint64 { return w.own.seq }
 
 // Runnable is a snapshot of the tasks other workers could steal: the ring
 // plus the LIFO slot. Safe from any goroutine.

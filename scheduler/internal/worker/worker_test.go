@@ -657,3 +657,46 @@ func TestGlobalIntervalTakesBatch(t *testing.T) {
 		}
 	}
 }
+
+// seqRecorder is a Runner that records the worker's Seq during its polls.
+type seqRecorder struct{ seen []uint64 }
+
+func (r *seqRecorder) RunTask(w *Worker) { r.seen = append(r.seen, w.Seq()) }
+func (r *seqRecorder) CancelTask()       {}
+
+// TestSeqAdvancesAtEveryActivity pins Seq's contract: a task polled twice
+// in a row sees it advance by one; a poll of another task, a park, a P
+// hand-off after a poll (ReadiedGoroutine) and the P share of a long busy
+// stretch each advance it once more, so a resumption after any of them is
+// not taken for a hop.
+func TestSeqAdvancesAtEveryActivity(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	var now int64
+	w.own.clock = func() int64 { return now }
+	a, b := &seqRecorder{}, &seqRecorder{}
+	ta, tb := &Task{}, &Task{}
+	ta.Init(a)
+	tb.Init(b)
+	steps := []struct {
+		what string
+		do   func()
+		want uint64 // a's Seq at its next poll, minus at its previous one
+	}{
+		{"back to back", func() {}, 1},
+		{"another task polled", func() { w.run(tb) }, 2},
+		{"a park", func() { w.Unpark(); w.park() }, 2},
+		{"a P hand-off after a poll", func() { w.own.handOff = true }, 1}, // counted in the next step's poll of a
+		{"after the hand-off", func() {}, 2},
+		{"a P share", func() { now += int64(2 * sharePInterval); w.shareP() }, 2},
+	}
+	w.run(ta)
+	for _, s := range steps {
+		s.do()
+		prev := a.seen[len(a.seen)-1]
+		w.run(ta)
+		if got := a.seen[len(a.seen)-1] - prev; got != s.want {
+			t.Fatalf("%s: Seq advanced by %d between a's polls, want %d", s.what, got, s.want)
+		}
+	}
+}

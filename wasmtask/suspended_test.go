@@ -1,0 +1,84 @@
+package wasmtask
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wasmsched/wasmsched/scheduler"
+)
+
+// TestSuspendedTime: a guest's Suspended time counts every wait. A
+// resumption that is its worker's very next poll is a hop and counts as
+// none (no clock read); any other is timed.
+func TestSuspendedTime(t *testing.T) {
+	const n, slice = 1_000_000, 1_000_000
+	t.Run("sleeps", func(t *testing.T) {
+		// Timers never fire early: each suspension lasts at least the sleep.
+		e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1))
+		const sleep = 2 * time.Millisecond
+		r, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n},
+			Interrupt: InterruptFuel, FuelSlice: slice, Policy: SleepPolicy(sleep)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Stats.Custom == 0 || r.Stats.Suspended < time.Duration(r.Stats.Custom)*sleep {
+			t.Fatalf("%d sleeps of %v counted as %v suspended", r.Stats.Custom, sleep, r.Stats.Suspended)
+		}
+	})
+	t.Run("sharing a worker", func(t *testing.T) {
+		// Two guests on one worker, yielding on the immediate path: each
+		// resumption of one follows a poll of the other (the LIFO slot
+		// is off, so the yielder goes behind the other), so none is a hop.
+		e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(false))
+		var hs []*scheduler.JoinHandle[Result]
+		for range 2 {
+			hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n},
+				Interrupt: InterruptFuel, FuelSlice: slice / 10, Policy: ImmediateYield()}))
+		}
+		for i, h := range hs {
+			r, err := waitGuest(t, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Stats.Immediate == 0 || r.Stats.Suspended <= 0 {
+				t.Fatalf("guest %d: %d immediate yields while sharing its worker counted as %v suspended", i, r.Stats.Immediate, r.Stats.Suspended)
+			}
+		}
+	})
+}
+
+// TestConstantPolicies: the built-in constant policies are recognised (the
+// guest takes their action without a call); any other function, including
+// a closure returning the same action, is called.
+func TestConstantPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    Policy
+		want bool
+		kind ActionKind
+		path scheduler.YieldPath
+	}{
+		{"DeferredYield", DeferredYield(), true, ActYield, scheduler.PathDeferred},
+		{"ImmediateYield", ImmediateYield(), true, ActYield, scheduler.PathImmediate},
+		{"YieldPolicy(PathDefault)", YieldPolicy(scheduler.PathDefault), true, ActYield, scheduler.PathDefault},
+		{"YieldPolicy(PathDeferred)", YieldPolicy(scheduler.PathDeferred), true, ActYield, scheduler.PathDeferred},
+		{"NeverYield", NeverYield(), true, ActContinue, 0},
+		{"a closure", func(GuestInfo) Action { return Yield(0, scheduler.PathDeferred) }, false, 0, 0},
+		{"SleepPolicy", SleepPolicy(time.Millisecond), false, 0, 0},
+	} {
+		act, ok := constantAction(tc.p)
+		if ok != tc.want || ok && (act.Kind != tc.kind || act.Path != tc.path) {
+			t.Errorf("%s: constantAction = %+v, %v; want kind %v path %v, %v", tc.name, act, ok, tc.kind, tc.path, tc.want)
+		}
+	}
+	// A policy that is not constant is still called, and its panic is the
+	// embedder's error.
+	e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1))
+	_, err := waitGuest(t, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{100_000},
+		Interrupt: InterruptFuel, FuelSlice: 1000, Policy: func(GuestInfo) Action { panic("policy bug") }}))
+	if !errors.Is(err, ErrEmbedder) {
+		t.Fatalf("panicking policy: %v, want ErrEmbedder", err)
+	}
+}
