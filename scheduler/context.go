@@ -98,6 +98,16 @@ func (cx *Context) WakeAt(deadline time.Duration) {
 // Cheap: one atomic load, plus a clock read while any timer is pending.
 func (cx *Context) TimersDue() bool { return cx.rt.timers.due() }
 
+// NextTimer returns the deadline of the runtime's earliest pending timer
+// (a time from Runtime.Now), and false if none is pending. Two atomic
+// loads and no clock read: code that estimates the time between clock
+// reads (a guest's epoch check) compares its estimate with it, and calls
+// TimersDue only when the estimate has reached it.
+func (cx *Context) NextTimer() (time.Duration, bool) {
+	when, ok := cx.rt.timers.nextDue()
+	return time.Duration(when), ok
+}
+
 // RemoteWorkWaiting reports whether tasks wait in the injector (spawned or
 // woken from outside the runtime). One atomic load.
 func (cx *Context) RemoteWorkWaiting() bool { return cx.rt.inj.len() > 0 }

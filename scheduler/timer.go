@@ -47,6 +47,14 @@ func (d *timerDriver) setNext() {
 	}
 }
 
+// nextDue returns, without locking, the earliest pending deadline.
+func (d *timerDriver) nextDue() (int64, bool) {
+	if d.pending.Load() == 0 {
+		return 0, false
+	}
+	return d.next.Load(), true
+}
+
 // due reports, without locking, whether some timer has expired.
 func (d *timerDriver) due() bool {
 	return d.pending.Load() > 0 && d.rt.nanotime() >= d.next.Load()

@@ -63,20 +63,19 @@ func (g *guest) check(mod api.Module) {
 		g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", used, g.opts.FuelBudget))
 		panic(stop{})
 	}
-	// One clock read per check in epoch mode (none in fuel mode unless a
-	// deadline is reached), shared by the deadline test, the policy's info
-	// and the suspension's start: at a 1-fuel slice the reads are a fifth
-	// of a suspend + resume round trip.
-	now := int64(-1)
+	// In epoch mode the time is read or estimated (epochclock.go); an
+	// estimate is replaced by a reading before anything is done with it.
+	// Fuel mode reads no clock unless a deadline is reached.
+	now, estimated := int64(-1), false
 	if g.hasE {
-		now = nanos()
+		now, estimated = g.clock.now(used, g.nextEvent())
 	}
 	switch {
 	case g.hasF && used >= g.sliceEnd:
-		g.deadlineReached(ReasonFuel, used, now)
+		g.deadlineReached(ReasonFuel, used, g.reading(now, estimated, used))
 	case g.hasE && g.epochsAt(now) >= g.epochDelta:
-		g.deadlineReached(ReasonEpoch, used, now)
-	case g.hasE && g.co.Context().TimersDue():
+		g.deadlineReached(ReasonEpoch, used, g.reading(now, estimated, used))
+	case g.hasE && !estimated && g.co.Context().TimersDue():
 		// A runtime timer has expired while this guest holds the worker:
 		// fire it onto this worker and give way, so that the woken task
 		// runs now instead of at the guest's next deadline.
@@ -86,9 +85,18 @@ func (g *guest) check(mod api.Module) {
 		// A task woken or spawned from outside waits in the injector: give
 		// way likewise (a worker with deferred tasks takes the injector
 		// first), so an external wake does not wait for a whole slice.
-		g.giveWay(used, now)
+		g.giveWay(used, g.reading(now, estimated, used))
 	}
 	g.arm(used)
+}
+
+// reading is now if it is a clock reading, else (an estimate) a new
+// reading at consumption used.
+func (g *guest) reading(now int64, estimated bool, used int64) int64 {
+	if estimated {
+		return g.clock.read(used)
+	}
+	return now
 }
 
 // giveWay asks the policy, as at an epoch deadline, but acts only if it
@@ -216,6 +224,7 @@ func (g *guest) callPolicy(info GuestInfo) Action {
 // would get unequal shares.
 func (g *guest) armEpoch(delta uint64, now int64) {
 	g.armedAt, g.armedBump, g.epochDelta = now, g.e.bump.Load(), delta
+	g.clock.restart(now, g.consumed())
 }
 
 // epochsAt is the number of epochs between the arming and now (a nanos()

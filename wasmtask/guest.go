@@ -146,6 +146,7 @@ type guest struct {
 	armedAt    int64  // nanos() when the epoch deadline was last armed
 	armedBump  uint64 // the engine's manual epoch increments then
 	epochDelta uint64 // epochs from armedAt to the deadline
+	clock      epochClock
 	lastWorker int
 	mem        *guestMemory  // the guest's linear memory and its bounds
 	stdin      *guestStdin   // Options.Stdin, read without blocking a worker
@@ -270,12 +271,13 @@ func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
 		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("wasm_guest", g.name)))
 	}
 	g.sliceEnd = g.opts.FuelSlice
-	g.armEpoch(g.opts.EpochDeadline, nanos())
 	g.credit = 0
 	if g.fuel != nil {
 		g.credit = int64(g.fuel.Get()) // consumed() is 0
 		g.arm(0)
 	}
+	g.clock.rtOffset = nanos() - int64(co.Context().Runtime().Now())
+	g.armEpoch(g.opts.EpochDeadline, nanos())
 	if ctx.Err() != nil {
 		return g.fail(scheduler.ErrAborted, context.Cause(ctx))
 	}

@@ -423,7 +423,7 @@ func BenchmarkSightglassOverhead(b *testing.B) {
 					}
 				}
 				var window time.Duration
-				var yields int64
+				var yields, checks int64
 				var suspended time.Duration
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
@@ -436,11 +436,13 @@ func BenchmarkSightglassOverhead(b *testing.B) {
 					}
 					window += res.window
 					yields += res.stats.Yields()
+					checks += res.stats.Checks
 					suspended += res.stats.Suspended
 				}
 				b.ReportMetric(float64(window.Nanoseconds())/float64(b.N), "ns/window")
 				if mode != "plain" {
 					b.ReportMetric(float64(yields)/float64(b.N), "yields/op")
+					b.ReportMetric(float64(checks)/float64(b.N), "checks/op")
 					b.ReportMetric(float64(suspended.Nanoseconds())/float64(b.N), "suspended-ns/op")
 				}
 			})
