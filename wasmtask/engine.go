@@ -110,6 +110,10 @@ type Engine struct {
 	provided   map[importKey]funcSig // every function a guest may import (stubs are added under providedMu)
 	compiles   chan struct{}         // semaphore: compilations running
 	memory     memBudget
+	labels     atomic.Pointer[guestLabels] // the last pprof label set made (labels.go)
+	// moduleConfig is what every guest's configuration starts from
+	// (guest.moduleConfig).
+	moduleConfig wazero.ModuleConfig
 
 	mu       sync.Mutex
 	modules  map[[32]byte]*Module
@@ -199,11 +203,23 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		modules:    map[[32]byte]*Module{},
 		inflight:   map[[32]byte]*compileCall{},
 	}
+	e.moduleConfig = baseModuleConfig()
 	if err := e.newRuntime(ctx); err != nil {
 		e.cache.Close(ctx)
 		return nil, err
 	}
 	return e, nil
+}
+
+// baseModuleConfig is the settings of every guest's instance: no module
+// name, WASI's clocks and random source, and no start function (wazero's
+// default runs _start: see guest.instantiate). A wazero.ModuleConfig is
+// immutable (each With returns a copy), so guests share it.
+func baseModuleConfig() wazero.ModuleConfig {
+	return wazero.NewModuleConfig().WithName("").
+		WithSysNanotime().WithSysWalltime().
+		WithRandSource(randReader{}).
+		WithStartFunctions()
 }
 
 // maxMemoryBytes is Wasm32's largest memory: 65,536 pages of 64 KiB.

@@ -268,7 +268,7 @@ func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
 	g.notePoll()
 	if co != g.labelled { // an Instance's runs share its task: label it once
 		g.labelled = co
-		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("wasm_guest", g.name)))
+		pprof.SetGoroutineLabels(g.e.labelContext(g.name))
 	}
 	g.sliceEnd = g.opts.FuelSlice
 	g.credit = 0
@@ -346,6 +346,14 @@ func (g *guest) open() error {
 	if g.fuel == nil {
 		g.fuel, _ = mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
 	}
+	// The exports this guest is known to call get their call engines now,
+	// with a small first stack (callstack.go); call finds them in funcs.
+	if g.m.kind == KindReactor {
+		g.prepare(initializeExport)
+	}
+	if g.opts.Export != "" {
+		g.prepare(g.opts.Export)
+	}
 	if g.m.kind == KindReactor {
 		if _, err := g.call(initializeExport, nil); err != nil {
 			return err
@@ -397,14 +405,13 @@ func (g *guest) close() {
 // moduleConfig is the instance's configuration: WASI's clocks, its sleeps
 // and sched_yield made suspensions of the guest's task (wasi.go), argv,
 // env, stdio and files.
+//
+// The settings every guest shares are the engine's (baseModuleConfig):
+// each With call copies the whole configuration, so the guest pays only
+// for its own. wazero runs no start function: instantiate runs a
+// command's _start, and open a reactor's _initialize.
 func (g *guest) moduleConfig() wazero.ModuleConfig {
-	mc := wazero.NewModuleConfig().WithName("").
-		WithSysNanotime().WithSysWalltime().
-		WithNanosleep(g.nanosleep).WithOsyield(g.schedYield).
-		WithRandSource(randReader{})
-	if g.opts.Export != "" || g.m.kind != KindCommand {
-		mc = mc.WithStartFunctions() // a reactor's _initialize is called by open
-	}
+	mc := g.e.moduleConfig.WithNanosleep(g.nanosleep).WithOsyield(g.schedYield)
 	if len(g.opts.Argv) > 0 {
 		mc = mc.WithArgs(g.opts.Argv...)
 	}
@@ -428,11 +435,13 @@ func (g *guest) moduleConfig() wazero.ModuleConfig {
 	return mc
 }
 
-// instantiate instantiates the guest. wazero indexes the slice its
-// allocator returns for the memory's minimum without checking for nil, so
-// a minimum refused inside instantiation (one admit could not see: an
-// unexported memory) surfaces as a panic, turned back here into the
-// refusal it is.
+// instantiate instantiates the guest and runs a command's _start
+// (Options.Export empty), as wazero's InstantiateModule would with its
+// default start functions (runStart: on a smaller first stack). wazero
+// indexes the slice its allocator returns for the memory's minimum
+// without checking for nil, so a minimum refused inside instantiation (one
+// admit could not see: an unexported memory) surfaces as a panic, turned
+// back here into the refusal it is.
 func (g *guest) instantiate(ctx context.Context, c wazero.CompiledModule, mc wazero.ModuleConfig) (mod api.Module, err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -445,7 +454,11 @@ func (g *guest) instantiate(ctx context.Context, c wazero.CompiledModule, mc waz
 			mod, err = nil, g.fail(ErrMemoryLimit, g.mem.refusal)
 		}
 	}()
-	return g.e.rt.InstantiateModule(ctx, c, mc)
+	mod, err = g.e.rt.InstantiateModule(ctx, c, mc)
+	if err == nil && g.opts.Export == "" && g.m.kind == KindCommand {
+		err = runStart(ctx, mod)
+	}
+	return mod, err
 }
 
 type randReader struct{}
