@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -345,5 +346,65 @@ func TestObserverSeesEveryPoll(t *testing.T) {
 	}
 	if time.Duration(o.maxLatency.Load()) < 5*time.Millisecond {
 		t.Fatalf("max schedule latency %v, want >= 5ms (the spawned task waited behind a 5 ms poll)", time.Duration(o.maxLatency.Load()))
+	}
+}
+
+// TestAbortedSleepersLeaveTheTimerHeap: tasks aborted during a long sleep
+// do not stay in the timer heap until their deadline (they would keep the
+// task and its result reachable for that long): once the dead entries are
+// more than half of the heap, it is rebuilt without them. A live sleeper
+// among them still wakes on time.
+func TestAbortedSleepersLeaveTheTimerHeap(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	const n = 1000
+	var started sync.WaitGroup
+	started.Add(n)
+	var hs []*JoinHandle[int]
+	for range n {
+		hs = append(hs, SpawnFunc(rt, func(co *Co) (int, error) {
+			started.Done()
+			co.Sleep(100 * 365 * 24 * time.Hour)
+			return 0, nil
+		}))
+	}
+	live := SpawnFunc(rt, func(co *Co) (int, error) {
+		co.Sleep(50 * time.Millisecond)
+		return 1, nil
+	})
+	started.Wait()
+	waitTimers := func(want func(int) bool) int {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			rt.timers.mu.Lock()
+			l := len(rt.timers.h)
+			rt.timers.mu.Unlock()
+			if want(l) || time.Now().After(deadline) {
+				return l
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if l := waitTimers(func(l int) bool { return l == n+1 }); l != n+1 {
+		t.Fatalf("%d timers pending, want %d", l, n+1)
+	}
+	for _, h := range hs {
+		h.Abort()
+	}
+	for _, h := range hs {
+		if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+			t.Fatalf("err = %v, want ErrAborted", err)
+		}
+	}
+	rt.timers.mu.Lock()
+	l, dead := len(rt.timers.h), rt.timers.dead
+	rt.timers.mu.Unlock()
+	if l-dead != 1 || l > 2*minCompaction {
+		t.Fatalf("after %d aborted sleepers: %d timers in the heap, %d of them dead; want 1 live and at most %d in all", n, l, dead, 2*minCompaction)
+	}
+	if v, err := live.Wait(context.Background()); err != nil || v != 1 {
+		t.Fatalf("live sleeper: %v, %v", v, err)
+	}
+	if l := waitTimers(func(l int) bool { return l == dead }); l != dead {
+		t.Fatalf("%d timers left after the live one fired, want the %d dead", l, dead)
 	}
 }

@@ -60,6 +60,11 @@ type header struct {
 	readyAt    int64 // runtime nanotime when last made runnable; only with an Observer
 	prev, next *header
 	join       atomic.Pointer[joinWaiter]
+	// timers counts this task's entries in the timer heap; timerDead
+	// (under the driver's lock) says they were counted dead when the task
+	// completed (timerDriver.forget).
+	timers    atomic.Int32
+	timerDead bool
 }
 
 type joinWaiter struct {
@@ -307,6 +312,9 @@ func (t *task[T]) complete(v T, err error, cx *Context) {
 	t.fut, t.body = nil, nil // a finished task must not pin its captures
 	t.state.Store(stComplete)
 	t.rt.owned.remove(&t.header)
+	if t.timers.Load() > 0 {
+		t.rt.timers.forget(&t.header)
+	}
 	if jw := t.join.Swap(joinDone); jw != nil {
 		if jw.ch != nil {
 			close(jw.ch)

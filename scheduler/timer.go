@@ -25,6 +25,11 @@ import (
 //     registering one when no driver is parked wakes a sleeper to take the
 //     role. When every worker is busy, timers are fired at their
 //     maintenance ticks.
+//   - The heap holds at most about twice the entries of live tasks: the
+//     entries of a task that completes before they fire (an aborted
+//     sleeper) are counted dead, and once they are more than half of the
+//     heap it is rebuilt without them, so a task aborted during a long
+//     sleep does not stay reachable until its deadline.
 type timerDriver struct {
 	rt         *Runtime
 	mu         sync.Mutex
@@ -34,6 +39,39 @@ type timerDriver struct {
 	driverWhen int64 // the deadline the driver will wake at
 	pending    atomic.Int64
 	next       atomic.Int64 // earliest deadline, or maxWhen when none
+	dead       int          // entries of completed tasks still in h
+}
+
+// minCompaction is the fewest dead entries worth a rebuild of the heap.
+const minCompaction = 64
+
+// forget counts t's pending entries dead: t completed, so they would only
+// keep it reachable until they fire. Called once, at t's completion.
+func (d *timerDriver) forget(t *header) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t.timerDead {
+		return
+	}
+	t.timerDead = true
+	d.dead += int(t.timers.Load())
+	if d.dead < minCompaction || d.dead <= len(d.h)/2 {
+		return
+	}
+	live := d.h[:0]
+	for _, e := range d.h {
+		if e.task.timerDead {
+			e.task.timers.Add(-1)
+		} else {
+			live = append(live, e)
+		}
+	}
+	clear(d.h[len(live):])
+	d.h = live
+	heap.Init(&d.h)
+	d.dead = 0
+	d.pending.Store(int64(len(d.h)))
+	d.setNext()
 }
 
 const maxWhen = int64(^uint64(0) >> 1)
@@ -89,6 +127,7 @@ func (h *timerHeap) Pop() any {
 func (d *timerDriver) add(when int64, t *header, from *worker.Worker) {
 	d.mu.Lock()
 	d.seq++
+	t.timers.Add(1)
 	heap.Push(&d.h, timerEntry{when: when, seq: d.seq, task: t})
 	d.pending.Store(int64(len(d.h)))
 	d.setNext()
@@ -122,7 +161,13 @@ func (d *timerDriver) poll(w *worker.Worker, buf *[]*header) {
 	fired := (*buf)[:0]
 	d.mu.Lock()
 	for len(d.h) > 0 && d.h[0].when <= now {
-		fired = append(fired, heap.Pop(&d.h).(timerEntry).task)
+		t := heap.Pop(&d.h).(timerEntry).task
+		t.timers.Add(-1)
+		if t.timerDead {
+			d.dead-- // its task completed: nothing to wake
+			continue
+		}
+		fired = append(fired, t)
 	}
 	d.pending.Store(int64(len(d.h)))
 	d.setNext()
@@ -160,7 +205,7 @@ func (d *timerDriver) afterPark(id int) {
 // drain removes every pending timer (shutdown).
 func (d *timerDriver) drain() {
 	d.mu.Lock()
-	d.h = nil
+	d.h, d.dead = nil, 0
 	d.pending.Store(0)
 	d.setNext()
 	d.mu.Unlock()
