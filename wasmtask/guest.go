@@ -368,11 +368,8 @@ func (g *guest) open() error {
 func (g *guest) call(export string, args []uint64) ([]uint64, error) {
 	fn := g.funcs[export]
 	if fn == nil {
-		fn = g.mod.ExportedFunction(export)
-		if g.funcs == nil {
-			g.funcs = map[string]api.Function{}
-		}
-		g.funcs[export] = fn
+		g.prepare(export) // an Instance's export called for the first time
+		fn = g.funcs[export]
 	}
 	vals, err := fn.Call(g.ctx, args...)
 	if err != nil {
