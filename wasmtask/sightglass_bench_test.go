@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,8 +39,9 @@ import (
 // what an embedder pays: instrumentation plus wasmtask's check, its policy
 // and the scheduler's yields, against plain wazero.
 
-// sgModes are the sub-benchmarks of each module, in the order they run.
-var sgModes = []string{"plain", "fuel", "epoch"}
+// sgModes are the modes each module runs in; plain first (the ratios'
+// base).
+var sgModes = [...]string{"plain", "fuel", "epoch"}
 
 // sgPollIntervalEnv, when set, is EngineConfig.PollInterval of the epoch
 // mode's engine: the knob for tuning the epoch poll against this benchmark.
@@ -366,27 +368,32 @@ func timedRun(ctx context.Context, r sgRunner) (sgRun, error) {
 }
 
 // BenchmarkSightglassOverhead measures what preemptibility costs real
-// programs: each sightglass module runs plain on wazero (mode=plain), and
-// as a wasmtask guest with the fuel interrupt (mode=fuel) and with the
-// epoch interrupt (mode=epoch), each guest on a 1-worker runtime with the
-// engine's and the policy's defaults, so it is preempted (yields) as in
-// production. The three modes of a module run one after the other before
-// the next module, so that a change in the machine's load spreads over
-// all three rather than over one mode.
+// programs: each sightglass module runs plain on wazero (plain), and as a
+// wasmtask guest with the fuel interrupt (fuel) and with the epoch
+// interrupt (epoch), each guest on a 1-worker runtime with the engine's
+// and the policy's defaults, so it is preempted (yields) as in
+// production.
 //
-// The measure is ns/window: the guest's own timed window, bench.start to
-// bench.end, read with the monotonic clock in the bench host functions
-// and averaged over b.N runs. It is reported as a metric rather than made
-// the benchmark time with b.StartTimer/b.StopTimer so that ns/op stays
-// the whole run (instantiation, _start, close): a time -benchtime then
-// sizes b.N by what a run really costs, where noop's near-empty window
-// would make b.N huge. Each run starts after a runtime.GC (outside both
-// measures) and runs with the collector off (timedRun). yields/op (fuel
-// and epoch) counts the guest's policy yields, showing it was preempted as
-// in production, and suspended-ns/op the time it spent suspended in them
-// (part of the window): a window far longer than its mode's usual with
-// little time suspended was the process kept off the CPU, not the
-// scheduler.
+// Each iteration runs the module in the three modes back to back, in an
+// order that rotates with the iteration, and the ratios are paired: a
+// mode's window over plain's in the same iteration. This host's speed
+// moves on its own, for seconds to minutes, by up to 2x for memory-bound
+// programs (plain wazero included); runs of one mode after another would
+// put such a change between the modes, runs a few seconds apart put it on
+// both sides of one ratio.
+//
+// The measure is the window: the guest's own timed span, bench.start to
+// bench.end, read with the monotonic clock in the bench host functions.
+// Metrics: MODE-ns/window, the mean window per mode; fuel/plain and
+// epoch/plain, the geometric mean over the iterations of the paired
+// ratios; MODE-yields/op, the guest's policy yields (it was preempted as
+// in production), MODE-checks/op, its host checks, and
+// MODE-suspended-ns/op, the time it spent suspended (part of the window: a
+// window far longer than usual with little time suspended was the process
+// kept off the CPU, not the scheduler). ns/op stays the whole iteration
+// (instantiation, _start, close, three times), so that -benchtime sizes b.N
+// by what a run really costs. Each run starts after a runtime.GC (outside
+// the window) and runs with the collector off (timedRun).
 //
 // plain is wazero as an embedder gets it, with its default linear memory:
 // a Go slice that memory.grow reallocates and copies. A wasmtask guest's
@@ -394,59 +401,69 @@ func timedRun(ctx context.Context, r sgRunner) (sgRun, error) {
 // that grow their memory a lot the ratios hold that saving too, next to
 // the interrupt's cost, and may fall below 1.
 //
-// Each (module, mode) is compiled and run once untimed before it is
-// measured; that run's stdout is checked against NAME.stdout.expected
-// where the corpus has one, so the three modes are shown to compute the
-// same thing. WASMSCHED_POLL_INTERVAL, when set, is the epoch engine's
-// PollInterval.
+// Each mode is compiled and run once untimed before it is measured; that
+// run's stdout is checked against NAME.stdout.expected where the corpus
+// has one, so the three modes are shown to compute the same thing.
+// WASMSCHED_POLL_INTERVAL, when set, is the epoch engine's PollInterval.
 //
-// Compare with: benchstat -col /mode -filter '.unit:ns/window' OUTPUT, or
-// scripts/sightglass-overhead.sh.
+// The table: scripts/sightglass-overhead.sh.
 func BenchmarkSightglassOverhead(b *testing.B) {
 	ctx := context.Background()
 	mods := sgModules(b)
 	env := newSGEnv(b)
 	for _, m := range mods {
-		runners := map[string]sgRunner{}
-		for _, mode := range sgModes {
-			b.Run("module="+m.name+"/mode="+mode, func(b *testing.B) {
-				// The function runs once per b.N tried: set up on the first.
-				r := runners[mode]
-				if r == nil {
-					var err error
-					if r, err = env.newRunner(ctx, m, mode); err != nil {
+		var runners []sgRunner // indexed like sgModes; made on the first call
+		b.Run("module="+m.name, func(b *testing.B) {
+			// The function runs once per b.N tried: set up on the first.
+			if runners == nil {
+				for _, mode := range sgModes {
+					r, err := env.newRunner(ctx, m, mode)
+					if err != nil {
 						b.Fatal(err)
 					}
-					runners[mode] = r
+					runners = append(runners, r)
 					if _, err := m.warm(ctx, r); err != nil {
 						b.Fatalf("%s, %s: warm-up run: %v", m.name, mode, err)
 					}
 				}
-				var window time.Duration
-				var yields, checks int64
-				var suspended time.Duration
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
+			}
+			var window, suspended [len(sgModes)]time.Duration
+			var yields, checks [len(sgModes)]int64
+			var logRatio [len(sgModes)]float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var w [len(sgModes)]time.Duration
+				for k := range sgModes {
+					j := (i + k) % len(sgModes)
 					b.StopTimer()
 					runtime.GC()
 					b.StartTimer()
-					res, err := timedRun(ctx, r)
+					res, err := timedRun(ctx, runners[j])
 					if err != nil {
 						b.Fatal(err)
 					}
-					window += res.window
-					yields += res.stats.Yields()
-					checks += res.stats.Checks
-					suspended += res.stats.Suspended
+					w[j] = max(res.window, 1)
+					yields[j] += res.stats.Yields()
+					checks[j] += res.stats.Checks
+					suspended[j] += res.stats.Suspended
 				}
-				b.ReportMetric(float64(window.Nanoseconds())/float64(b.N), "ns/window")
-				if mode != "plain" {
-					b.ReportMetric(float64(yields)/float64(b.N), "yields/op")
-					b.ReportMetric(float64(checks)/float64(b.N), "checks/op")
-					b.ReportMetric(float64(suspended.Nanoseconds())/float64(b.N), "suspended-ns/op")
+				for j := range sgModes {
+					window[j] += w[j]
+					logRatio[j] += math.Log(float64(w[j]) / float64(w[0]))
 				}
-			})
-		}
+			}
+			n := float64(b.N)
+			for j, mode := range sgModes {
+				b.ReportMetric(float64(window[j].Nanoseconds())/n, mode+"-ns/window")
+				if j == 0 {
+					continue
+				}
+				b.ReportMetric(math.Exp(logRatio[j]/n), mode+"/plain")
+				b.ReportMetric(float64(yields[j])/n, mode+"-yields/op")
+				b.ReportMetric(float64(checks[j])/n, mode+"-checks/op")
+				b.ReportMetric(float64(suspended[j].Nanoseconds())/n, mode+"-suspended-ns/op")
+			}
+		})
 		// Release the module's compiled code before the next module's.
 		for _, r := range runners {
 			r.close(ctx)
