@@ -22,9 +22,18 @@
 // instrumenter's contract.
 //
 // The epoch advances with time (EpochTick, default 1 ms) and with
-// IncrementEpoch. It is computed from the monotonic clock at each check,
+// IncrementEpoch. It is computed from the monotonic clock at the checks,
 // not by a ticker goroutine: when guests hold every P a ticker cannot run,
-// which is the very starvation this package exists to prevent.
+// which is the very starvation this package exists to prevent. Most
+// checks estimate the time from the fuel used since the last read and the
+// guest's measured rate, and read the clock only when the estimate nears
+// the next event, after 64 estimates in a row, and before acting
+// (epochclock.go).
+//
+// A suspended guest holds its coroutine's goroutine stack, its wazero
+// instance, and the call engines of the exports it calls, each of which
+// starts with a small native stack that grows as the guest needs
+// (callstack.go).
 //
 // # One-shot guests, instances, reactors
 //
