@@ -144,7 +144,7 @@ func alignedStackTop(s []byte) uintptr {
 // prepare makes the api.Function of the open instance's export, with a
 // small first stack, and keeps it in funcs, where call finds it.
 func (g *guest) prepare(export string) {
-	if _, ok := g.funcs[export]; ok {
+	if g.function(export) != nil {
 		return
 	}
 	fn := g.mod.ExportedFunction(export)
@@ -152,10 +152,25 @@ func (g *guest) prepare(export string) {
 		return // call reports it as before
 	}
 	shrinkCallStack(fn)
-	if g.funcs == nil {
-		g.funcs = map[string]api.Function{}
+	g.funcs = append(g.funcs, exportFunc{export, fn})
+}
+
+// exportFunc is an export of the open instance and its api.Function. A
+// guest keeps them in a slice: most call one export (a map would cost a
+// suspended guest 300 bytes more), an Instance a handful.
+type exportFunc struct {
+	name string
+	fn   api.Function
+}
+
+// function returns the kept api.Function of export, or nil.
+func (g *guest) function(export string) api.Function {
+	for _, f := range g.funcs {
+		if f.name == export {
+			return f.fn
+		}
 	}
-	g.funcs[export] = fn
+	return nil
 }
 
 // runStart runs a WASI command's _start as wazero's InstantiateModule runs

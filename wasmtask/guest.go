@@ -130,7 +130,7 @@ type guest struct {
 	co     *scheduler.Co           // the task of the current run (see begin)
 	ctx    context.Context         // the current run's context, carrying g
 	mod    api.Module              // the instance, between open and close
-	funcs  map[string]api.Function // mod's exports called so far
+	funcs  []exportFunc // mod's exports called so far (see prepare)
 	name   string
 	hasE   bool // epoch interrupt
 	hasF   bool // fuel interrupt
@@ -175,8 +175,11 @@ type stop struct{}
 // DeadlineExceeded) holds. Host functions receive ctx, with wasmtask's own
 // value added (HostCall.Context).
 func Spawn(ctx context.Context, s scheduler.Spawner, m *Module, opts Options) *scheduler.JoinHandle[Result] {
+	// The closure holds g, not a second copy of opts: it lives as long as
+	// the task.
+	g := newGuest(m, opts)
 	return spawnGuestTask(ctx, s, func(co *scheduler.Co) (Result, error) {
-		return newGuest(m, opts).runOnce(ctx, co)
+		return g.runOnce(ctx, co)
 	})
 }
 
@@ -366,10 +369,10 @@ func (g *guest) open() error {
 // for the instance's later calls: wazero makes a new call engine (and its
 // stack) for each ExportedFunction, more than a trivial call costs.
 func (g *guest) call(export string, args []uint64) ([]uint64, error) {
-	fn := g.funcs[export]
+	fn := g.function(export)
 	if fn == nil {
 		g.prepare(export) // an Instance's export called for the first time
-		fn = g.funcs[export]
+		fn = g.function(export)
 	}
 	vals, err := fn.Call(g.ctx, args...)
 	if err != nil {
