@@ -155,6 +155,7 @@ type guest struct {
 	stats      GuestStats
 
 	labelled    *scheduler.Co // the task whose goroutine carries the pprof label
+	noStart     bool          // an Instance: a command's _start is not run (NewInstance)
 	holdsModule bool          // open counted the guest in the module (m.start)
 	holdsMemory bool          // open admitted mem
 }
@@ -455,7 +456,7 @@ func (g *guest) instantiate(ctx context.Context, c wazero.CompiledModule, mc waz
 		}
 	}()
 	mod, err = g.e.rt.InstantiateModule(ctx, c, mc)
-	if err == nil && g.opts.Export == "" && g.m.kind == KindCommand {
+	if err == nil && g.opts.Export == "" && g.m.kind == KindCommand && !g.noStart {
 		err = runStart(ctx, mod)
 	}
 	return mod, err

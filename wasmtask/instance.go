@@ -102,6 +102,7 @@ func (i *Instance) Module() *Module { return i.m }
 // which then runs the calls; the caller holds sem, or i is not yet shared.
 func (i *Instance) open(ctx context.Context) error {
 	g := newGuest(i.m, i.opts)
+	g.noStart = true // a command's exports are called without _start (NewInstance)
 	a, err := startActor(ctx, i.s, g)
 	if err != nil {
 		return err

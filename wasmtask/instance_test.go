@@ -550,3 +550,36 @@ func TestInstanceRuntimeShutdown(t *testing.T) {
 		t.Fatalf("memory in use after shutdown: %d", got)
 	}
 }
+
+// TestInstanceOfCommandSkipsStart: an Instance of a WASI command (allowed
+// by AllowCommandExports) calls its exports without running _start, as
+// NewInstance says; a one-shot run of the command runs _start, and a
+// one-shot call of an export does not.
+func TestInstanceOfCommandSkipsStart(t *testing.T) {
+	e := newEnv(t, "", EngineConfig{}, scheduler.WithWorkers(1))
+	m, err := e.eng.Compile(context.Background(), readTestdata(t, "cmdexport.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind() != KindCommand {
+		t.Fatalf("kind %v, want command", m.Kind())
+	}
+	if _, err := NewInstance(context.Background(), e.rt, m, Options{}); !errors.Is(err, ErrCommandExport) {
+		t.Fatalf("instance of a command without the opt-in: %v, want ErrCommandExport", err)
+	}
+	inst, err := NewInstance(context.Background(), e.rt, m, Options{AllowCommandExports: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(context.Background())
+	if got := callValue(t, inst, "started"); got != 0 {
+		t.Fatalf("an Instance of a command ran _start (started = %d)", got)
+	}
+	r, err := waitGuest(t, Spawn(context.Background(), e.rt, m, Options{Export: "started", AllowCommandExports: true}))
+	if err != nil || r.Values[0] != 0 {
+		t.Fatalf("one-shot call of an export: %v, %v; want 0 (no _start)", r.Values, err)
+	}
+	if _, err := waitGuest(t, Spawn(context.Background(), e.rt, m, Options{})); err != nil {
+		t.Fatalf("one-shot run of the command: %v", err)
+	}
+}
