@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -515,5 +516,46 @@ func TestWaitReturnsPromptlyOnBusyRuntime(t *testing.T) {
 	t.Logf("Wait returned after the task completed: p50 %v, p90 %v, max %v", p50, p90, lat[n-1])
 	if p50 > 200*time.Microsecond {
 		t.Fatalf("median Wait latency %v on a busy runtime, want microseconds (a worker kept the waiter's P)", p50)
+	}
+}
+
+// TestNextTimer: Context.NextTimer reports the earliest pending timer's
+// deadline, in Runtime.Now's time, without a clock read, and nothing when
+// no timer is pending; the earliest wins whoever registered it.
+func TestNextTimer(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	type seen struct {
+		at time.Duration
+		ok bool
+	}
+	next := func() seen {
+		h := Spawn(rt, PollFunc[seen](func(cx *Context) (seen, bool) {
+			at, ok := cx.NextTimer()
+			return seen{at, ok}, true
+		}))
+		v, err := h.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if s := next(); s.ok {
+		t.Fatalf("no timer pending: NextTimer = %v, true", s.at)
+	}
+	deadlines := make(chan time.Duration, 2)
+	for _, d := range []time.Duration{time.Hour, time.Minute} {
+		h := SpawnFunc(rt, func(co *Co) (int, error) {
+			deadlines <- co.Context().Runtime().Now() + d // at least the sleep's own deadline
+			co.Sleep(d)
+			return 0, nil
+		})
+		t.Cleanup(h.Abort)
+	}
+	// One worker: each sleeper's poll (send, then register) ends before
+	// the next task runs.
+	atLeast := min(<-deadlines, <-deadlines) // the minute's
+	s := next()
+	if !s.ok || s.at < atLeast || s.at > atLeast+time.Second {
+		t.Fatalf("NextTimer = %v, %v; want the one-minute sleep's deadline, just after %v", s.at, s.ok, atLeast)
 	}
 }
