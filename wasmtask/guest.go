@@ -127,10 +127,10 @@ type guest struct {
 	m      *Module
 	e      *Engine
 	opts   Options
-	co     *scheduler.Co           // the task of the current run (see begin)
-	ctx    context.Context         // the current run's context, carrying g
-	mod    api.Module              // the instance, between open and close
-	funcs  []exportFunc // mod's exports called so far (see prepare)
+	co     *scheduler.Co   // the task of the current run (see begin)
+	ctx    context.Context // the current run's context, carrying g
+	mod    api.Module      // the instance, between open and close
+	funcs  []exportFunc    // mod's exports called so far (see prepare)
 	name   string
 	hasE   bool // epoch interrupt
 	hasF   bool // fuel interrupt

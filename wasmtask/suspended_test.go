@@ -31,12 +31,21 @@ func TestSuspendedTime(t *testing.T) {
 		// Two guests on one worker, yielding on the immediate path: each
 		// resumption of one follows a poll of the other (the LIFO slot
 		// is off, so the yielder goes behind the other), so none is a hop.
+		// A task spawns both, so that both are in the worker's ring before
+		// either runs (spawned from outside, the second could wait in the
+		// injector until the first has finished).
 		e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(false))
-		var hs []*scheduler.JoinHandle[Result]
-		for range 2 {
-			hs = append(hs, Spawn(context.Background(), e.rt, e.mod, Options{Export: "spin", Args: []uint64{n},
-				Interrupt: InterruptFuel, FuelSlice: slice / 10, Policy: ImmediateYield()}))
-		}
+		spawned := make(chan []*scheduler.JoinHandle[Result], 1)
+		scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (int, error) {
+			var hs []*scheduler.JoinHandle[Result]
+			for range 2 {
+				hs = append(hs, Spawn(context.Background(), co, e.mod, Options{Export: "spin", Args: []uint64{n},
+					Interrupt: InterruptFuel, FuelSlice: slice / 10, Policy: ImmediateYield()}))
+			}
+			spawned <- hs
+			return 0, nil
+		})
+		hs := <-spawned
 		for i, h := range hs {
 			r, err := waitGuest(t, h)
 			if err != nil {
