@@ -53,7 +53,7 @@ type Config struct {
 	EventInterval int
 	// GlobalQueueInterval is how many ticks pass between injector-first
 	// picks. The default, TunedGlobalQueueInterval (0), tunes it from the
-	// mean poll time, as Tokio does since 1.29: about 200 µs of polls
+	// mean poll time, as Tokio does since 1.29: about 100 µs of polls
 	// between two looks at the injector, within [2, 127] ticks. A positive
 	// value fixes it (DefaultGlobalQueueInterval is Tokio's fixed value
 	// before 1.29).

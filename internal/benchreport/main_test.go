@@ -63,6 +63,10 @@ func TestReport(t *testing.T) {
 		"tokio_row":"4 spinners, yield_now (deferred)","runs":1,"seconds":1,
 		"probe_late_us":[10,90,100],"ext_wake_us":[8,40,60],"iterations":[1,1,1,1],
 		"jain":1,"migrations_per_1k":0.5},
+		{"case":"4x-immediate","spinners":4,"path":"immediate","lifo":true,
+		"tokio_row":"4 spinners, self-wake (immediate)","runs":1,"seconds":1,
+		"probe_late_us":[700,2000,3000],"ext_wake_us":[20,140,200],"iterations":[1,1,1,1],
+		"jain":1,"migrations_per_1k":0},
 		{"case":"idle","probe_late_us":[90,200,300],"ext_wake_us":[1,2,3],"jain":null}]`), 0o644))
 	must(run(config{bench: bench, yield: yield, parts: []string{part}, out: out, command: "x",
 		now: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}))
@@ -76,6 +80,8 @@ func TestReport(t *testing.T) {
 		"| 4 spinners, self-wake (immediate) | 1962 / 2045 | 56.9 / 134 | 0.01 | ",
 		"| 4x-deferred: external wake no worse than Tokio's yield_now row (p50 ≤ 9.00, p99 ≤ 50.0 µs) | 8.00 / 40.0 µs | met |",
 		"| 4x-deferred: migrations < 10 per 1,000 yields (Tokio: 324) | 0.50 | met |",
+		"| 4x-deferred: external wake no worse than Tokio 1.53.1's row (p50 ≤ 8.20, p99 ≤ 51.7 µs; issue 12) | 8.00 / 40.0 µs | met |",
+		"| 4x-immediate: external wake no worse than Tokio 1.53.1's row (p50 ≤ 56.9, p99 ≤ 134 µs; issue 12) | 20.0 / 140 µs | **missed** |",
 		"hello part",
 		"<!-- END parts -->",
 	} {

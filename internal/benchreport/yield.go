@@ -123,6 +123,21 @@ func (d *document) yieldGoals() {
 	if r, ok := byName["4x-deferred"]; ok {
 		d.p("| 4x-deferred: migrations < 10 per 1,000 yields (Tokio: 324) | %s | %s |\n", num(fp(r.MigPer1k)), verdict(fp(r.MigPer1k) < 10))
 	}
+	// Issue 12: each path no worse than the newest Tokio's on its row.
+	tok153 := map[string]experiment.TokioYield{}
+	for _, t := range experiment.TokioYields153 {
+		tok153[t.Row] = t
+	}
+	for _, c := range []string{"4x-deferred", "4x-immediate"} {
+		r, ok := byName[c]
+		t, known := tok153[r.Tokio]
+		if !ok || !known {
+			continue
+		}
+		d.p("| %s: external wake no worse than Tokio 1.53.1's row (p50 ≤ %s, p99 ≤ %s µs; issue 12) | %s / %s µs | %s |\n", c,
+			num(t.ExtP50), num(t.ExtP99), num(fp(r.Ext[0])), num(fp(r.Ext[1])),
+			verdict(fp(r.Ext[0]) <= t.ExtP50 && fp(r.Ext[1]) <= t.ExtP99))
+	}
 	if r, ok := byName["uneven-deferred"]; ok {
 		d.p("| uneven-deferred (3 + 1 spinners): Jain's index ≥ 0.98 | %s | %s |\n", jain(fp(r.Jain)), verdict(fp(r.Jain) >= 0.98))
 	}

@@ -52,8 +52,9 @@
 //     rest go to the back of the ring, so a busy worker cannot starve
 //     remote spawns, even when its own work never leaves the LIFO slot
 //     (Tokio takes one task here). A GlobalQueueInterval of 0 is tuned at
-//     each maintenance to the ticks that last about 200 µs at the mean poll
-//     time, within [2, 127], as Tokio does since 1.29.
+//     each maintenance to the ticks that last about 100 µs at the mean poll
+//     time, within [2, 127], by Tokio's rule since 1.29 (whose target is
+//     200 µs).
 //  3. The LIFO slot, while fewer than MaxLIFOPollsPerTick LIFO polls have
 //     happened in a row. When the limit is reached the slot is disabled
 //     until the worker polls a task from anywhere else: meanwhile local

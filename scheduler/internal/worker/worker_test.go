@@ -557,7 +557,7 @@ func TestStallRuleWithSlowObserver(t *testing.T) {
 }
 
 // TestTunedGlobalQueueInterval: with GlobalQueueInterval 0 the interval is
-// tuned at each mark to the polls that fill 200 µs at the mean poll time,
+// tuned at each mark to the polls that fill 100 µs at the mean poll time,
 // within [2, 127], ignoring changes of 2 or less; an injected task is then
 // taken first within that many ticks though the LIFO slot and the ring
 // stay full. A configured interval is never tuned.
@@ -567,10 +567,13 @@ func TestTunedGlobalQueueInterval(t *testing.T) {
 		configured uint32
 		want       uint32
 	}{
-		{50_000, 0, 4},   // 200 µs / 50 µs
-		{1_000, 0, 127},  // 200 polls: capped
-		{500_000, 0, 2},  // 0.4: at least 2
-		{3_300, 0, 61},   // 60.6 from the seed 61: within the jitter, kept
+		{25_000, 0, 4},   // 100 µs / 25 µs
+		{50_000, 0, 2},   // 100 µs / 50 µs
+		{1_000, 0, 100},  // 100 polls
+		{500, 0, 127},    // 200 polls: capped
+		{500_000, 0, 2},  // 0.2: at least 2
+		{1_650, 0, 61},   // 60.6 from the seed 61: within the jitter, kept
+		{3_300, 0, 30},   // 30.3: out of the jitter
 		{50_000, 31, 31}, // configured: never tuned
 	} {
 		f, ws := newWorkers(1, func(c *Config) { c.GlobalQueueInterval = tc.configured })
