@@ -48,8 +48,9 @@ func (cx *Context) WorkerID() int {
 // poll, park, and hand-off of the worker's Go P to other goroutines. A task
 // that reads n during one poll and n+1 during its next poll, on the same
 // worker (WorkerID), was suspended for a hop of the scheduler only (its
-// requeue and pick): nothing else ran on that worker, which did not park
-// or give its P away, so the suspension needs no clock to be timed. The
+// requeue and pick, at most one search for work that found it woken):
+// nothing else ran on that worker, which did not park or give its P away,
+// so the suspension needs no clock to be timed. The
 // goroutine scheduler may still have preempted the worker in between, as
 // it may preempt any poll. It is 0 off any worker.
 func (cx *Context) PollSeq() uint64 {

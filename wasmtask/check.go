@@ -258,10 +258,10 @@ func (g *guest) suspending(now int64) suspension {
 
 // resumed accounts for the suspension s and returns the clock reading at
 // the resumption. A resumption that is the worker's next poll (PollSeq
-// one past s's, on the same worker) was a hop of the scheduler, well under
-// a microsecond: it counts as no time suspended and needs no clock read,
-// a tenth of a suspend + resume round trip. Any other resumption reads the
-// clock.
+// one past s's, on the same worker) was a hop of the scheduler (a
+// microsecond or less: see scheduler.Context.PollSeq): it counts as no
+// time suspended and needs no clock read, a tenth of a suspend + resume
+// round trip. Any other resumption reads the clock.
 func (g *guest) resumed(s suspension) int64 {
 	s.sh.suspended.Dec()
 	g.openWait = nil

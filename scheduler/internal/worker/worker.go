@@ -234,8 +234,9 @@ func (w *Worker) Stats() Stats { return w.pub.load() }
 // Seq advances at every poll, park and hand-off of the worker's P to other
 // goroutines. A task that reads n during a poll and n+1 during its next
 // poll on the same worker ran again with nothing in between on this worker
-// but the scheduler's requeue and pick, and maintenance without a park or a
-// P hand-off: its suspension was a hop, not a wait. Read it only from a
+// but the scheduler's requeue and pick, maintenance without a park or a P
+// hand-off, and at most one search (nextTask) that found it: its
+// suspension was a hop, not a wait. Read it only from a
 // task the worker is polling.
 func (w *Worker) Seq() uint64 { return w.own.seq }
 
