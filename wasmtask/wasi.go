@@ -74,15 +74,15 @@ func (g *guest) nanosleep(ns int64) {
 // guest's policy says.
 func (g *guest) schedYield() {
 	g.stats.SchedYields++
-	now := nanos()
-	act := g.callPolicy(g.info(ReasonSchedYield, g.consumed(), now))
+	now := nanos() // the policy's and the suspension's
+	act := g.decide(ReasonSchedYield, g.consumed(), now)
 	switch act.Kind {
 	case ActContinue:
 		return
 	case ActTrap:
 		g.policyTrap(act.Err)
 	}
-	s := g.suspending(-1)
+	s := g.suspending(now)
 	if act.Kind == ActYieldCustom {
 		g.stats.Custom++
 		scheduler.Await(g.co, act.Future)
