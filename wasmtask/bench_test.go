@@ -189,3 +189,45 @@ func hostLoop(b *testing.B, tick func()) func(n uint64) {
 		}
 	}
 }
+
+// BenchmarkEpochPoll measures what one poll of the epoch costs a guest
+// that has nothing to do there (no deadline reached, no timer due, no
+// remote work): spin in epoch mode with a PollInterval of 1 fuel, less
+// than an iteration costs, so every iteration calls the check, against the same spin in
+// fuel mode with a slice it never spends (no check at all), measured in
+// the same run. epoch-poll's ns/poll is (its time − the baseline's) per
+// poll; floor-hostcall (BenchmarkSuspendResume) is what any exit to a Go
+// host function costs.
+func BenchmarkEpochPoll(b *testing.B) {
+	run := func(b *testing.B, cfg EngineConfig, opts Options) GuestStats {
+		e := newEnv(b, "spin.wasm", cfg, scheduler.WithWorkers(1))
+		opts.Export, opts.Args = "spin", []uint64{uint64(b.N)}
+		b.ResetTimer()
+		r, err := waitGuest(b, Spawn(context.Background(), e.rt, e.mod, opts))
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r.Stats
+	}
+	var base float64
+	b.Run("baseline-fuel-no-check", func(b *testing.B) {
+		st := run(b, EngineConfig{}, Options{Interrupt: InterruptFuel, FuelSlice: 1 << 60})
+		if st.Checks > 1 {
+			b.Fatalf("%d checks, want at most 1", st.Checks)
+		}
+		base = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(base, "ns/iteration")
+	})
+	b.Run("epoch-poll", func(b *testing.B) {
+		st := run(b, EngineConfig{PollInterval: 1}, Options{Interrupt: InterruptEpoch, EpochDeadline: 1 << 30})
+		if st.Checks < int64(b.N) {
+			b.Fatalf("%d checks for %d iterations", st.Checks, b.N)
+		}
+		per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(per, "ns/iteration")
+		if base > 0 {
+			b.ReportMetric((per-base)*float64(b.N)/float64(st.Checks), "ns/poll")
+		}
+	})
+}

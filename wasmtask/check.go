@@ -17,7 +17,7 @@ import (
 // and the bookkeeping of its suspensions.
 
 func (g *guest) consumed() int64 {
-	if g.fuel == nil {
+	if !g.fuel.ok() {
 		return g.credit
 	}
 	return g.credit - int64(g.fuel.Get())
@@ -48,13 +48,13 @@ func (g *guest) arm(used int64) {
 
 // check is the injected host call: the fuel counter went negative.
 func (g *guest) check(mod api.Module) {
-	if g.fuel == nil {
+	if !g.fuel.ok() {
 		gl, ok := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
 		if !ok {
 			g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
 			panic(stop{})
 		}
-		g.fuel = gl
+		g.fuel = newFuelGlobal(gl)
 	}
 	g.stats.Checks++
 	g.co.CheckCancelled() // Abort takes effect here, at the next check
@@ -66,14 +66,15 @@ func (g *guest) check(mod api.Module) {
 	// In epoch mode the time is read or estimated (epochclock.go); an
 	// estimate is replaced by a reading before anything is done with it.
 	// Fuel mode reads no clock unless a deadline is reached.
-	now, estimated := int64(-1), false
+	now, estimated, deadline := int64(-1), false, int64(0)
 	if g.hasE {
-		now, estimated = g.clock.now(used, g.nextEvent())
+		deadline = g.epochDeadline()
+		now, estimated = g.clock.now(used, g.nextEvent(deadline))
 	}
 	switch {
 	case g.hasF && used >= g.sliceEnd:
 		g.deadlineReached(ReasonFuel, used, g.reading(now, estimated, used))
-	case g.hasE && g.epochsAt(now) >= g.epochDelta:
+	case g.hasE && now >= deadline:
 		g.deadlineReached(ReasonEpoch, used, g.reading(now, estimated, used))
 	case g.hasE && !estimated && g.co.Context().TimersDue():
 		// A runtime timer has expired while this guest holds the worker:
@@ -227,10 +228,23 @@ func (g *guest) armEpoch(delta uint64, now int64) {
 	g.clock.restart(now, g.consumed())
 }
 
-// epochsAt is the number of epochs between the arming and now (a nanos()
-// reading).
-func (g *guest) epochsAt(now int64) uint64 {
-	return uint64((now-g.armedAt)/int64(g.e.cfg.EpochTick)) + g.e.bump.Load() - g.armedBump
+// epochDeadline is the nanos() time at which the guest reaches its epoch
+// deadline: epochDelta epochs after the arming, counting the epochs
+// IncrementEpoch added since (the arming time itself if they reach it).
+// The guest has reached it at a reading now iff now >= epochDeadline():
+// the epochs between the arming and now are (now−armedAt)/EpochTick plus
+// the increments, and this is that comparison without the division. A
+// deadline too far to represent is MaxInt64/2 (never, in practice).
+func (g *guest) epochDeadline() int64 {
+	bumps := g.e.bump.Load() - g.armedBump
+	if bumps >= g.epochDelta {
+		return g.armedAt
+	}
+	left, tick := g.epochDelta-bumps, uint64(g.e.cfg.EpochTick)
+	if left > uint64(math.MaxInt64/4)/tick {
+		return math.MaxInt64 / 2
+	}
+	return g.armedAt + int64(left*tick)
 }
 
 // suspension is a suspension of the guest in progress: the shard that

@@ -19,7 +19,7 @@ import (
 // which no check point follows: the budget is exact for a whole call (it
 // fails iff the guest consumed more than the budget).
 func (g *guest) budgetCheck() error {
-	if g.opts.FuelBudget > 0 && g.fuel != nil && g.consumed() > g.opts.FuelBudget {
+	if g.opts.FuelBudget > 0 && g.fuel.ok() && g.consumed() > g.opts.FuelBudget {
 		return g.fail(ErrOutOfFuel, fmt.Errorf("used %d of %d", g.consumed(), g.opts.FuelBudget))
 	}
 	return nil

@@ -72,10 +72,9 @@ func (c *epochClock) now(used, next int64) (int64, bool) {
 }
 
 // nextEvent is the nanos() time of the guest's next event: its epoch
-// deadline by time, or the runtime's earliest timer if sooner.
-func (g *guest) nextEvent() int64 {
-	left := int64(g.epochDelta) - int64(g.e.bump.Load()-g.armedBump)
-	next := g.armedAt + max(left, 0)*int64(g.e.cfg.EpochTick)
+// deadline (epochDeadline's), or the runtime's earliest timer if sooner.
+func (g *guest) nextEvent(deadline int64) int64 {
+	next := deadline
 	if due, ok := g.co.Context().NextTimer(); ok && due < math.MaxInt64/2 {
 		next = min(next, int64(due)+g.clock.rtOffset)
 	}

@@ -140,7 +140,7 @@ type guest struct {
 	constAct Action
 	hasConst bool
 
-	fuel       api.MutableGlobal
+	fuel       fuelGlobal
 	credit     int64  // Σ (value written − value replaced) on the fuel global
 	sliceEnd   int64  // consumption at which the fuel slice ends
 	armedAt    int64  // nanos() when the epoch deadline was last armed
@@ -276,7 +276,7 @@ func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
 	}
 	g.sliceEnd = g.opts.FuelSlice
 	g.credit = 0
-	if g.fuel != nil {
+	if g.fuel.ok() {
 		g.credit = int64(g.fuel.Get()) // consumed() is 0
 		g.arm(0)
 	}
@@ -347,8 +347,9 @@ func (g *guest) open() error {
 	if ierr != nil {
 		return g.classify(ierr, true)
 	}
-	if g.fuel == nil {
-		g.fuel, _ = mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+	if !g.fuel.ok() {
+		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+		g.fuel = newFuelGlobal(gl)
 	}
 	// The exports this guest is known to call get their call engines now,
 	// with a small first stack (callstack.go); call finds them in funcs.
@@ -385,8 +386,8 @@ func (g *guest) call(export string, args []uint64) ([]uint64, error) {
 // close releases what open took, in reverse order; it may be called
 // after a partial open, and more than once.
 func (g *guest) close() {
-	if g.fuel != nil {
-		g.credit, g.fuel = g.consumed(), nil // consumed() stays right without the global
+	if g.fuel.ok() {
+		g.credit, g.fuel = g.consumed(), fuelGlobal{} // consumed() stays right without the global
 	}
 	if g.mod != nil {
 		g.mod.Close(context.Background())

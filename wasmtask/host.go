@@ -145,8 +145,9 @@ func (hc *HostCall) Context() context.Context { return hc.ctx }
 // subtraction.
 func (hc *HostCall) FuelConsumed() int64 {
 	g := hc.g
-	if g.fuel == nil {
-		g.fuel, _ = hc.mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+	if !g.fuel.ok() {
+		gl, _ := hc.mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+		g.fuel = newFuelGlobal(gl)
 	}
 	return g.consumed()
 }
