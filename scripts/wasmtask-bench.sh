@@ -10,7 +10,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 command -v benchstat >/dev/null 2>&1 || go install golang.org/x/perf/cmd/benchstat@latest
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
-cmd1="go test -run '^\$' -bench 'SuspendResume|Throughput' -benchtime 1s -count $COUNT ./wasmtask/"
+cmd1="go test -run '^\$' -bench 'SuspendResume|Throughput|EpochPoll' -benchtime 1s -count $COUNT ./wasmtask/"
 cmd2="go test -run '^\$' -bench 'SuspendedGuestMemory' -benchtime 1x -count $COUNT ./wasmtask/"
 cmd3="go test -run '^\$' -bench 'InstanceCall|TaskRoundTrip|PoolThroughput' -benchtime 1s -count $COUNT ./wasmtask/"
 cmd4="go test -run '^\$' -bench 'SuspendedGuestsRSS' -benchtime 1x -count 1 ./wasmtask/"
@@ -31,6 +31,7 @@ ch=$(med SuspendResume/baseline-chan-roundtrip ns/yield)
 ip=$(med SuspendResume/baseline-iter-pull ns/yield)
 fh=$(med SuspendResume/floor-hostcall ns/yield)
 fs=$(med SuspendResume/floor-hostcall-switch ns/yield)
+ep=$(med EpochPoll/epoch-poll ns/poll)
 rss=$(med SuspendedGuestsRSS RSS-B/guest)
 rssr=$(med SuspendedGuestsRSS RSS-released-B/guest)
 rsshs=$(med SuspendedGuestsRSS heap+stack-B/guest)
@@ -66,6 +67,7 @@ us() { awk -v x="$1" 'BEGIN{printf "%.2f µs", x/1e3}'; }
 	echo "| guest suspend + resume, immediate path, LIFO on | $il ns | the floor $fs ns | $(ratio "$il" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| guest suspend + resume, immediate path, LIFO off | $inl ns | the floor $fs ns | $(ratio "$inl" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| (the floor's parts) a wazero host call alone; an iter.Pull switch pair alone; a goroutine channel round trip | $fh ns | $ip ns | | $ch ns |"
+	echo "| one epoch poll with nothing to do (\`EpochPoll\`: the guest's time per poll beyond the same loop without checks) | $ep ns | a wazero host call alone $fh ns | $(ratio "$ep" "$fh") | (epoch mode pays it every \`PollInterval\` fuel) |"
 	echo "| 4 CPU-bound guests (spin 20 M each) on 2 workers, epoch 1 ms | $(awk -v x="$tw" 'BEGIN{printf "%.1f ms", x/1e6}') | plain goroutines, uninstrumented wazero $(awk -v x="$tg" 'BEGIN{printf "%.1f ms", x/1e6}') | $(ratio "$tw" "$tg") | (the cost of preemptibility) |"
 	echo "| memory per suspended guest, 10,000 suspended (no linear memory): Go heap + stacks | $(awk -v x="$mem" 'BEGIN{printf "%.1f KiB", x/1024}') | | | issue 12: ≤ 16 KiB |"
 	echo "| 100,000 suspended guests (\`SuspendedGuestsRSS\`, one run): RSS growth per guest as the process stands; once Go has returned its free pages; Go heap + stacks | $(awk -v x="$rss" 'BEGIN{printf "%.1f KiB", x/1024}') | $(awk -v x="$rssr" 'BEGIN{printf "%.1f KiB", x/1024}') | | $(awk -v x="$rsshs" 'BEGIN{printf "%.1f KiB", x/1024}') |"
