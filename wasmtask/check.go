@@ -54,7 +54,7 @@ func (g *guest) check(mod api.Module) {
 			g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
 			panic(stop{})
 		}
-		g.fuel = newFuelGlobal(gl)
+		g.fuel = newFuelGlobal(gl, g.m)
 	}
 	g.stats.Checks++
 	g.co.CheckCancelled() // Abort takes effect here, at the next check

@@ -36,6 +36,7 @@ package wasmtask
 
 import (
 	"reflect"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
@@ -48,12 +49,13 @@ type fuelGlobal struct {
 	cell *uint64
 }
 
-// newFuelGlobal returns the fuel global of gl (nil gl: none).
-func newFuelGlobal(gl api.MutableGlobal) fuelGlobal {
+// newFuelGlobal returns the fuel global of gl (nil gl: none), an
+// instance of m.
+func newFuelGlobal(gl api.MutableGlobal, m *Module) fuelGlobal {
 	if gl == nil {
 		return fuelGlobal{}
 	}
-	return fuelGlobal{gl: gl, cell: fuelCellOf(gl)}
+	return fuelGlobal{gl: gl, cell: fuelCellOf(gl, &m.fuelOffset)}
 }
 
 // ok reports whether the guest has a fuel global.
@@ -79,8 +81,11 @@ func (f *fuelGlobal) Set(v uint64) {
 const wazeroWasmPkgPath = "github.com/tetratelabs/wazero/internal/wasm"
 
 // fuelCellOf returns the address of the value of gl, an i64 global, or nil
-// if gl is not one of the wazero globals this file knows.
-func fuelCellOf(gl api.MutableGlobal) *uint64 {
+// if gl is not one of the wazero globals this file knows. offset caches,
+// for the compiled module, where the value lies in the context buffer
+// (plus one; 0: unknown), so that only a module's first instance looks
+// for it: the buffer grows with the module's imports and globals.
+func fuelCellOf(gl api.MutableGlobal, offset *atomic.Int64) *uint64 {
 	if gl.Type() != api.ValueTypeI64 {
 		return nil
 	}
@@ -113,7 +118,16 @@ func fuelCellOf(gl api.MutableGlobal) *uint64 {
 		return nil
 	}
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(opaque.Pointer())), opaque.Len())
-	return verifyCell(gl, findWord(gl, buf))
+	if off := offset.Load() - 1; off >= 0 && off+8 <= int64(len(buf)) {
+		if cell := verifyCell(gl, (*uint64)(unsafe.Pointer(&buf[off]))); cell != nil {
+			return cell
+		}
+	}
+	cell := verifyCell(gl, findWord(gl, buf))
+	if cell != nil {
+		offset.Store(int64(uintptr(unsafe.Pointer(cell))-uintptr(unsafe.Pointer(&buf[0]))) + 1)
+	}
+	return cell
 }
 
 // Two sentinels no counter holds: the fuel global is armed with at most

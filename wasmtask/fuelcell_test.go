@@ -15,7 +15,9 @@ import (
 // fall back to the api), that the cell and the api see the same value both
 // ways, and that the guest's own charges and checks go through it: spin,
 // armed through the cell, calls the check once its fuel is spent, and the
-// value the check reads through the cell is what the api reads.
+// value the check reads through the cell is what the api reads. A second
+// instance of the module finds its cell at the offset the first one
+// cached (compiler), or its own Val (interpreter).
 func TestFuelCell(t *testing.T) {
 	ctx := context.Background()
 	res, err := instrument.Instrument(readGuest(t, "spin.wasm"), instrument.Config{})
@@ -33,6 +35,7 @@ func TestFuelCell(t *testing.T) {
 			r := wazero.NewRuntimeWithConfig(ctx, tc.cfg)
 			defer r.Close(ctx)
 			var fg fuelGlobal
+			m := &Module{}
 			var checks int
 			var seen []uint64
 			_, err := r.NewHostModuleBuilder(instrument.DefaultImportModule).NewFunctionBuilder().
@@ -56,9 +59,25 @@ func TestFuelCell(t *testing.T) {
 			if !ok {
 				t.Fatal("no mutable fuel global")
 			}
-			fg = newFuelGlobal(gl)
+			fg = newFuelGlobal(gl, m)
 			if fg.cell == nil {
 				t.Fatal("the fuel global's address was not found (has wazero's layout changed? see fuelcell.go)")
+			}
+			if tc.name == "compiler" && m.fuelOffset.Load() == 0 {
+				t.Fatal("the offset was not cached for the module's other instances")
+			}
+			mod2, err := r.InstantiateWithConfig(ctx, res.Wasm, wazero.NewModuleConfig().WithName("second"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gl2 := mod2.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+			fg2 := newFuelGlobal(gl2, m)
+			if fg2.cell == nil || fg2.cell == fg.cell {
+				t.Fatalf("second instance's cell %p (first's %p)", fg2.cell, fg.cell)
+			}
+			fg2.Set(4242)
+			if gl2.Get() != 4242 || gl.Get() == 4242 {
+				t.Fatalf("second instance: api reads %d, first instance's %d", gl2.Get(), gl.Get())
 			}
 			fg.Set(12345)
 			if got := gl.Get(); got != 12345 {

@@ -349,7 +349,7 @@ func (g *guest) open() error {
 	}
 	if !g.fuel.ok() {
 		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		g.fuel = newFuelGlobal(gl)
+		g.fuel = newFuelGlobal(gl, g.m)
 	}
 	// The exports this guest is known to call get their call engines now,
 	// with a small first stack (callstack.go); call finds them in funcs.

@@ -147,7 +147,7 @@ func (hc *HostCall) FuelConsumed() int64 {
 	g := hc.g
 	if !g.fuel.ok() {
 		gl, _ := hc.mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		g.fuel = newFuelGlobal(gl)
+		g.fuel = newFuelGlobal(gl, g.m)
 	}
 	return g.consumed()
 }

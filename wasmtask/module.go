@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -27,6 +28,11 @@ type Module struct {
 	exports  map[string]api.FunctionDefinition
 	kind     ModuleKind
 	minPages uint32 // the largest minimum of the module's memories (0: none)
+
+	// fuelOffset is where the fuel global's value lies in an instance's
+	// context buffer, plus one (0: not found yet): the same for every
+	// instance of the compiled module (fuelcell.go).
+	fuelOffset atomic.Int64
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil once released
