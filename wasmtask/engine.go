@@ -19,13 +19,19 @@ import (
 	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
+// DefaultPollInterval is EngineConfig.PollInterval's default, in fuel.
+const DefaultPollInterval = 20_000
+
 // EngineConfig configures an Engine. The zero value is valid.
 type EngineConfig struct {
 	// EpochTick is how often the epoch advances with time (default 1 ms).
 	EpochTick time.Duration
 	// PollInterval is the fuel between two checks of the epoch in epoch
-	// mode (default 20,000: about 1.5 µs of guest time on wazero here, so
-	// a passed deadline is noticed within microseconds).
+	// mode (default DefaultPollInterval: about 1.5 µs of guest time on
+	// wazero here, so a passed deadline, a due timer or remote work is
+	// noticed within microseconds). A larger interval costs the guest
+	// fewer host calls and a deferred guest's give-way more latency
+	// (RATIONALE.md measures both).
 	PollInterval int64
 	// Costs is the instrumenter's cost table (nil: Wasmtime's default).
 	Costs *instrument.CostTable
@@ -159,7 +165,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		return nil, fmt.Errorf("wasmtask: EpochTick %v must be positive", cfg.EpochTick)
 	}
 	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 20_000
+		cfg.PollInterval = DefaultPollInterval
 	}
 	switch {
 	case cfg.PollInterval < 0:

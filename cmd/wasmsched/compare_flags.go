@@ -13,6 +13,7 @@ import (
 
 	"github.com/wasmsched/wasmsched"
 	"github.com/wasmsched/wasmsched/internal/compare"
+	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
 const compareUsage = `usage: wasmsched compare [flags]
@@ -39,7 +40,7 @@ type compareCmd struct {
 	workers, guests, gomaxprocs int
 	duration, warmup, epochTick time.Duration
 	interrupt                   string
-	fuelSlice                   int64
+	fuelSlice, pollInterval     int64
 	module, export, args        string
 	json                        bool
 	report, progress            string
@@ -61,6 +62,7 @@ func parseCompare(args []string, stderr io.Writer) (*compareCmd, int) {
 	fs.DurationVar(&cc.warmup, "warmup", 200*time.Millisecond, "warm-up before each window (0: none)")
 	fs.StringVar(&cc.interrupt, "interrupt", "epoch", "what interrupts guests: epoch or fuel")
 	fs.DurationVar(&cc.epochTick, "epoch-tick", time.Millisecond, "engine epoch period (epoch interrupt: a guest runs about one tick per slice)")
+	fs.Int64Var(&cc.pollInterval, "poll-interval", wasmtask.DefaultPollInterval, "fuel between two polls of the epoch (epoch interrupt): larger costs guests fewer host calls and deferred guests' give-way more latency")
 	fs.Int64Var(&cc.fuelSlice, "fuel-slice", 10_000_000, "fuel between deadlines (fuel interrupt)")
 	fs.StringVar(&cc.module, "module", "", "your own guest: a .wasm file (default: the embedded spin guest)")
 	fs.StringVar(&cc.export, "export", "", "export to call in --module (empty: the module's WASI _start); default guest: spin")
@@ -116,6 +118,8 @@ func (cc *compareCmd) check() error {
 		return compareUsageErr("--warmup must not be negative, got %v", cc.warmup)
 	case cc.epochTick <= 0:
 		return compareUsageErr("--epoch-tick must be positive, got %v", cc.epochTick)
+	case cc.pollInterval <= 0:
+		return compareUsageErr("--poll-interval must be positive, got %d", cc.pollInterval)
 	case cc.fuelSlice <= 0:
 		return compareUsageErr("--fuel-slice must be positive, got %d", cc.fuelSlice)
 	}
@@ -127,7 +131,7 @@ func (cc *compareCmd) check() error {
 func (cc *compareCmd) config() (compare.Config, error) {
 	cfg := compare.Config{
 		Workers: cc.workers, Guests: cc.guests, Duration: cc.duration, Warmup: cc.warmup,
-		EpochTick: cc.epochTick, FuelSlice: cc.fuelSlice, GOMAXPROCS: cc.gomaxprocs,
+		EpochTick: cc.epochTick, PollInterval: cc.pollInterval, FuelSlice: cc.fuelSlice, GOMAXPROCS: cc.gomaxprocs,
 		NoProbe: !cc.probe, NoExternal: !cc.external,
 	}
 	if err := cc.check(); err != nil {

@@ -80,6 +80,7 @@ type runCmd struct {
 	lifo      bool
 	workers   int
 	epochTick time.Duration
+	poll      int64 // --poll-interval
 	timeout   time.Duration
 	memLimit  string // as given, for messages
 	stubs     bool   // --stub-imports
@@ -109,6 +110,7 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 	export := fs.String("export", "", "call this exported function instead of the WASI _start")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "runtime workers")
 	epochTick := fs.Duration("epoch-tick", time.Millisecond, "engine epoch period")
+	poll := fs.Int64("poll-interval", wasmtask.DefaultPollInterval, "fuel between two polls of the epoch (epoch interrupt)")
 	allowCommandExports := fs.Bool("allow-command-exports", false, "let --export call a function of a WASI command (a module exporting _start) without running _start")
 	stubImports := fs.Bool("stub-imports", false, "define every function import nothing provides as a stub returning zeros (warning on stderr for each)")
 	env, fsConfig := wasiFlags(fs)
@@ -127,7 +129,7 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 		return usageErr("missing FILE.wasm (see -h)")
 	}
 	rc := &runCmd{file: positional[0], guestArgs: append(positional[1:], guestArgs...), lifo: true,
-		workers: *workers, epochTick: *epochTick, timeout: *timeout, memLimit: *memLimit}
+		workers: *workers, epochTick: *epochTick, poll: *poll, timeout: *timeout, memLimit: *memLimit}
 	rc.opts = wasmtask.Options{Name: filepath.Base(rc.file), Export: *export, FuelBudget: *fuel, FuelSlice: *fuelSlice,
 		AllowCommandExports: *allowCommandExports, Env: env, FS: *fsConfig}
 	rc.stubs = *stubImports
@@ -153,6 +155,8 @@ func parseRun(args []string, stderr io.Writer) (*runCmd, int) {
 		return usageErr("--workers must be at least 1, got %d", *workers)
 	case *epochTick <= 0:
 		return usageErr("--epoch-tick must be positive, got %v", *epochTick)
+	case *poll <= 0:
+		return usageErr("--poll-interval must be positive, got %d", *poll)
 	}
 	if rc.opts.MemoryLimitPages, err = parsePages(*memLimit); err != nil {
 		return usageErr("--memory-limit: %v", err)
@@ -349,10 +353,10 @@ func parsePages(s string) (uint32, error) {
 	return uint32((n + 65535) / 65536), nil
 }
 
-// engineConfig is the engine run uses: its epoch tick, and stubs for
-// missing imports (with a warning each on stderr) if asked.
+// engineConfig is the engine run uses: its epoch tick and poll interval,
+// and stubs for missing imports (with a warning each on stderr) if asked.
 func (rc *runCmd) engineConfig(stderr io.Writer) wasmtask.EngineConfig {
-	ecfg := wasmtask.EngineConfig{EpochTick: rc.epochTick}
+	ecfg := wasmtask.EngineConfig{EpochTick: rc.epochTick, PollInterval: rc.poll}
 	if rc.stubs {
 		ecfg.StubMissingImports = func(module, name string, params, results []api.ValueType) {
 			fmt.Fprintf(stderr, "wasmsched run: warning: import %s.%s (%s) -> (%s) stubbed: it returns zeros\n",

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmsched/wasmsched/wasmtask"
 )
 
 func TestRunExport(t *testing.T) {
@@ -88,6 +91,10 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"--mode", "sideways", "x.wasm"}, runExitUsage, "--mode must be"},
 		{[]string{"--interrupt", "never", "x.wasm"}, runExitUsage, "--interrupt: must be"},
 		{[]string{"--memory-limit", "lots", "x.wasm"}, runExitUsage, "not a positive size"},
+		{[]string{"--poll-interval", "0", "x.wasm"}, runExitUsage, "--poll-interval must be positive"},
+		{[]string{"--poll-interval", "-1", "x.wasm"}, runExitUsage, "--poll-interval must be positive"},
+		{[]string{"--poll-interval", "1e9", "x.wasm"}, runExitUsage, `invalid value "1e9" for flag -poll-interval`},
+		{[]string{"--poll-interval", "18446744073709551616", "x.wasm"}, runExitUsage, "invalid value"},
 		{[]string{"--no-such-flag", "x.wasm"}, runExitUsage, "flag provided but not defined"},
 		{[]string{"--export", "spin", "../../testdata/spin.wasm", "--", "ten"}, runExitUsage, `"ten" is not an i64`},
 		{[]string{"--export", "spin", "../../testdata/spin.wasm"}, runExitUsage, "spin takes 1 arguments (i64), got 0"},
@@ -264,6 +271,26 @@ func TestRunReactorExport(t *testing.T) {
 		code, out, errOut := invoke(t, "run", "--stub-imports", "--export", "spin", filepath.Join("..", "..", "testdata", guest), "--", "1000")
 		if code != 0 || !strings.HasPrefix(out, "spin(1000) = ") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %.300q", guest, code, out, errOut)
+		}
+	}
+}
+
+// TestRunPollInterval: --poll-interval is the engine's; its default is the
+// engine's default.
+func TestRunPollInterval(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{[]string{"--poll-interval", "12345", "x.wasm"}, 12345},
+		{[]string{"x.wasm"}, wasmtask.DefaultPollInterval},
+	} {
+		rc, code := parseRun(tc.args, io.Discard)
+		if rc == nil {
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		if got := rc.engineConfig(io.Discard).PollInterval; got != tc.want {
+			t.Errorf("%v: engine poll interval %d, want %d", tc.args, got, tc.want)
 		}
 	}
 }

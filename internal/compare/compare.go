@@ -160,6 +160,10 @@ func ModeByName(name string) (Mode, error) {
 	return Mode{}, fmt.Errorf("unknown mode %q (want immediate-lifo, immediate-nolifo or deferred)", name)
 }
 
+// maxPollInterval bounds Config.PollInterval: 10^12 fuel is minutes of
+// guest code between two polls, past any interval worth comparing.
+const maxPollInterval = 1e12
+
 // Config is one compare invocation. The zero value of every field but Wasm
 // means its default; Validate reports bad values.
 type Config struct {
@@ -171,7 +175,11 @@ type Config struct {
 	Warmup    time.Duration // before the window (default 200 ms)
 	Interrupt wasmtask.Interrupt
 	EpochTick time.Duration // the engine's epoch period (default 1 ms)
-	FuelSlice int64         // fuel between deadlines in fuel mode (default 10,000,000)
+	// PollInterval is the fuel between two checks of the epoch in epoch
+	// mode (default wasmtask.DefaultPollInterval): the trade between a
+	// guest's host calls and a deferred guest's give-way latency.
+	PollInterval int64
+	FuelSlice    int64 // fuel between deadlines in fuel mode (default 10,000,000)
 	// GOMAXPROCS during the runs (default Workers+1; see the package doc).
 	GOMAXPROCS int
 
@@ -231,6 +239,9 @@ func (c *Config) defaults() {
 	if c.FuelSlice == 0 {
 		c.FuelSlice = 10_000_000
 	}
+	if c.PollInterval == 0 {
+		c.PollInterval = wasmtask.DefaultPollInterval
+	}
 	if c.GOMAXPROCS == 0 {
 		c.GOMAXPROCS = c.Workers + 1
 	}
@@ -257,6 +268,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EpochTick < 10*time.Microsecond || c.EpochTick > time.Second {
 		errs = append(errs, fmt.Errorf("epoch tick must be 10µs..1s, got %v", c.EpochTick))
+	}
+	if c.PollInterval < 1 || c.PollInterval > maxPollInterval {
+		errs = append(errs, fmt.Errorf("poll interval must be 1..%d fuel, got %d", int64(maxPollInterval), c.PollInterval))
 	}
 	if c.FuelSlice < 1000 {
 		errs = append(errs, fmt.Errorf("fuel slice must be at least 1000, got %d", c.FuelSlice))

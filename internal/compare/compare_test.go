@@ -44,9 +44,12 @@ func TestValidate(t *testing.T) {
 	if c.Workers != 2 || c.GOMAXPROCS != 3 || len(c.Modes) != 3 || len(c.Scenarios) != 3 || c.guestsFor("saturated") != 4 || c.guestsFor("light") != 1 {
 		t.Errorf("defaults: %+v", c)
 	}
-	bad := Config{Workers: -1, Duration: time.Millisecond, Scenarios: []string{"x"}}
+	if c.PollInterval != wasmtask.DefaultPollInterval {
+		t.Errorf("default poll interval %d, want %d", c.PollInterval, wasmtask.DefaultPollInterval)
+	}
+	bad := Config{Workers: -1, Duration: time.Millisecond, Scenarios: []string{"x"}, PollInterval: -1}
 	err := bad.Validate()
-	for _, want := range []string{"workers", "duration", `unknown scenario "x"`, "no guest module"} {
+	for _, want := range []string{"workers", "duration", `unknown scenario "x"`, "no guest module", "poll interval must be 1..1000000000000 fuel, got -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want it to mention %q", err, want)
 		}
@@ -93,6 +96,33 @@ func TestOneWorkerFuelMode(t *testing.T) {
 		if want := float64(sum) / slice; math.Abs(float64(m.GuestYields)-want) > float64(len(m.GuestFuel))+1 {
 			t.Errorf("%s: %d yields for %d fuel (%v slices)", m.Mode, m.GuestYields, sum, want)
 		}
+	}
+}
+
+// TestPollIntervalReachesTheEngine: Config.PollInterval is the engine's.
+// With a poll every fuel, spin (14 fuel an iteration, about a nanosecond)
+// calls the host at every iteration, tens of nanoseconds each, so its
+// throughput falls far below the same run's at the default interval; the
+// report says which interval ran.
+func TestPollIntervalReachesTheEngine(t *testing.T) {
+	run := func(poll int64) *Report {
+		rep, err := Run(context.Background(), Config{
+			Wasm: spinWasm(t), Export: "spin", Args: []uint64{1 << 62}, Workers: 1,
+			Scenarios: []string{"saturated"}, Modes: Modes[2:], PollInterval: poll,
+			Duration: 100 * time.Millisecond, Warmup: 20 * time.Millisecond, NoProbe: true, NoExternal: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	every, dflt := run(1), run(0)
+	if every.PollInterval != 1 || dflt.PollInterval != wasmtask.DefaultPollInterval {
+		t.Errorf("reported poll intervals %d and %d, want 1 and %d", every.PollInterval, dflt.PollInterval, wasmtask.DefaultPollInterval)
+	}
+	fe, fd := every.Scenarios[0].Modes[0].FuelPerSecond, dflt.Scenarios[0].Modes[0].FuelPerSecond
+	if fe <= 0 || fd < 5*fe {
+		t.Errorf("fuel/s polling every fuel %.3g, at the default interval %.3g: want the default at least 5x faster", fe, fd)
 	}
 }
 

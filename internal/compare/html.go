@@ -35,8 +35,8 @@ func WriteHTML(w io.Writer, rep *Report) error {
 		return err
 	}
 	data := htmlPage{Raw: tbl.String()}
-	data.Header = fmt.Sprintf("%d workers, GOMAXPROCS %d, %d CPUs, %s; guest %s; %s interrupt (epoch tick %s, fuel slice %d); %s measured per run; started %s",
-		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration, rep.Started.Format("2006-01-02 15:04 UTC"))
+	data.Header = fmt.Sprintf("%d workers, GOMAXPROCS %d, %d CPUs, %s; guest %s; %s interrupt (epoch tick %s, poll interval %d, fuel slice %d); %s measured per run; started %s",
+		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.PollInterval, rep.FuelSlice, rep.Duration, rep.Started.Format("2006-01-02 15:04 UTC"))
 	if rep.Incomplete != nil {
 		data.Incomplete = incompleteNote(rep.Incomplete)
 	}

@@ -14,17 +14,18 @@ import (
 
 // Report is the result of Run.
 type Report struct {
-	Started    time.Time        `json:"started"`
-	GoVersion  string           `json:"go_version"`
-	NumCPU     int              `json:"num_cpu"`
-	GOMAXPROCS int              `json:"gomaxprocs"`
-	Workers    int              `json:"workers"`
-	Interrupt  string           `json:"interrupt"`
-	EpochTick  string           `json:"epoch_tick"`
-	FuelSlice  int64            `json:"fuel_slice"`
-	Duration   string           `json:"duration"`
-	Guest      string           `json:"guest"`
-	Scenarios  []ScenarioResult `json:"scenarios"`
+	Started      time.Time        `json:"started"`
+	GoVersion    string           `json:"go_version"`
+	NumCPU       int              `json:"num_cpu"`
+	GOMAXPROCS   int              `json:"gomaxprocs"`
+	Workers      int              `json:"workers"`
+	Interrupt    string           `json:"interrupt"`
+	EpochTick    string           `json:"epoch_tick"`
+	FuelSlice    int64            `json:"fuel_slice"`
+	PollInterval int64            `json:"poll_interval"` // the engine's, in fuel (epoch mode)
+	Duration     string           `json:"duration"`
+	Guest        string           `json:"guest"`
+	Scenarios    []ScenarioResult `json:"scenarios"`
 	// Incomplete is set when Run stopped before every run finished
 	// (its context was cancelled, or a run failed): Scenarios then hold the
 	// runs that finished, and a scenario only if one of its runs did.
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	prev := runtime.GOMAXPROCS(cfg.GOMAXPROCS)
 	defer runtime.GOMAXPROCS(prev)
 
-	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: cfg.EpochTick})
+	eng, err := wasmtask.NewEngine(ctx, wasmtask.EngineConfig{EpochTick: cfg.EpochTick, PollInterval: cfg.PollInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func newReport(cfg *Config) *Report {
 	rep := &Report{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: cfg.GOMAXPROCS, Workers: cfg.Workers, Interrupt: cfg.Interrupt.String(),
-		EpochTick: cfg.EpochTick.String(), FuelSlice: cfg.FuelSlice, Duration: cfg.Duration.String(),
+		EpochTick: cfg.EpochTick.String(), FuelSlice: cfg.FuelSlice, PollInterval: cfg.PollInterval, Duration: cfg.Duration.String(),
 		Guest: cfg.ModuleName, Scenarios: []ScenarioResult{},
 	}
 	if cfg.Export != "" {

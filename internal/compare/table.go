@@ -104,8 +104,8 @@ func serviceNote(s *ServiceSetup) []string {
 // column per mode.
 func WriteTable(w io.Writer, rep *Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "wasmsched compare: %d workers (GOMAXPROCS %d, %d CPUs, %s), guest %s, %s interrupt (epoch tick %s, fuel slice %d), %s window per run\n",
-		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.FuelSlice, rep.Duration)
+	fmt.Fprintf(&b, "wasmsched compare: %d workers (GOMAXPROCS %d, %d CPUs, %s), guest %s, %s interrupt (epoch tick %s, poll interval %d, fuel slice %d), %s window per run\n",
+		rep.Workers, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion, rep.Guest, rep.Interrupt, rep.EpochTick, rep.PollInterval, rep.FuelSlice, rep.Duration)
 	if rep.Incomplete != nil {
 		fmt.Fprintf(&b, "%s\n", incompleteNote(rep.Incomplete))
 	}
