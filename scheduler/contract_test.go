@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,50 @@ func TestYieldImmediateLIFO(t *testing.T) {
 	}
 	if s := rt.Stats().Total(); s.LIFOPolls < 6 {
 		t.Fatalf("LIFOPolls = %d, want >= 6", s.LIFOPolls)
+	}
+}
+
+// TestLIFOStreakSurvivesInjectorTasks: a task from the injector polled
+// between two LIFO polls does not restart the LIFO streak. Y yields on the
+// immediate path and, at each poll, spawns a task R from outside; with
+// the injector looked at on every tick, an R runs between every two polls
+// of Y. Y still gets only MaxLIFOPollsPerTick LIFO polls in a row before
+// A, waiting in the ring, gets its turn. (When an injector task restarted
+// the streak, a self-waking task and a steady stream of remote spawns kept
+// the ring from running at all: every other task on the worker, and every
+// remote task taken into the ring in a batch, waited for the self-waker
+// to end.)
+func TestLIFOStreakSurvivesInjectorTasks(t *testing.T) {
+	rt := newRT(t, WithWorkers(1), WithGlobalQueueInterval(1))
+	r := &recorder{}
+	polls := 0
+	y := PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		r.add(cx, "Y")
+		Spawn(rt, once(r, "R")) // from the runtime handle: into the injector
+		polls++
+		if polls == 8 {
+			return struct{}{}, true
+		}
+		cx.YieldVia(PathImmediate)
+		return struct{}{}, false
+	})
+	h := Spawn(rt, PollFunc[struct{}](func(cx *Context) (struct{}, bool) {
+		Spawn(cx, once(r, "A"))
+		Spawn(cx, y) // A displaced to the ring; Y in the slot
+		return struct{}{}, true
+	}))
+	wait(t, h)
+	waitAlive(t, rt)
+	got := r.names()
+	a := strings.Index(got, "A")
+	if a < 0 {
+		t.Fatalf("A never ran: %q", got)
+	}
+	if n := strings.Count(got[:a], "Y"); n != DefaultMaxLIFOPollsPerTick {
+		t.Fatalf("poll order %q: Y polled %d times before A, want %d (MaxLIFOPollsPerTick)", got, n, DefaultMaxLIFOPollsPerTick)
+	}
+	if n := strings.Count(got[:a], "R"); n < DefaultMaxLIFOPollsPerTick-1 {
+		t.Fatalf("poll order %q: %d remote tasks before A, want them between Y's polls", got, n)
 	}
 }
 

@@ -72,17 +72,21 @@ func (w *Worker) nextTask() *Task {
 	// take in remote spawns at a few thousand a second.
 	if w.own.deferred.Len() > 0 && w.shared.InjectorLen() > 0 {
 		if w.shared.PopInjector(w.own.injectBuf[:1]) == 1 {
-			w.resetLIFO()
 			t := w.own.injectBuf[0]
 			w.own.injectBuf[0] = nil
 			return t
 		}
 	} else if w.own.tick%w.own.globalInterval == 0 && w.shared.InjectorLen() > 0 {
 		if t := w.popInjectorBatch(); t != nil {
-			w.resetLIFO()
 			return t
 		}
 	}
+	// A task from the injector does not end a LIFO streak: only the ring
+	// does (below). Were it to, a self-waking task and a steady stream of
+	// remote spawns (one between every two of its polls) would keep the
+	// ring from running at all (TestLIFOStreakSurvivesInjectorTasks). In
+	// Tokio the question does not arise: the slot is drained right after
+	// the task that filled it, before the worker looks anywhere else.
 	if w.cfg.LIFOSlot && !w.own.lifoDisabled {
 		if t := w.lifo.Take(); t != nil {
 			w.own.c[StatLIFOPolls]++
