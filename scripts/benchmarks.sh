@@ -62,14 +62,33 @@ foreign_cores() { # machine0 children0 wall0 machine1 children1 wall1
 		'BEGIN{f=((m1-m0)-(c1-c0))/(w1-w0); if (f<0) f=0; printf "%.2f", f}'
 }
 
+# The host-phase probe (../shared/tools/hostphase): a cache-line round
+# trip between the vCPUs, which cross-core benchmarks follow. Skipped
+# where gcc or the probe's source is missing.
+hostphase_src=../shared/tools/hostphase/c2c.c
+hostphase() {
+	if [ -x "$work/c2c" ]; then
+		"$work/c2c" | sed -n 's/.*c2c_rt_ns=\([0-9.]*\).*/\1 ns/p'
+	fi
+}
+if command -v gcc >/dev/null 2>&1 && [ -r "$hostphase_src" ]; then
+	gcc -O2 -pthread -o "$work/c2c" "$hostphase_src" || echo "benchmarks.sh: the host-phase probe did not build; continuing without it" >&2
+fi
+
 bench_re='^Benchmark(SpawnManyLocal|SpawnManyRemoteIdle|SpawnManyRemoteBusy1|SpawnManyRemoteBusy2|YieldMany|PingPong|ChainedSpawn|YieldRoundTrip)$'
 bench_cmd="go test -run '^\$' -bench '$bench_re' -benchtime $BENCHTIME -count $COUNT -timeout 60m ./scheduler/"
 echo "+ $bench_cmd" >&2
 times > "$work/times0"
+phase_before=$(hostphase)
 m0=$(machine_cpu) w0=$(now)
 eval "$bench_cmd" | tee "$work/bench.txt"
 times > "$work/times1"
 m1=$(machine_cpu) w1=$(now)
+phase_after=$(hostphase)
+phase_args=()
+if [ -n "$phase_before" ]; then
+	phase_args=(-hostphase "before the benchmarks $phase_before, after them $phase_after")
+fi
 bench_foreign=$(foreign_cores "$m0" "$(children_cpu "$work/times0")" "$w0" "$m1" "$(children_cpu "$work/times1")" "$w1")
 
 stat_args=()
@@ -100,7 +119,7 @@ go run ./internal/benchreport \
 	-cmd "scripts/benchmarks.sh (COUNT=$COUNT BENCHTIME=$BENCHTIME YIELD_RUNS=$YIELD_RUNS YIELD_SECONDS=$YIELD_SECONDS)" \
 	-benchcmd "$bench_cmd" -goversion "$(go version)" -commit "$commit" \
 	-load "before the benchmarks: $load_before; after the experiment: $load_after" \
-	-foreign "$bench_foreign" -o "$OUT"
+	-foreign "$bench_foreign" "${phase_args[@]}" -o "$OUT"
 if [ -n "${KEEP:-}" ]; then
 	mkdir -p "$KEEP"
 	cp "$work"/* "$KEEP"/

@@ -46,6 +46,7 @@ func main() {
 		commit     = flag.String("commit", "", "the commit measured (git describe --always --dirty)")
 		foreign    = flag.String("foreign", "", "cores other processes kept busy, on average, during the benchmarks")
 		load       = flag.String("load", "", "load averages seen around the runs (other work on the machine skews the figures)")
+		hostPhase  = flag.String("hostphase", "", "the host-phase probe's cache-line round trips around the benchmarks (../shared/tools/hostphase)")
 		out        = flag.String("o", "BENCHMARKS.md", "output file")
 		partsFlags multiFlag
 	)
@@ -58,7 +59,7 @@ func main() {
 	if err := run(config{
 		bench: *benchFile, stat: *statFile, yield: *yieldFile, yieldLog: *yieldLog,
 		command: *command, benchCmd: *benchCmd, yieldCmd: *yieldCmd,
-		goVersion: *goVersion, commit: *commit, load: *load, foreign: *foreign, out: *out, parts: partsFlags,
+		goVersion: *goVersion, commit: *commit, load: *load, foreign: *foreign, hostPhase: *hostPhase, out: *out, parts: partsFlags,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
@@ -74,7 +75,7 @@ type config struct {
 	bench, stat, yield, yieldLog string
 	command, benchCmd, yieldCmd  string
 	goVersion, commit, out, load string
-	foreign                      string
+	foreign, hostPhase           string
 	parts                        []string
 	now                          time.Time // zero: time.Now()
 }

@@ -69,7 +69,8 @@ func TestReport(t *testing.T) {
 		"jain":1,"migrations_per_1k":0},
 		{"case":"idle","probe_late_us":[90,200,300],"ext_wake_us":[1,2,3],"jain":null}]`), 0o644))
 	must(run(config{bench: bench, yield: yield, parts: []string{part}, out: out, command: "x",
-		now: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}))
+		hostPhase: "before the benchmarks 80.1 ns, after them 301 ns",
+		now:       time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}))
 	b, err := os.ReadFile(out)
 	must(err)
 	md := string(b)
@@ -84,6 +85,7 @@ func TestReport(t *testing.T) {
 		"| 4x-immediate: external wake no worse than Tokio 1.53.1's row (p50 ≤ 56.9, p99 ≤ 134 µs; issue 12) | 20.0 / 140 µs | **missed** |",
 		"hello part",
 		"<!-- END parts -->",
+		"near about 80–150 ns, far about 270–450 ns) | before the benchmarks 80.1 ns, after them 301 ns |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)

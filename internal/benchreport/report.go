@@ -77,6 +77,9 @@ func (d *document) machine() {
 	if c.foreign != "" {
 		d.p("| other processes during the benchmarks | %s cores busy on average (of %d; /proc/stat minus the benchmarks' own CPU time) |\n", c.foreign, runtime.NumCPU())
 	}
+	if c.hostPhase != "" {
+		d.p("| host phase: a cache-line round trip between the two vCPUs (`../shared/tools/hostphase`; cross-core figures such as spawn_many_remote_busy1 follow it: near about 80–150 ns, far about 270–450 ns) | %s |\n", c.hostPhase)
+	}
 	if c.benchCmd != "" {
 		d.p("| benchmarks | `%s` |\n", c.benchCmd)
 	}
