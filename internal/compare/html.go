@@ -40,6 +40,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 	if rep.Incomplete != nil {
 		data.Incomplete = incompleteNote(rep.Incomplete)
 	}
+	data.Oversubscribed = oversubscribedNote(rep)
 	for _, sc := range rep.Scenarios {
 		data.Scenarios = append(data.Scenarios, newHTMLScenario(sc))
 	}
@@ -48,10 +49,11 @@ func WriteHTML(w io.Writer, rep *Report) error {
 
 // htmlPage is what pageTmpl renders.
 type htmlPage struct {
-	Header     string
-	Incomplete string
-	Raw        string
-	Scenarios  []htmlScenario
+	Header         string
+	Incomplete     string
+	Oversubscribed string // GOMAXPROCS exceeds the CPUs (oversubscribedNote)
+	Raw            string
+	Scenarios      []htmlScenario
 }
 
 // htmlScenario is one scenario's section of the page.
@@ -161,6 +163,7 @@ pre{background:#f6f6f6;padding:1em;font-size:.85em;white-space:pre-wrap} .note{c
 <h1>wasmsched compare</h1>
 <p class="note">{{.Header}}</p>
 {{if .Incomplete}}<p class="warn-box">{{.Incomplete}}</p>{{end}}
+{{if .Oversubscribed}}<p class="warn-box">{{.Oversubscribed}}</p>{{end}}
 <p class="note">Modes: <b>immediate-lifo</b> — a yielding guest self-wakes into the LIFO slot (stealable, a peer is notified);
 <b>immediate-nolifo</b> — the same to the back of the ring; <b>deferred</b> — Tokio's yield_now: the worker's deferred queue,
 released after the work that was ready and a timer poll. Lower latency and fewer migrations are better; throughput and Jain's index (1 = even) higher.</p>

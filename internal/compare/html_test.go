@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -176,6 +177,33 @@ func TestHTMLModeColours(t *testing.T) {
 			if !regexp.MustCompile(want).MatchString(sec) {
 				t.Errorf("%s: no %s", sc, want)
 			}
+		}
+	}
+}
+
+// TestOversubscribedNote: the table and the page say when GOMAXPROCS
+// exceeds the CPUs (the goroutines outside the runtime then compete with
+// busy workers through the OS scheduler), and only then.
+func TestOversubscribedNote(t *testing.T) {
+	for _, tc := range []struct {
+		gomaxprocs, cpus int
+		want             bool
+	}{{3, 2, true}, {2, 2, false}, {2, 4, false}} {
+		rep := sampleReport()
+		rep.GOMAXPROCS, rep.NumCPU = tc.gomaxprocs, tc.cpus
+		var tbl, page strings.Builder
+		if err := WriteTable(&tbl, rep); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteHTML(&page, rep); err != nil {
+			t.Fatal(err)
+		}
+		note := fmt.Sprintf("GOMAXPROCS %d is more than the %d CPUs", tc.gomaxprocs, tc.cpus)
+		if got := strings.Contains(tbl.String(), note); got != tc.want {
+			t.Errorf("GOMAXPROCS %d, %d CPUs: note in the table %v, want %v", tc.gomaxprocs, tc.cpus, got, tc.want)
+		}
+		if got := strings.Contains(page.String(), `<p class="warn-box">note: `+note); got != tc.want {
+			t.Errorf("GOMAXPROCS %d, %d CPUs: note on the page %v, want %v", tc.gomaxprocs, tc.cpus, got, tc.want)
 		}
 	}
 }

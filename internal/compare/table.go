@@ -109,6 +109,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if rep.Incomplete != nil {
 		fmt.Fprintf(&b, "%s\n", incompleteNote(rep.Incomplete))
 	}
+	if n := oversubscribedNote(rep); n != "" {
+		fmt.Fprintf(&b, "%s\n", n)
+	}
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(&b, "\n%s: %s (%d guests)\n", sc.Name, sc.About, sc.Guests)
 		if sc.Service != nil {
@@ -199,4 +202,18 @@ func jain(j experiment.Num) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.4f", float64(j))
+}
+
+// oversubscribedNote says, when GOMAXPROCS exceeds the CPUs, that the
+// goroutines outside the runtime (the request submitter and the goroutines
+// waiting for results, the timer probe, the external waker) then run on
+// an OS thread that must take a CPU from a busy worker: their figures'
+// tails include the OS scheduler's time slices (milliseconds), not only
+// the runtime's. Empty otherwise.
+func oversubscribedNote(rep *Report) string {
+	if rep.NumCPU <= 0 || rep.GOMAXPROCS <= rep.NumCPU {
+		return ""
+	}
+	return fmt.Sprintf("note: GOMAXPROCS %d is more than the %d CPUs: the goroutines outside the runtime (probe, waker, requests and their waiters) take a CPU from a busy worker through the OS scheduler, whose time slices (milliseconds) then show in the latency tails; run with fewer workers (--workers %d) to see the runtime's alone",
+		rep.GOMAXPROCS, rep.NumCPU, max(1, rep.NumCPU-1))
 }
