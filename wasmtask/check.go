@@ -9,7 +9,6 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/wasmsched/wasmsched/scheduler"
-	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
 // The check: what happens when a guest's fuel counter goes negative —
@@ -48,13 +47,9 @@ func (g *guest) arm(used int64) {
 
 // check is the injected host call: the fuel counter went negative.
 func (g *guest) check(mod api.Module) {
-	if !g.fuel.ok() {
-		gl, ok := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		if !ok {
-			g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
-			panic(stop{})
-		}
-		g.fuel = newFuelGlobal(gl, g.m)
+	if !g.findFuel(mod) {
+		g.fail(ErrInstantiate, errors.New("module is not instrumented: no mutable fuel global"))
+		panic(stop{})
 	}
 	g.stats.Checks++
 	g.co.CheckCancelled() // Abort takes effect here, at the next check

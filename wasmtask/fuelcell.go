@@ -40,6 +40,8 @@ import (
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
 // fuelGlobal is a guest's fuel global: the api's handle, and the address
@@ -56,6 +58,16 @@ func newFuelGlobal(gl api.MutableGlobal, m *Module) fuelGlobal {
 		return fuelGlobal{}
 	}
 	return fuelGlobal{gl: gl, cell: fuelCellOf(gl, &m.fuelOffset)}
+}
+
+// findFuel sets g.fuel to mod's fuel global if it is not set yet, and
+// reports whether the guest has one.
+func (g *guest) findFuel(mod api.Module) bool {
+	if !g.fuel.ok() {
+		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+		g.fuel = newFuelGlobal(gl, g.m)
+	}
+	return g.fuel.ok()
 }
 
 // ok reports whether the guest has a fuel global.

@@ -14,7 +14,6 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmsched/wasmsched/scheduler"
-	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
 // Interrupt selects what makes a guest reach its deadline.
@@ -347,10 +346,7 @@ func (g *guest) open() error {
 	if ierr != nil {
 		return g.classify(ierr, true)
 	}
-	if !g.fuel.ok() {
-		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		g.fuel = newFuelGlobal(gl, g.m)
-	}
+	g.findFuel(mod)
 	// The exports this guest is known to call get their call engines now,
 	// with a small first stack (callstack.go); call finds them in funcs.
 	if g.m.kind == KindReactor {

@@ -145,10 +145,7 @@ func (hc *HostCall) Context() context.Context { return hc.ctx }
 // subtraction.
 func (hc *HostCall) FuelConsumed() int64 {
 	g := hc.g
-	if !g.fuel.ok() {
-		gl, _ := hc.mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		g.fuel = newFuelGlobal(gl, g.m)
-	}
+	g.findFuel(hc.mod)
 	return g.consumed()
 }
 
