@@ -98,8 +98,37 @@ func (w *rewriter) code(r *reader, p []byte, missing bool) ([]byte, error) {
 //
 //	(func (param i64) (result i64)
 //	  local.get 0  global.set $fuel  call $check  global.get $fuel)
+//
+// With Config.PollSkipping it first refills the counter itself while the
+// host allows (see "Skipped polls" in the package documentation):
+//
+//	(func (param $c i64) (result i64) (local $n i64)
+//	  block
+//	    global.get $skip  i64.eqz  br_if 0
+//	    global.get $attention  i64.const 0  i64.ne  br_if 0
+//	    local.get $c  global.get $refill  i64.add  local.tee $n
+//	    i64.const 0  i64.lt_s  br_if 0
+//	    global.get $skip  i64.const 1  i64.sub  global.set $skip
+//	    local.get $n  return
+//	  end
+//	  ...the body above)
 func (w *rewriter) helper(p []byte) []byte {
-	h := []byte{0 /* no locals */, opLocalGet, 0, opGlobalSet}
+	h := []byte{0 /* no locals */}
+	if w.cfg.PollSkipping {
+		g := func(h []byte, op byte, idx uint32) []byte { return appendU32(append(h, op), idx) }
+		h = []byte{1, 1, valI64, opBlock, blockTypeNil}
+		h = g(h, opGlobalGet, w.skipGlobal)
+		h = append(h, opI64Eqz, opBrIf, 0)
+		h = g(h, opGlobalGet, w.attnGlobal)
+		h = append(h, opI64Const, 0, opI64Ne, opBrIf, 0, opLocalGet, 0)
+		h = g(h, opGlobalGet, w.refillGlobal)
+		h = append(h, opI64Add, opLocalTee, 1, opI64Const, 0, opI64LtS, opBrIf, 0)
+		h = g(h, opGlobalGet, w.skipGlobal)
+		h = append(h, opI64Const, 1, opI64Sub)
+		h = g(h, opGlobalSet, w.skipGlobal)
+		h = append(h, opLocalGet, 1, opReturn, opEnd)
+	}
+	h = append(h, opLocalGet, 0, opGlobalSet)
 	h = appendU32(h, w.fuelGlobal)
 	h = append(h, opCall)
 	h = appendU32(h, w.checkFunc)

@@ -27,7 +27,9 @@
 //     the remaining fuel of the current slice;
 //   - one helper function after the defined functions: it stores its
 //     argument into the global, calls the check import and returns the
-//     global (the slow path of a check in functions that cache the counter);
+//     global (the slow path of a check in functions that cache the counter;
+//     with Config.PollSkipping it may refill the counter itself instead,
+//     see "Skipped polls");
 //     a module without defined functions gets no helper, and one without any
 //     function at all (it runs no code) gets only the global;
 //   - in every function an i64 local caching the counter (except in
@@ -216,6 +218,27 @@
 // treat fuel after a trap as approximate. Exceptions are exact: functions
 // that catch use the global directly, and every frame writes back before
 // throwing or calling.
+//
+// # Skipped polls
+//
+// With Config.PollSkipping the output has three more mutable i64 globals,
+// initialised to 0, after the fuel global and exported as SkipExport,
+// RefillExport and AttentionExport, and the slow-path helper first tries
+// to refill the counter itself: if skip is not 0, attention is 0 and
+// counter + refill is not negative, it decrements skip and returns
+// counter + refill without calling the check; otherwise it calls the check
+// as above. A host that polls at a fixed interval only to look around
+// (wasmtask's epoch mode) sets refill to the interval and skip to the
+// number of polls at which it knows it would have nothing to do, and sets
+// attention (from any thread: the guest only reads it) when something
+// needs the guest sooner. Functions that work on the fuel global directly
+// (those with exception handlers) call the check at every check point,
+// skipping nothing.
+//
+// A refill by the guest is a write in the sense of the contract above: it
+// adds refill. So a host that writes skip = s at a check, with refill r in
+// force until the next, adds (s − skip's value at the next check) × r to
+// its sum of writes there, and the consumption stays exact.
 //
 // Instrument never panics. Malformed input yields a *DecodeError (with the
 // byte offset, section, and function), an unusable Config a *ConfigError

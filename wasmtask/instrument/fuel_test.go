@@ -2,6 +2,7 @@ package instrument
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -69,12 +70,20 @@ func TestExactFuelConstructed(t *testing.T) {
 			defaultKnobs = k
 			wasm := mustInstrument(t, readTestdata(t, "fuel.wasm"), Config{})
 			defaultKnobs = saved
-			testExactFuelConstructed(t, wasm)
+			testExactFuelConstructed(t, wasm, 0)
+		})
+	}
+	// The guest's own refills (PollSkipping) are exact too, including
+	// where a bulk charge leaves the counter below -refill and the helper
+	// must call the check.
+	for _, skip := range []int64{1, 3, 1000} {
+		t.Run(fmt.Sprintf("skip-%d", skip), func(t *testing.T) {
+			testExactFuelConstructed(t, mustInstrument(t, readTestdata(t, "fuel.wasm"), Config{PollSkipping: true}), skip)
 		})
 	}
 }
 
-func testExactFuelConstructed(t *testing.T, wasm []byte) {
+func testExactFuelConstructed(t *testing.T, wasm []byte, skip int64) {
 	ctx := context.Background()
 	type tc struct {
 		fn   string
@@ -98,7 +107,7 @@ func testExactFuelConstructed(t *testing.T, wasm []byte) {
 		tc{"nested", []uint64{1, 1}, 4 + 1*(9+7*1)}, tc{"nested", []uint64{7, 13}, 4 + 7*(9+7*13)},
 	)
 	for _, refill := range []int64{1, 2, 7, 1000, 1 << 62} {
-		m := &meter{refill: refill}
+		m := &meter{refill: refill, skip: skip}
 		r := newMeteredRuntime(t, ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall), m)
 		mod, err := r.Instantiate(ctx, wasm)
 		if err != nil {

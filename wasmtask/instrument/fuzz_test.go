@@ -117,7 +117,9 @@ func FuzzInstrument(f *testing.F) {
 		f.Add(s.wasm)
 	}
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		res, err := Instrument(wasm, Config{})
+		// Half the inputs (by length) get the poll-skipping globals and
+		// helper, which is how wasmtask instruments.
+		res, err := Instrument(wasm, Config{PollSkipping: len(wasm)%2 == 1})
 		if err != nil && strings.Contains(err.Error(), "internal error") {
 			t.Fatalf("Instrument panicked: %v", err)
 		}

@@ -27,12 +27,18 @@ func readTestdata(t testing.TB, name string) []byte {
 }
 
 // meter is a host check that refills the fuel global with a fixed slice and
-// keeps the exact account: consumed = added - current.
+// keeps the exact account: consumed = added - current. On a module
+// instrumented with PollSkipping it also lets the guest refill itself skip
+// times between checks, and counts those refills into added.
 type meter struct {
 	refill int64
-	added  int64 // sum over host writes of (new value - old value)
+	skip   int64 // refills the guest may do on its own after each check
+	added  int64 // sum over host writes of (new value - old value), plus the guest's own refills
 	checks int
 	global api.MutableGlobal
+
+	armed      int64 // the skip global's value as the last check left it
+	skipsTaken int64 // refills the guest did on its own
 }
 
 func (m *meter) check(_ context.Context, mod api.Module) {
@@ -40,6 +46,14 @@ func (m *meter) check(_ context.Context, mod api.Module) {
 	m.global = g
 	cur := int64(g.Get())
 	m.checks++
+	if sg, ok := mod.ExportedGlobal(SkipExport).(api.MutableGlobal); ok {
+		taken := m.armed - int64(sg.Get())
+		m.skipsTaken += taken
+		m.added += taken * m.refill
+		sg.Set(uint64(m.skip))
+		m.armed = m.skip
+		mod.ExportedGlobal(RefillExport).(api.MutableGlobal).Set(uint64(m.refill))
+	}
 	m.added += m.refill - cur
 	g.Set(uint64(m.refill))
 }
@@ -47,7 +61,11 @@ func (m *meter) check(_ context.Context, mod api.Module) {
 // consumed returns the fuel consumed by mod so far.
 func (m *meter) consumed(mod api.Module) int64 {
 	g := mod.ExportedGlobal(DefaultFuelExport)
-	return m.added - int64(g.Get())
+	pending := int64(0)
+	if sg := mod.ExportedGlobal(SkipExport); sg != nil {
+		pending = (m.armed - int64(sg.Get())) * m.refill
+	}
+	return m.added + pending - int64(g.Get())
 }
 
 func unlimited() *meter { return &meter{refill: math.MaxInt64} }

@@ -22,6 +22,12 @@ type Config struct {
 	// (Custom sections other than "name" with no content after their name
 	// are always dropped: see the package documentation.)
 	StripCustom bool
+
+	// PollSkipping lets the slow-path helper refill the counter itself,
+	// without calling the check, while the host allows it: three more
+	// mutable i64 globals, exported as SkipExport, RefillExport and
+	// AttentionExport (see "Skipped polls" in the package documentation).
+	PollSkipping bool
 }
 
 // DefaultMaxCustomBytes is the default Config.MaxCustomBytes: 1 MiB. Custom
@@ -119,6 +125,14 @@ const (
 	DefaultImportModule = "wasmsched"
 	DefaultImportName   = "check"
 	DefaultFuelExport   = "wasmsched_fuel"
+
+	// The globals Config.PollSkipping adds (all mutable i64, initialised
+	// to 0): the refills the helper may still do on its own, the fuel each
+	// adds, and the word that, when nonzero, sends every slow path to the
+	// check.
+	SkipExport      = "wasmsched_skip"
+	RefillExport    = "wasmsched_refill"
+	AttentionExport = "wasmsched_attention"
 )
 
 var defaultCosts = DefaultCosts()

@@ -46,6 +46,8 @@ const (
 	opF32Const           = 0x43
 	opF64Const           = 0x44
 	opNumericFirst       = 0x45 // i32.eqz: the numeric operators up to opNumericLast take no immediate
+	opI64Eqz             = 0x50
+	opI64Ne              = 0x52
 	opI64LtS             = 0x53
 	opI32Add             = 0x6a
 	opI32Sub             = 0x6b

@@ -11,6 +11,8 @@ type rewriter struct {
 	checkType, slowType uint32 // the check import's and the helper's types
 	checkFunc, slowFunc uint32 // the check import and the helper
 	fuelGlobal          uint32
+	// With Config.PollSkipping: the skip, refill and attention globals.
+	skipGlobal, refillGlobal, attnGlobal uint32
 
 	knobs    knobs
 	scratch  []byte    // a section's rewritten payload
@@ -47,6 +49,7 @@ func (w *rewriter) run(in []byte) ([]byte, error) {
 	w.checkFunc = m.nImpFuncs
 	w.slowFunc = m.nFuncs() + 1
 	w.fuelGlobal = m.nGlobals
+	w.skipGlobal, w.refillGlobal, w.attnGlobal = m.nGlobals+1, m.nGlobals+2, m.nGlobals+3
 	if m.nTypes > maxU32-2 {
 		return nil, &LimitError{What: "Types", Value: uint64(m.nTypes), Max: maxU32 - 2, Offset: -1, Msg: "no room for the injected types"}
 	}
@@ -179,6 +182,24 @@ var defaultKnobs = knobs{}
 // only modules with defined functions need it (and a module without them
 // keeps its function and code sections, if any, unchanged).
 func (w *rewriter) hasHelper() bool { return len(w.m.funcTypes) > 0 }
+
+// injectedGlobals is how many globals the output appends: the fuel global,
+// and with Config.PollSkipping the skip, refill and attention globals.
+func (w *rewriter) injectedGlobals() uint32 {
+	if w.cfg.PollSkipping {
+		return 4
+	}
+	return 1
+}
+
+// injectedExports names the globals the output exports, in index order
+// from fuelGlobal.
+func (w *rewriter) injectedExports() []string {
+	if w.cfg.PollSkipping {
+		return []string{w.cfg.FuelExport, SkipExport, RefillExport, AttentionExport}
+	}
+	return []string{w.cfg.FuelExport}
+}
 
 // hasCheck reports whether the output imports the check function: a module
 // without any function runs no code, so it gets only the fuel global. (This

@@ -126,10 +126,11 @@ func (w *rewriter) tags(r *reader, p []byte) []byte {
 }
 
 // globals copies the global section, checking the initializers, and
-// appends the fuel global: a mutable i64 initialised to 0.
+// appends the fuel global (and the poll-skipping globals): mutable i64s
+// initialised to 0.
 func (w *rewriter) globals(r *reader, p []byte, missing bool) []byte {
 	n := declaredCount(r, missing)
-	p = appendU32(p, n+1)
+	p = appendU32(p, n+w.injectedGlobals())
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
 		w.m.valType(r)
@@ -137,24 +138,33 @@ func (w *rewriter) globals(r *reader, p []byte, missing bool) []byte {
 		p = append(p, r.b[mark:r.pos]...)
 		p = w.constExpr(r, p)
 	}
-	return append(p, valI64, globalMutable, opI64Const, 0, opEnd)
+	for range w.injectedGlobals() {
+		p = append(p, valI64, globalMutable, opI64Const, 0, opEnd)
+	}
+	return p
 }
 
 // exports copies the export section, shifting function indices and
-// checking global indices, and appends the export of the fuel global. A
-// module that already exports its name cannot be instrumented.
+// checking global indices, and appends the exports of the injected
+// globals. A module that already exports one of their names cannot be
+// instrumented.
 func (w *rewriter) exports(r *reader, p []byte, missing bool) ([]byte, error) {
 	var n uint32
 	if !missing {
 		n = r.count("export")
 		r.limit("Exports", uint64(n), uint64(w.m.lim.Exports))
 	}
-	p = appendU32(p, n+1)
+	injected := w.injectedExports()
+	p = appendU32(p, n+uint32(len(injected)))
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		mark := r.pos
 		name := r.name()
-		if r.err == nil && string(name) == w.cfg.FuelExport {
-			return nil, &ConfigError{Msg: "module already exports " + w.cfg.FuelExport}
+		if r.err == nil {
+			for _, inj := range injected {
+				if string(name) == inj {
+					return nil, &ConfigError{Msg: "module already exports " + inj}
+				}
+			}
 		}
 		kind := r.byte()
 		p = append(p, r.b[mark:r.pos]...)
@@ -171,9 +181,12 @@ func (w *rewriter) exports(r *reader, p []byte, missing bool) ([]byte, error) {
 		}
 		p = appendU32(p, idx)
 	}
-	p = appendName(p, w.cfg.FuelExport)
-	p = append(p, externGlobal)
-	return appendU32(p, w.fuelGlobal), nil
+	for i, name := range injected {
+		p = appendName(p, name)
+		p = append(p, externGlobal)
+		p = appendU32(p, w.fuelGlobal+uint32(i))
+	}
+	return p, nil
 }
 
 // start shifts the start function's index.

@@ -222,7 +222,7 @@ func (s *specSide) load(t *testing.T, buf []byte, counts *specCounts) ([]byte, e
 	if !s.instrumented {
 		return buf, nil
 	}
-	res, err := Instrument(buf, Config{})
+	res, err := Instrument(buf, Config{PollSkipping: true}) // as wasmtask instruments
 	if err != nil {
 		return nil, err
 	}
