@@ -30,6 +30,7 @@ type Context struct {
 	yield   YieldPath
 	yielded bool
 	timers  []*header // scratch for timer polls on this worker
+	attnSet bool      // the poll registered an attention word (SetAttention)
 }
 
 // Runtime returns the runtime the task runs on.
@@ -107,6 +108,24 @@ func (cx *Context) TimersDue() bool { return cx.rt.timers.due() }
 func (cx *Context) NextTimer() (time.Duration, bool) {
 	when, ok := cx.rt.timers.nextDue()
 	return time.Duration(when), ok
+}
+
+// SetAttention registers cell as the running task's attention word for the
+// rest of this poll: whenever a task is pushed to the injector (spawned or
+// woken from outside) or a timer becomes the runtime's earliest, the
+// runtime stores 1 into it (atomically, from whichever goroutine did it).
+// Code that checks in at intervals and skips its checks while nothing is
+// due (a Wasm guest refilling its own fuel counter) reads the word instead
+// of calling RemoteWorkWaiting and NextTimer, and clears it itself. The
+// registration ends with the poll, or with SetAttention(nil); at most one
+// word is registered per worker, the last one set. The cell must stay
+// writable for as long as it may be registered.
+func (cx *Context) SetAttention(cell *uint64) {
+	if cx.w == nil {
+		return
+	}
+	cx.rt.attention[cx.w.ID()].cell.Store(cell)
+	cx.attnSet = cell != nil
 }
 
 // RemoteWorkWaiting reports whether tasks wait in the injector (spawned or

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -602,5 +603,69 @@ func TestNextTimer(t *testing.T) {
 	s := next()
 	if !s.ok || s.at < atLeast || s.at > atLeast+time.Second {
 		t.Fatalf("NextTimer = %v, %v; want the one-minute sleep's deadline, just after %v", s.at, s.ok, atLeast)
+	}
+}
+
+// TestAttention pins SetAttention: a registered word is set by a push to
+// the injector and by a timer that becomes the runtime's earliest, not by
+// a later timer, and the registration ends with the poll.
+func TestAttention(t *testing.T) {
+	rt := newRT(t, WithWorkers(2))
+	var cell uint64
+	var step atomic.Int32 // the two tasks' handshake
+	await := func(what string, cond func() bool) {
+		deadline := time.Now().Add(20 * time.Second) // a hang, not a timing
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Errorf("gave up waiting for %s", what)
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	attended := func() bool { return atomic.LoadUint64(&cell) != 0 }
+	// A registers the word and spins through the steps inside one poll.
+	a := Spawn(rt, PollFunc[bool](func(cx *Context) (bool, bool) {
+		cx.SetAttention(&cell)
+		step.Store(1)
+		await("the remote spawn to set the word", attended)
+		atomic.StoreUint64(&cell, 0)
+		step.Store(2)
+		await("the first timer to set the word", attended)
+		atomic.StoreUint64(&cell, 0)
+		step.Store(3)
+		await("the later timer's registration", func() bool { return step.Load() == 4 })
+		if attended() {
+			t.Error("a timer later than the earliest set the word")
+		}
+		step.Store(5)
+		await("an earlier timer to set the word", attended)
+		return true, true
+	}))
+	await("A to register", func() bool { return step.Load() == 1 })
+	// B, spawned from outside (which sets A's word), runs on the other
+	// worker and adds timers at A's pace.
+	b := Spawn(rt, PollFunc[bool](func(cx *Context) (bool, bool) {
+		now := cx.Runtime().Now()
+		await("A to clear the word", func() bool { return step.Load() == 2 })
+		cx.WakeAt(now + time.Hour)
+		await("A to clear the word again", func() bool { return step.Load() == 3 })
+		cx.WakeAt(now + 2*time.Hour)
+		step.Store(4)
+		await("A to check", func() bool { return step.Load() == 5 })
+		cx.WakeAt(now + time.Minute)
+		return false, false
+	}))
+	t.Cleanup(b.Abort)
+	if _, err := a.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A's poll has ended: its registration with it.
+	atomic.StoreUint64(&cell, 0)
+	if _, err := Spawn(rt, PollFunc[bool](func(*Context) (bool, bool) { return true, true })).Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if attended() {
+		t.Error("a remote spawn set the word after the poll that registered it ended")
 	}
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"sync"
+	stdatomic "sync/atomic"
 	"time"
 
 	"go.uber.org/atomic"
@@ -24,6 +25,10 @@ type Runtime struct {
 	timers timerDriver
 	owned  ownedTasks
 	nextID atomic.Uint64
+
+	// attention is, per worker, the attention word the running task
+	// registered (Context.SetAttention), if any.
+	attention []attentionSlot
 
 	remoteSchedules atomic.Uint64
 	shuttingDown    atomic.Bool
@@ -50,6 +55,7 @@ func New(opts ...Option) (*Runtime, error) {
 	rt.timers.next.Store(maxWhen)
 	rt.workers = make([]*worker.Worker, cfg.Workers)
 	rt.contexts = make([]*Context, cfg.Workers)
+	rt.attention = make([]attentionSlot, cfg.Workers)
 	for i := range rt.workers {
 		rt.workers[i] = worker.New(worker.Config{
 			ID:                  i,
@@ -94,8 +100,27 @@ func (rt *Runtime) scheduleRemote(h *header) {
 		return
 	}
 	rt.remoteSchedules.Inc()
+	rt.notifyAttention()
 	if id := rt.idle.wakeOne(true); id >= 0 {
 		rt.workers[id].Unpark()
+	}
+}
+
+// attentionSlot holds one worker's registered attention word, on a cache
+// line of its own: the slots are read at every remote schedule and written
+// only when a task registers or its poll ends.
+type attentionSlot struct {
+	cell stdatomic.Pointer[uint64]
+	_    [cacheLine - 8]byte
+}
+
+// notifyAttention sets every registered attention word: something the
+// running tasks may want to give way to has arrived.
+func (rt *Runtime) notifyAttention() {
+	for i := range rt.attention {
+		if c := rt.attention[i].cell.Load(); c != nil {
+			stdatomic.StoreUint64(c, 1)
+		}
 	}
 }
 

@@ -207,6 +207,9 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 	}
 	yielded, path := cx.yielded, cx.yield
 	cx.cur = nil
+	if cx.attnSet {
+		cx.SetAttention(nil)
+	}
 	if ready {
 		err := t.err
 		if reason := t.cancelReason(); t.cancelRequested() && err != nil && !errors.Is(err, reason) {

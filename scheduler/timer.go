@@ -136,7 +136,11 @@ func (d *timerDriver) add(when int64, t *header, from *worker.Worker) {
 		wakeDriver, d.driverWhen = d.driver, when
 	}
 	noDriver := d.driver < 0
+	earliest := d.h[0].seq == d.seq
 	d.mu.Unlock()
+	if earliest {
+		d.rt.notifyAttention()
+	}
 	woke := -1
 	if wakeDriver >= 0 {
 		woke = wakeDriver
