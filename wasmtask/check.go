@@ -19,7 +19,7 @@ func (g *guest) consumed() int64 {
 	if !g.fuel.ok() {
 		return g.credit
 	}
-	return g.credit - int64(g.fuel.Get())
+	return g.credit + g.pendingSkips() - int64(g.fuel.Get())
 }
 
 // arm writes the next fuel value: the smallest of the budget left, the
@@ -27,8 +27,10 @@ func (g *guest) consumed() int64 {
 //
 // used is the guest's consumption, as consumed() would return it: the
 // fuel global has not changed since it was read (the guest is inside the
-// host call), so the current value is credit − used and needs no read.
-func (g *guest) arm(used int64) {
+// host call) and the guest's own refills are taken (takeSkips), so the
+// current value is credit − used and needs no read. It returns the value
+// written.
+func (g *guest) arm(used int64) int64 {
 	v := int64(math.MaxInt64 / 2)
 	if g.opts.FuelBudget > 0 {
 		v = min(v, g.opts.FuelBudget-used)
@@ -43,6 +45,7 @@ func (g *guest) arm(used int64) {
 	cur := g.credit - used
 	g.fuel.Set(uint64(v))
 	g.credit += v - cur
+	return v
 }
 
 // check is the injected host call: the fuel counter went negative.
@@ -52,6 +55,12 @@ func (g *guest) check(mod api.Module) {
 		panic(stop{})
 	}
 	g.stats.Checks++
+	if g.skips.armed != 0 {
+		g.takeSkips()
+	}
+	if g.hasE {
+		g.clearAttention()
+	}
 	g.co.CheckCancelled() // Abort takes effect here, at the next check
 	used := g.consumed()
 	if g.opts.FuelBudget > 0 && used > g.opts.FuelBudget {
@@ -83,7 +92,10 @@ func (g *guest) check(mod api.Module) {
 		// first), so an external wake does not wait for a whole slice.
 		g.giveWay(used, g.reading(now, estimated, used))
 	}
-	g.arm(used)
+	v := g.arm(used)
+	if g.hasE && g.skips.attn != nil {
+		g.armSkips(used, v)
+	}
 }
 
 // reading is now if it is a clock reading, else (an estimate) a new
@@ -255,6 +267,7 @@ type suspension struct {
 // suspending counts the guest as suspended on its worker's shard, about to
 // suspend at clock reading now (-1: none taken yet, read it).
 func (g *guest) suspending(now int64) suspension {
+	g.stopSkips()
 	if now < 0 {
 		now = nanos()
 	}

@@ -375,7 +375,7 @@ func (e *Engine) compile(ctx context.Context, h [32]byte, wasm []byte) (*Module,
 	}
 	defer func() { <-e.compiles }()
 	lim := e.cfg.Limits
-	res, err := instrument.Instrument(wasm, instrument.Config{Costs: e.cfg.Costs, Limits: lim.Module,
+	res, err := instrument.Instrument(wasm, instrument.Config{PollSkipping: true, Costs: e.cfg.Costs, Limits: lim.Module,
 		MaxCustomBytes: lim.MaxCustomBytes, StripCustom: lim.StripCustom})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)

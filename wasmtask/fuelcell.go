@@ -54,10 +54,17 @@ type fuelGlobal struct {
 // newFuelGlobal returns the fuel global of gl (nil gl: none), an
 // instance of m.
 func newFuelGlobal(gl api.MutableGlobal, m *Module) fuelGlobal {
+	return newGlobalCell(gl, &m.fuelOffset)
+}
+
+// newGlobalCell is newFuelGlobal for any of a guest's injected i64
+// globals, offset caching where its value lies (see cellOf).
+func newGlobalCell(gl api.MutableGlobal, offset *atomic.Int64) fuelGlobal {
 	if gl == nil {
 		return fuelGlobal{}
 	}
-	return fuelGlobal{gl: gl, cell: fuelCellOf(gl, &m.fuelOffset)}
+	cell, _ := cellOf(gl, offset)
+	return fuelGlobal{gl: gl, cell: cell}
 }
 
 // findFuel sets g.fuel to mod's fuel global if it is not set yet, and
@@ -66,6 +73,9 @@ func (g *guest) findFuel(mod api.Module) bool {
 	if !g.fuel.ok() {
 		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
 		g.fuel = newFuelGlobal(gl, g.m)
+		if g.fuel.ok() {
+			g.findSkip(mod)
+		}
 	}
 	return g.fuel.ok()
 }
@@ -92,11 +102,23 @@ func (f *fuelGlobal) Set(v uint64) {
 
 const wazeroWasmPkgPath = "github.com/tetratelabs/wazero/internal/wasm"
 
-// fuelCellOf returns the address of the value of gl, an i64 global, or nil
-// if gl is not one of the wazero globals this file knows. offset caches,
-// for the compiled module, where the value lies in the context buffer
-// (plus one; 0: unknown), so that only a module's first instance looks
-// for it: the buffer grows with the module's imports and globals.
+// cellOf returns the address of the value of gl, an i64 global, or nil
+// if gl is not one of the wazero globals this file knows; compiled says
+// the value is in a compiled module's context buffer, which only the
+// guest's machine code reads (not the interpreter's Go code). offset
+// caches, for the compiled module, where the value lies in the context
+// buffer (plus one; 0: unknown), so that only a module's first instance
+// looks for it: the buffer grows with the module's imports and globals.
+func cellOf(gl api.MutableGlobal, offset *atomic.Int64) (cell *uint64, compiled bool) {
+	cell = fuelCellOf(gl, offset)
+	if cell == nil {
+		return nil, false
+	}
+	v := reflect.ValueOf(gl).FieldByName("g").Elem()
+	return cell, !v.FieldByName("Me").IsNil()
+}
+
+// fuelCellOf is cellOf's address.
 func fuelCellOf(gl api.MutableGlobal, offset *atomic.Int64) *uint64 {
 	if gl.Type() != api.ValueTypeI64 {
 		return nil

@@ -84,6 +84,7 @@ type Options struct {
 type GuestStats struct {
 	FuelUsed      int64         // exact, per the instrumenter's cost rule
 	Checks        int64         // host check calls
+	SkippedChecks int64         // polls the guest answered itself, skipping the check (epoch mode: pollskip.go)
 	EpochYields   int64         // suspensions at an epoch deadline
 	FuelYields    int64         // suspensions at a fuel deadline
 	GiveWayYields int64         // of EpochYields, those taken because a runtime timer was due or remote work waited
@@ -140,11 +141,12 @@ type guest struct {
 	hasConst bool
 
 	fuel       fuelGlobal
-	credit     int64  // Σ (value written − value replaced) on the fuel global
-	sliceEnd   int64  // consumption at which the fuel slice ends
-	armedAt    int64  // nanos() when the epoch deadline was last armed
-	armedBump  uint64 // the engine's manual epoch increments then
-	epochDelta uint64 // epochs from armedAt to the deadline
+	skips      pollSkip // the poll-skipping globals (pollskip.go)
+	credit     int64    // Σ (value written − value replaced) on the fuel global
+	sliceEnd   int64    // consumption at which the fuel slice ends
+	armedAt    int64    // nanos() when the epoch deadline was last armed
+	armedBump  uint64   // the engine's manual epoch increments then
+	epochDelta uint64   // epochs from armedAt to the deadline
 	clock      epochClock
 	lastWorker int
 	mem        *guestMemory  // the guest's linear memory and its bounds
@@ -276,6 +278,7 @@ func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
 	g.sliceEnd = g.opts.FuelSlice
 	g.credit = 0
 	if g.fuel.ok() {
+		g.stopSkips()                  // an Instance's previous call may have left some
 		g.credit = int64(g.fuel.Get()) // consumed() is 0
 		g.arm(0)
 	}

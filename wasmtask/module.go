@@ -33,6 +33,9 @@ type Module struct {
 	// context buffer, plus one (0: not found yet): the same for every
 	// instance of the compiled module (fuelcell.go).
 	fuelOffset atomic.Int64
+	// skipOffset and attnOffset are the same for the poll-skipping
+	// globals (pollskip.go).
+	skipOffset, attnOffset atomic.Int64
 
 	mu       sync.Mutex
 	compiled wazero.CompiledModule // nil once released
