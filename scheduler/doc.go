@@ -59,6 +59,12 @@
 // and a Wasm guest that notices a due timer at a check fires it and gives
 // way. A woken sleeper takes its worker's LIFO slot if it is empty.
 //
+// A running task may register an attention word for the rest of its poll
+// (Context.SetAttention): the runtime sets it when a task is pushed to the
+// injector or a timer becomes the earliest, which is what a Wasm guest
+// between deadlines gives way to, so that the guest can skip its checks
+// while the word is clear.
+//
 // # Invariants the tests pin down
 //
 //   - Every spawned task completes exactly once; a wake is never lost and a

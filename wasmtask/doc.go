@@ -28,7 +28,14 @@
 // checks estimate the time from the fuel used since the last read and the
 // guest's measured rate, and read the clock only when the estimate nears
 // the next event, after 64 estimates in a row, and before acting
-// (epochclock.go).
+// (epochclock.go). On wazero's compiler the guest answers those polls
+// itself: each check tells it how many of the next polls would be
+// estimates with nothing to do, and it refills its own counter that many
+// times without calling the host, unless its attention word is set — the
+// runtime sets it when a task is pushed to the injector or a timer
+// becomes the earliest (scheduler.Context.SetAttention). Abort, a
+// cancelled context and IncrementEpoch are seen at the next real check,
+// within 64 polls (pollskip.go; GuestStats.SkippedChecks counts them).
 //
 // A suspended guest holds its coroutine's goroutine stack, its wazero
 // instance, and the call engines of the exports it calls, each of which

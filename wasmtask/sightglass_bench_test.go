@@ -428,7 +428,7 @@ func BenchmarkSightglassOverhead(b *testing.B) {
 				}
 			}
 			var window, suspended [len(sgModes)]time.Duration
-			var yields, checks [len(sgModes)]int64
+			var yields, checks, skipped [len(sgModes)]int64
 			var logRatio [len(sgModes)]float64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -445,6 +445,7 @@ func BenchmarkSightglassOverhead(b *testing.B) {
 					w[j] = max(res.window, 1)
 					yields[j] += res.stats.Yields()
 					checks[j] += res.stats.Checks
+					skipped[j] += res.stats.SkippedChecks
 					suspended[j] += res.stats.Suspended
 				}
 				for j := range sgModes {
@@ -461,6 +462,7 @@ func BenchmarkSightglassOverhead(b *testing.B) {
 				b.ReportMetric(math.Exp(logRatio[j]/n), mode+"/plain")
 				b.ReportMetric(float64(yields[j])/n, mode+"-yields/op")
 				b.ReportMetric(float64(checks[j])/n, mode+"-checks/op")
+				b.ReportMetric(float64(skipped[j])/n, mode+"-skipped/op")
 				b.ReportMetric(float64(suspended[j].Nanoseconds())/n, mode+"-suspended-ns/op")
 			}
 		})
