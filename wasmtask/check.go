@@ -19,7 +19,10 @@ func (g *guest) consumed() int64 {
 	if !g.fuel.ok() {
 		return g.credit
 	}
-	return g.credit + g.pendingSkips() - int64(g.fuel.Get())
+	if g.skips.armed != 0 {
+		return g.credit + g.pendingSkips() - int64(g.fuel.Get())
+	}
+	return g.credit - int64(g.fuel.Get())
 }
 
 // arm writes the next fuel value: the smallest of the budget left, the
@@ -267,7 +270,9 @@ type suspension struct {
 // suspending counts the guest as suspended on its worker's shard, about to
 // suspend at clock reading now (-1: none taken yet, read it).
 func (g *guest) suspending(now int64) suspension {
-	g.stopSkips()
+	if g.skips.armed != 0 {
+		g.stopSkips()
+	}
 	if now < 0 {
 		now = nanos()
 	}
