@@ -32,6 +32,8 @@ ip=$(med SuspendResume/baseline-iter-pull ns/yield)
 fh=$(med SuspendResume/floor-hostcall ns/yield)
 fs=$(med SuspendResume/floor-hostcall-switch ns/yield)
 ep=$(med EpochPoll/epoch-poll ns/poll)
+esp=$(med EpochPoll/epoch-skipped-poll ns/poll)
+esf=$(med EpochPoll/epoch-skipped-poll skipped-fraction)
 rss=$(med SuspendedGuestsRSS RSS-B/guest)
 rssr=$(med SuspendedGuestsRSS RSS-released-B/guest)
 rsshs=$(med SuspendedGuestsRSS heap+stack-B/guest)
@@ -67,7 +69,8 @@ us() { awk -v x="$1" 'BEGIN{printf "%.2f µs", x/1e3}'; }
 	echo "| guest suspend + resume, immediate path, LIFO on | $il ns | the floor $fs ns | $(ratio "$il" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| guest suspend + resume, immediate path, LIFO off | $inl ns | the floor $fs ns | $(ratio "$inl" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| (the floor's parts) a wazero host call alone; an iter.Pull switch pair alone; a goroutine channel round trip | $fh ns | $ip ns | | $ch ns |"
-	echo "| one epoch poll with nothing to do (\`EpochPoll\`: the guest's time per poll beyond the same loop without checks) | $ep ns | a wazero host call alone $fh ns | $(ratio "$ep" "$fh") | (epoch mode pays it every \`PollInterval\` fuel) |"
+	echo "| one epoch poll with nothing to do (\`EpochPoll\`: the guest's time per poll beyond the same loop without checks) | $ep ns | a wazero host call alone $fh ns | $(ratio "$ep" "$fh") | (epoch mode pays it at the polls it does not skip) |"
+	echo "| one epoch poll with nothing to do, skipped or not (\`EpochPoll/epoch-skipped-poll\`: interval 1,000 fuel, where the guest answers most polls itself; fraction skipped: $esf) | $esp ns | the poll above $ep ns | $(ratio "$esp" "$ep") | (pollskip.go) |"
 	echo "| 4 CPU-bound guests (spin 20 M each) on 2 workers, epoch 1 ms | $(awk -v x="$tw" 'BEGIN{printf "%.1f ms", x/1e6}') | plain goroutines, uninstrumented wazero $(awk -v x="$tg" 'BEGIN{printf "%.1f ms", x/1e6}') | $(ratio "$tw" "$tg") | (the cost of preemptibility) |"
 	echo "| memory per suspended guest, 10,000 suspended (no linear memory): Go heap + stacks | $(awk -v x="$mem" 'BEGIN{printf "%.1f KiB", x/1024}') | | | issue 12: ≤ 16 KiB |"
 	echo "| 100,000 suspended guests (\`SuspendedGuestsRSS\`, one run): RSS growth per guest as the process stands; once Go has returned its free pages; Go heap + stacks | $(awk -v x="$rss" 'BEGIN{printf "%.1f KiB", x/1024}') | $(awk -v x="$rssr" 'BEGIN{printf "%.1f KiB", x/1024}') | | $(awk -v x="$rsshs" 'BEGIN{printf "%.1f KiB", x/1024}') |"

@@ -197,7 +197,10 @@ func hostLoop(b *testing.B, tick func()) func(n uint64) {
 // fuel mode with a slice it never spends (no check at all), measured in
 // the same run. epoch-poll's ns/poll is (its time − the baseline's) per
 // poll; floor-hostcall (BenchmarkSuspendResume) is what any exit to a Go
-// host function costs.
+// host function costs. epoch-skipped-poll is the same at a PollInterval of
+// 1,000 fuel (the shortest with which guests skip polls: pollskip.go),
+// where the guest answers most polls itself: its ns/poll is per poll,
+// skipped or not, and skipped-fraction says how many it skipped.
 func BenchmarkEpochPoll(b *testing.B) {
 	run := func(b *testing.B, cfg EngineConfig, opts Options) GuestStats {
 		e := newEnv(b, "spin.wasm", cfg, scheduler.WithWorkers(1))
@@ -228,6 +231,19 @@ func BenchmarkEpochPoll(b *testing.B) {
 		b.ReportMetric(per, "ns/iteration")
 		if base > 0 {
 			b.ReportMetric((per-base)*float64(b.N)/float64(st.Checks), "ns/poll")
+		}
+	})
+	b.Run("epoch-skipped-poll", func(b *testing.B) {
+		st := run(b, EngineConfig{PollInterval: minSkipRefill}, Options{Interrupt: InterruptEpoch, EpochDeadline: 1 << 30})
+		polls := st.Checks + st.SkippedChecks
+		if b.N >= 1_000_000 && st.SkippedChecks == 0 {
+			b.Fatalf("no poll skipped in %d", polls)
+		}
+		per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(per, "ns/iteration")
+		if base > 0 && polls > 0 {
+			b.ReportMetric((per-base)*float64(b.N)/float64(polls), "ns/poll")
+			b.ReportMetric(float64(st.SkippedChecks)/float64(polls), "skipped-fraction")
 		}
 	})
 }
