@@ -112,8 +112,9 @@ func (cx *Context) NextTimer() (time.Duration, bool) {
 
 // SetAttention registers cell as the running task's attention word for the
 // rest of this poll: whenever a task is pushed to the injector (spawned or
-// woken from outside) or a timer becomes the runtime's earliest, the
-// runtime stores 1 into it (atomically, from whichever goroutine did it).
+// woken from outside), a timer becomes the runtime's earliest or a running
+// task is aborted, the runtime stores 1 into it (atomically, from
+// whichever goroutine did it).
 // Code that checks in at intervals and skips its checks while nothing is
 // due (a Wasm guest refilling its own fuel counter) reads the word instead
 // of calling RemoteWorkWaiting and NextTimer, and clears it itself. The

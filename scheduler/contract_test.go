@@ -669,3 +669,32 @@ func TestAttention(t *testing.T) {
 		t.Error("a remote spawn set the word after the poll that registered it ended")
 	}
 }
+
+// TestAttentionOnAbort: aborting a running task sets the attention word
+// it registered, so that code skipping its checks sees the abort.
+func TestAttentionOnAbort(t *testing.T) {
+	rt := newRT(t, WithWorkers(1))
+	var cell uint64
+	var registered atomic.Bool
+	h := Spawn(rt, PollFunc[bool](func(cx *Context) (bool, bool) {
+		cx.SetAttention(&cell)
+		registered.Store(true)
+		deadline := time.Now().Add(20 * time.Second) // a hang, not a timing
+		for atomic.LoadUint64(&cell) == 0 {
+			if time.Now().After(deadline) {
+				t.Error("the abort did not set the word")
+				break
+			}
+			runtime.Gosched()
+		}
+		return cx.Aborted(), true
+	}))
+	for !registered.Load() {
+		runtime.Gosched()
+	}
+	h.Abort()
+	// A poll that completes keeps its result; it saw the request.
+	if aborted, err := h.Wait(context.Background()); err != nil || !aborted {
+		t.Fatalf("Wait = %v, %v; want a poll that saw the abort", aborted, err)
+	}
+}

@@ -62,8 +62,8 @@
 // A running task may register an attention word for the rest of its poll
 // (Context.SetAttention): the runtime sets it when a task is pushed to the
 // injector or a timer becomes the earliest, which is what a Wasm guest
-// between deadlines gives way to, so that the guest can skip its checks
-// while the word is clear.
+// between deadlines gives way to, and when the running task is aborted, so
+// that the guest can skip its checks while the word is clear.
 //
 // # Invariants the tests pin down
 //

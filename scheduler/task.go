@@ -155,6 +155,15 @@ func (h *header) requestCancel(reason error) {
 			if idle {
 				h.markReady()
 				h.rt.scheduleRemote(h)
+			} else if s&stRunning != 0 {
+				// A running task that watches an attention word (a
+				// guest skipping its checks) sees the request at its
+				// next check instead of after its skips. Which worker
+				// runs it is not known here without a shared write on
+				// every poll, so every registered word is set: the
+				// others' guests each make one check that finds
+				// nothing, and aborts are rare.
+				h.rt.notifyAttention()
 			}
 			return
 		}

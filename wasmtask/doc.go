@@ -32,10 +32,10 @@
 // itself: each check tells it how many of the next polls would be
 // estimates with nothing to do, and it refills its own counter that many
 // times without calling the host, unless its attention word is set — the
-// runtime sets it when a task is pushed to the injector or a timer
-// becomes the earliest (scheduler.Context.SetAttention). Abort, a
-// cancelled context and IncrementEpoch are seen at the next real check,
-// within 64 polls (pollskip.go; GuestStats.SkippedChecks counts them).
+// runtime sets it when a task is pushed to the injector, a timer becomes
+// the earliest or the guest is aborted (scheduler.Context.SetAttention).
+// IncrementEpoch is seen at the next real check, within 64 polls
+// (pollskip.go; GuestStats.SkippedChecks counts the skipped polls).
 //
 // A suspended guest holds its coroutine's goroutine stack, its wazero
 // instance, and the call engines of the exports it calls, each of which

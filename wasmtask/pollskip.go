@@ -26,10 +26,11 @@ package wasmtask
 //     which is what the check gives way to between deadlines, so external
 //     wakes and new timers are seen at the next poll as before.
 //
-// What is not signalled, Abort, a cancelled context and IncrementEpoch, is
-// seen at the next real check, within maxEstimatedChecks polls (about a
-// hundred microseconds of guest time at the default interval), as it was
-// for IncrementEpoch with the estimator already.
+// Abort of a running task (and so a cancelled context, and Shutdown) sets
+// the word too. What is not
+// signalled, IncrementEpoch, is seen at the next real check, within
+// maxEstimatedChecks polls (about a hundred microseconds of guest time at
+// the default interval), as it was with the estimator already.
 //
 // Only wazero's compiler gets skips: the attention word is written by
 // other goroutines while the guest reads it, which its machine code does

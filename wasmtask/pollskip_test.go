@@ -149,3 +149,48 @@ func TestPollSkippingSeesRemoteWork(t *testing.T) {
 		}
 	}
 }
+
+// TestPollSkippingSeesAbort: Abort, which no skipped poll looks at, sets
+// the attention word of the task's worker, so a guest aborted while it has
+// skips left stops at its next poll, not after its skips. The guest aborts
+// itself from a host function (its handle's Abort, as from any goroutine).
+func TestPollSkippingSeesAbort(t *testing.T) {
+	var (
+		handle  atomic.Pointer[scheduler.JoinHandle[Result]]
+		abortAt atomic.Int64
+	)
+	env := WazeroHostModule{Name: "env", Define: func(b wazero.HostModuleBuilder) wazero.HostModuleBuilder {
+		return b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, _ []uint64) {
+			h := handle.Load()
+			if h == nil || abortAt.Load() >= 0 {
+				return
+			}
+			hc, _ := HostCallFrom(ctx, m)
+			if hc.g.skips.armed > 0 && hc.g.skips.skip.Get() > 0 {
+				abortAt.Store(hc.FuelConsumed())
+				h.Abort()
+			}
+		}), nil, nil).Export("tick")
+	}}
+	e := newEnv(t, "", EngineConfig{WazeroHostModules: []WazeroHostModule{env}}, scheduler.WithWorkers(1))
+	mod, err := e.eng.Compile(context.Background(), readTestdata(t, "hostloop.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		abortAt.Store(-1)
+		handle.Store(nil)
+		h := Spawn(context.Background(), e.rt, mod, Options{Export: "loop", Args: []uint64{2_000_000}, EpochDeadline: 50})
+		handle.Store(h)
+		_, err := waitGuest(t, h)
+		var ge *Error
+		if !errors.Is(err, scheduler.ErrAborted) || !errors.As(err, &ge) {
+			t.Fatalf("round %d: err = %v, want the abort (the guest never had skips left?)", round, err)
+		}
+		// One poll interval, plus an iteration's overshoot.
+		if at := abortAt.Load(); at < 0 || ge.Stats.FuelUsed-at > DefaultPollInterval+20 {
+			t.Fatalf("round %d: aborted at %d fuel, stopped at %d: want within one poll interval (%d)",
+				round, at, ge.Stats.FuelUsed, DefaultPollInterval)
+		}
+	}
+}
