@@ -9,7 +9,7 @@ package wasmtask
 // module's context buffer, a sizeable part of what a poll costs beyond
 // wazero's host call itself (BenchmarkEpochPoll measures a poll). The
 // value lives at a fixed address for the instance's lifetime, so
-// fuelCellOf finds that address once, at the guest's first use of the
+// cellOf finds that address once, at the guest's first use of the
 // global, and Get and Set are then a load and a store.
 //
 // Where the value lives depends on the engine:
@@ -45,7 +45,7 @@ import (
 )
 
 // fuelGlobal is a guest's fuel global: the api's handle, and the address
-// of its value when fuelCellOf found it.
+// of its value when cellOf found it.
 type fuelGlobal struct {
 	gl   api.MutableGlobal
 	cell *uint64
@@ -110,58 +110,47 @@ const wazeroWasmPkgPath = "github.com/tetratelabs/wazero/internal/wasm"
 // buffer (plus one; 0: unknown), so that only a module's first instance
 // looks for it: the buffer grows with the module's imports and globals.
 func cellOf(gl api.MutableGlobal, offset *atomic.Int64) (cell *uint64, compiled bool) {
-	cell = fuelCellOf(gl, offset)
-	if cell == nil {
-		return nil, false
-	}
-	v := reflect.ValueOf(gl).FieldByName("g").Elem()
-	return cell, !v.FieldByName("Me").IsNil()
-}
-
-// fuelCellOf is cellOf's address.
-func fuelCellOf(gl api.MutableGlobal, offset *atomic.Int64) *uint64 {
 	if gl.Type() != api.ValueTypeI64 {
-		return nil
+		return nil, false
 	}
 	// gl: wasm.mutableGlobal{g *GlobalInstance}.
 	v := reflect.ValueOf(gl)
 	if v.Kind() != reflect.Struct || v.Type().Name() != "mutableGlobal" || v.Type().PkgPath() != wazeroWasmPkgPath {
-		return nil
+		return nil, false
 	}
 	gp := v.FieldByName("g")
 	if gp.Kind() != reflect.Pointer || gp.IsNil() || gp.Type().Elem().Name() != "GlobalInstance" {
-		return nil
+		return nil, false
 	}
 	gi := gp.Elem()
 	val, me := gi.FieldByName("Val"), gi.FieldByName("Me")
 	if val.Kind() != reflect.Uint64 || me.Kind() != reflect.Interface {
-		return nil
+		return nil, false
 	}
 	if me.IsNil() {
 		// The interpreter: the value is the instance's Val.
-		cell := (*uint64)(unsafe.Pointer(val.UnsafeAddr()))
-		return verifyCell(gl, cell)
+		return verifyCell(gl, (*uint64)(unsafe.Pointer(val.UnsafeAddr()))), false
 	}
 	// wazevo: the value is in the module engine's context buffer.
 	eng := me.Elem()
 	if eng.Kind() != reflect.Pointer || eng.IsNil() || eng.Type().Elem().Name() != "moduleEngine" || eng.Type().Elem().PkgPath() != wazevoPkgPath {
-		return nil
+		return nil, false
 	}
 	opaque := eng.Elem().FieldByName("opaque")
 	if opaque.Kind() != reflect.Slice || opaque.Type().Elem().Kind() != reflect.Uint8 || opaque.Len() < 8 {
-		return nil
+		return nil, false
 	}
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(opaque.Pointer())), opaque.Len())
 	if off := offset.Load() - 1; off >= 0 && off+8 <= int64(len(buf)) {
 		if cell := verifyCell(gl, (*uint64)(unsafe.Pointer(&buf[off]))); cell != nil {
-			return cell
+			return cell, true
 		}
 	}
-	cell := verifyCell(gl, findWord(gl, buf))
+	cell = verifyCell(gl, findWord(gl, buf))
 	if cell != nil {
 		offset.Store(int64(uintptr(unsafe.Pointer(cell))-uintptr(unsafe.Pointer(&buf[0]))) + 1)
 	}
-	return cell
+	return cell, cell != nil
 }
 
 // Two sentinels no counter holds: the fuel global is armed with at most

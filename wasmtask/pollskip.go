@@ -27,10 +27,10 @@ package wasmtask
 //     wakes and new timers are seen at the next poll as before.
 //
 // Abort of a running task (and so a cancelled context, and Shutdown) sets
-// the word too. What is not
-// signalled, IncrementEpoch, is seen at the next real check, within
-// maxEstimatedChecks polls (about a hundred microseconds of guest time at
-// the default interval), as it was with the estimator already.
+// the word too. What is not signalled, IncrementEpoch, is seen at the next
+// real check, within maxEstimatedChecks polls (about a hundred
+// microseconds of guest time at the default interval), as it was with the
+// estimator already.
 //
 // Only wazero's compiler gets skips: the attention word is written by
 // other goroutines while the guest reads it, which its machine code does
@@ -89,20 +89,15 @@ func (g *guest) findSkip(mod api.Module) {
 }
 
 // pendingSkips is the fuel the guest has added by its own refills since
-// the host last armed skip.
+// the host last armed skip. Callers test g.skips.armed != 0 first (inline,
+// on the hot paths), as for takeSkips.
 func (g *guest) pendingSkips() int64 {
-	if g.skips.armed == 0 {
-		return 0
-	}
 	return (g.skips.armed - int64(g.skips.skip.Get())) * g.skips.refill
 }
 
 // takeSkips folds the guest's own refills since the last arming into
 // credit, and counts them as estimated checks.
 func (g *guest) takeSkips() {
-	if g.skips.armed == 0 {
-		return
-	}
 	left := int64(g.skips.skip.Get())
 	taken := g.skips.armed - left
 	g.credit += taken * g.skips.refill
@@ -132,7 +127,8 @@ func (g *guest) clearAttention() {
 }
 
 // armSkips sets how many polls the guest may skip after a real check at
-// consumption used, whose counter was armed with v.
+// consumption used, whose counter was armed with v; the guest is in epoch
+// mode and has an attention word (the caller tests both).
 //
 // The attention word is registered before the injector and the timers are
 // looked at, and a push or a timer insertion stores its data before it
@@ -141,7 +137,7 @@ func (g *guest) clearAttention() {
 // signalled and allows no skip.
 func (g *guest) armSkips(used, v int64) {
 	k := int64(0)
-	if g.hasE && v == g.skips.refill && g.clock.nsPerFuel > 0 {
+	if v == g.skips.refill && g.clock.nsPerFuel > 0 {
 		cx := g.co.Context()
 		if w, seq := cx.WorkerID(), cx.PollSeq(); w != g.skips.regWorker || seq != g.skips.regSeq {
 			cx.SetAttention(g.skips.attn)

@@ -185,12 +185,7 @@ func (w *rewriter) hasHelper() bool { return len(w.m.funcTypes) > 0 }
 
 // injectedGlobals is how many globals the output appends: the fuel global,
 // and with Config.PollSkipping the skip, refill and attention globals.
-func (w *rewriter) injectedGlobals() uint32 {
-	if w.cfg.PollSkipping {
-		return 4
-	}
-	return 1
-}
+func (w *rewriter) injectedGlobals() uint32 { return uint32(len(w.injectedExports())) }
 
 // injectedExports names the globals the output exports, in index order
 // from fuelGlobal.
