@@ -31,6 +31,9 @@ type Context struct {
 	yielded bool
 	timers  []*header // scratch for timer polls on this worker
 	attnSet bool      // the poll registered an attention word (SetAttention)
+	// pollStart is the runtime nanotime at the poll's start; only with an
+	// Observer.
+	pollStart int64
 }
 
 // Runtime returns the runtime the task runs on.
@@ -159,12 +162,17 @@ func Spawn[T any](s Spawner, f Future[T]) *JoinHandle[T] {
 	return spawnBody(s, f, nil)
 }
 
-func spawnBody[T any](s Spawner, f Future[T], body pollable[T]) *JoinHandle[T] {
+func spawnBody[T any](s Spawner, f Future[T], body *coBody[T]) *JoinHandle[T] {
 	rt, cx := s.spawnTarget()
 	h := &JoinHandle[T]{}
 	t := h.tk()
-	t.fut, t.body = f, body
-	t.wt.Init(t)
+	t.fut, t.body, t.typed = f, body, t
+	if body != nil {
+		t.co = &body.coCore
+		t.wt.Init((*stackfulRunner)(&t.header))
+	} else {
+		t.wt.Init(t)
+	}
 	t.rt = rt
 	t.id = TaskID(rt.nextID.Inc())
 	t.lastWorker = -1
@@ -172,7 +180,7 @@ func spawnBody[T any](s Spawner, f Future[T], body pollable[T]) *JoinHandle[T] {
 	t.markReady()
 	if !rt.owned.insert(&t.header) {
 		var zero T
-		t.result, t.err, t.fut, t.body = zero, ErrShutdown, nil, nil
+		t.result, t.err, t.fut, t.body, t.co = zero, ErrShutdown, nil, nil, nil
 		t.state.Store(stComplete)
 		t.join.Store(joinDone)
 		return h

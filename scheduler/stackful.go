@@ -60,15 +60,23 @@ func (co *Co) CheckCancelled() {
 
 // suspend returns control to the worker with the task pending. It unwinds
 // the task if it is cancelled.
+//
+// A task already cancelled suspends all the same: the worker sees the
+// cancellation when the poll ends and stops the coroutine, whose yield then
+// returns false. That keeps suspend small enough to inline into its
+// callers (YieldVia, and through it a guest's check), which keeps a frame
+// off the coroutine's stack while it is suspended. A task stopped once
+// whose code recovered the unwind and suspends again gets false at once.
 func (co *Co) suspend() {
-	if co.stopped || co.h.cancelRequested() {
-		co.stopped = true
-		panic(errUnwind)
-	}
 	if !co.yield(struct{}{}) {
-		co.stopped = true
-		panic(errUnwind)
+		co.unwind()
 	}
+}
+
+// unwind stops the task: see errUnwind.
+func (co *Co) unwind() {
+	co.stopped = true
+	panic(errUnwind)
 }
 
 // Yield suspends the task and re-enters it through the immediate path.
@@ -117,32 +125,33 @@ func Join[T any](co *Co, h *JoinHandle[T]) (T, error) {
 // suspend anywhere in its call stack through co. Its goroutine is created
 // at the first poll, so a task cancelled before it runs costs none.
 func SpawnFunc[T any](s Spawner, fn func(co *Co) (T, error)) *JoinHandle[T] {
-	return spawnBody[T](s, nil, &coBody[T]{fn: fn})
+	b := &coBody[T]{fn: fn}
+	b.coCore.run = b.run
+	return spawnBody[T](s, nil, b)
 }
 
+// coBody is a stackful task's body: the coroutine (coCore, which the
+// worker resumes without generic code in between: see stackfulRunner) and
+// what the function returned.
 type coBody[T any] struct {
+	coCore
+	fn  func(*Co) (T, error)
+	res T
+	err error
+}
+
+// coCore is the type-independent part of a stackful task's coroutine.
+type coCore struct {
 	co    Co
-	fn    func(*Co) (T, error)
+	run   func(yield func(struct{}) bool) // the coroutine's function (coBody.run)
 	next  func() (struct{}, bool)
 	stop  func()
-	res   T
-	err   error
 	ended bool
 }
 
-func (b *coBody[T]) poll(cx *Context) bool {
-	b.co.cx, b.co.h = cx, cx.cur
-	if b.next == nil {
-		b.next, b.stop = iter.Pull(b.run)
-	}
-	if _, more := b.next(); more {
-		return false
-	}
-	b.ended = true
-	return true
-}
-
-func (b *coBody[T]) take() (T, error) { return b.res, b.err }
+// start creates the coroutine's goroutine, at the first poll: a task
+// cancelled before it runs costs none. stackfulRunner.RunTask resumes it.
+func (c *coCore) start() { c.next, c.stop = iter.Pull(c.run) }
 
 // run is the coroutine. Panics are recovered here, on the coroutine's own
 // stack, so the PanicError carries the stack where the panic happened.

@@ -32,22 +32,13 @@ const (
 	stComplete
 )
 
-// pollable is the body of a task: a Future adapted to also report an error.
-//
-// poll reports only readiness; the result is fetched once, with take, when
-// the body is ready. Returning T by value from every poll copied it on
-// every suspension (wasmtask.Result is ~180 bytes, and a guest that yields
-// every slice is polled millions of times).
-type pollable[T any] interface {
-	poll(cx *Context) bool
-	take() (T, error)
-}
-
-// canceller is implemented by bodies that hold resources to release when
-// the task is cancelled without completing (a stackful task's coroutine).
-// cancel returns what the body produced while unwinding, if anything.
-type canceller[T any] interface {
-	cancel(cx *Context) (v T, err error, ok bool)
+// typedTask is what the type-independent code (header, stackfulRunner)
+// needs from a task[T]: the steps that touch its result. Each is called
+// once per task, so its generic wrapper costs nothing that matters.
+type typedTask interface {
+	finishReady(cx *Context)
+	finishCancelled(w *worker.Worker)
+	CancelTask()
 }
 
 // header is the type-independent part of a task.
@@ -65,6 +56,8 @@ type header struct {
 	// completed (timerDriver.forget).
 	timers    atomic.Int32
 	timerDead bool
+	typed     typedTask // the task[T] this header is part of
+	co        *coCore   // a stackful task's coroutine; nil for a poll-based task
 }
 
 type joinWaiter struct {
@@ -76,8 +69,8 @@ var joinDone = &joinWaiter{}
 
 type task[T any] struct {
 	header
-	fut    Future[T]   // a poll-based task (no wrapper: converting one to pollable would allocate)
-	body   pollable[T] // otherwise: a stackful task's coroutine
+	fut    Future[T]  // a poll-based task
+	body   *coBody[T] // otherwise: a stackful task's coroutine (header.co is &body.coCore)
 	result T
 	err    error
 }
@@ -179,40 +172,92 @@ func (h *header) cancelReason() error {
 	return ErrAborted
 }
 
-// RunTask polls the task once. It implements worker.Runner.
+// RunTask polls a poll-based task once. It implements worker.Runner; a
+// stackful task's runner is stackfulRunner.
 func (t *task[T]) RunTask(w *worker.Worker) {
+	cx := t.beginPoll(w)
+	if cx == nil {
+		return
+	}
+	if t.endPoll(w, cx, t.pollGuarded(cx)) {
+		t.finishReady(cx)
+	}
+}
+
+// stackfulRunner runs a stackful task: the header of a task[T] whose body
+// is a coroutine. It is not generic, so that the frames on the worker's
+// stack while the coroutine runs are the fewest there can be: the worker
+// loop, RunTask and the coroutine's resume. Every one of them is a return
+// the CPU mispredicts when the coroutine switches back (the return stack
+// buffer holds the coroutine's calls), and a generic RunTask adds two
+// wrapper frames of its own and pollGuarded's recover. The coroutine
+// recovers its own panics (coBody.run), so nothing here needs to.
+type stackfulRunner header
+
+func (r *stackfulRunner) RunTask(w *worker.Worker) {
+	h := (*header)(r)
+	cx := h.beginPoll(w)
+	if cx == nil {
+		return
+	}
+	// The coroutine runs until it suspends (more) or returns. This is
+	// not a method of coCore: that would be one more frame.
+	c := h.co
+	c.co.cx, c.co.h = cx, h
+	if c.next == nil {
+		c.start()
+	}
+	_, more := c.next()
+	c.ended = !more
+	if h.endPoll(w, cx, !more) {
+		h.typed.finishReady(cx)
+	}
+}
+
+func (r *stackfulRunner) CancelTask() { (*header)(r).typed.CancelTask() }
+
+// beginPoll moves the task from scheduled to running on w and returns the
+// Context to poll it with, or nil if it is not to be polled: not
+// scheduled (cannot happen: queued tasks are), or cancelled, in which case
+// it has been completed as such.
+func (h *header) beginPoll(w *worker.Worker) *Context {
 	var s uint32
 	for {
-		s = t.state.Load()
+		s = h.state.Load()
 		if s&stComplete != 0 || s&stScheduled == 0 {
-			return // cannot happen: queued tasks are scheduled; guard anyway
+			return nil
 		}
-		if t.state.CompareAndSwap(s, (s&^(stScheduled|stNotified))|stRunning) {
+		if h.state.CompareAndSwap(s, (s&^(stScheduled|stNotified))|stRunning) {
 			break
 		}
 	}
-	if id := int32(w.ID()); t.lastWorker != id {
-		if t.lastWorker >= 0 {
+	if id := int32(w.ID()); h.lastWorker != id {
+		if h.lastWorker >= 0 {
 			w.NoteMigration()
 		}
-		t.lastWorker = id
+		h.lastWorker = id
 	}
 	if s&stCancelled != 0 {
-		t.finishCancelled(w)
-		return
+		h.typed.finishCancelled(w)
+		return nil
 	}
-	cx := t.rt.contexts[w.ID()]
-	cx.cur, cx.yield = &t.header, PathDefault
+	cx := h.rt.contexts[w.ID()]
+	cx.cur, cx.yield = h, PathDefault
 	cx.yielded = false
-	obs := t.rt.cfg.Observer
-	var pollStart int64
-	if obs != nil {
-		pollStart = t.rt.nanotime()
-		obs.ObserveScheduleLatency(w.ID(), time.Duration(pollStart-t.readyAt))
+	if obs := h.rt.cfg.Observer; obs != nil {
+		cx.pollStart = h.rt.nanotime()
+		obs.ObserveScheduleLatency(w.ID(), time.Duration(cx.pollStart-h.readyAt))
 	}
-	ready := t.pollGuarded(cx)
-	if obs != nil {
-		obs.ObservePoll(w.ID(), time.Duration(t.rt.nanotime()-pollStart))
+	return cx
+}
+
+// endPoll ends a poll begun by beginPoll that returned ready. If the task
+// is ready it returns true and the caller completes it (typedTask's
+// finishReady); otherwise the task is rescheduled if it yielded or was
+// woken during the poll, completed if it was cancelled, or left idle.
+func (h *header) endPoll(w *worker.Worker, cx *Context, ready bool) bool {
+	if obs := h.rt.cfg.Observer; obs != nil {
+		obs.ObservePoll(w.ID(), time.Duration(h.rt.nanotime()-cx.pollStart))
 	}
 	yielded, path := cx.yielded, cx.yield
 	cx.cur = nil
@@ -220,42 +265,51 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 		cx.SetAttention(nil)
 	}
 	if ready {
-		err := t.err
-		if reason := t.cancelReason(); t.cancelRequested() && err != nil && !errors.Is(err, reason) {
-			err = reason // an error that already says why it stopped is kept
-		}
-		t.complete(t.result, err, cx)
-		return
+		return true
 	}
 	for {
-		s = t.state.Load()
+		s := h.state.Load()
 		if s&stCancelled != 0 {
-			t.finishCancelled(w)
-			return
+			h.typed.finishCancelled(w)
+			return false
 		}
 		if yielded || s&stNotified != 0 {
-			if !t.state.CompareAndSwap(s, stScheduled) {
+			if !h.state.CompareAndSwap(s, stScheduled) {
 				continue
 			}
-			t.markReady()
+			h.markReady()
 			switch {
 			case !yielded:
-				w.ScheduleYield(&t.wt) // woken during its own poll: a self-wake
+				w.ScheduleYield(&h.wt) // woken during its own poll: a self-wake
 			case path == PathDeferred:
-				w.ScheduleDeferred(&t.wt)
+				w.ScheduleDeferred(&h.wt)
 			default:
-				w.ScheduleYield(&t.wt)
+				w.ScheduleYield(&h.wt)
 			}
-			return
+			return false
 		}
-		if t.state.CompareAndSwap(s, 0) {
-			return
+		if h.state.CompareAndSwap(s, 0) {
+			return false
 		}
 	}
 }
 
-// pollGuarded polls the task once. When it reports ready, the outcome is
-// in t.result and t.err.
+// finishReady completes a task whose poll returned ready, with what its
+// body produced. A cancellation requested meanwhile replaces an error that
+// does not already say why the task stopped.
+func (t *task[T]) finishReady(cx *Context) {
+	if t.body != nil {
+		t.result, t.err = t.body.res, t.body.err
+	}
+	err := t.err
+	if reason := t.cancelReason(); t.cancelRequested() && err != nil && !errors.Is(err, reason) {
+		err = reason // an error that already says why it stopped is kept
+	}
+	t.complete(t.result, err, cx)
+}
+
+// pollGuarded polls a poll-based task once. When it reports ready, the
+// value is in t.result, or a panic's error in t.err.
 func (t *task[T]) pollGuarded(cx *Context) (ready bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -263,18 +317,11 @@ func (t *task[T]) pollGuarded(cx *Context) (ready bool) {
 			t.result, t.err, ready = zero, &PanicError{Value: r, Stack: debug.Stack()}, true
 		}
 	}()
-	if t.fut != nil {
-		v, ok := t.fut.Poll(cx)
-		if ok {
-			t.result = v
-		}
-		return ok
+	v, ok := t.fut.Poll(cx)
+	if ok {
+		t.result = v
 	}
-	if !t.body.poll(cx) {
-		return false
-	}
-	t.result, t.err = t.body.take()
-	return true
+	return ok
 }
 
 // finishCancelled completes a cancelled task; the caller owns it (running).
@@ -288,10 +335,10 @@ func (t *task[T]) finishCancelled(w *worker.Worker) {
 	cx.cur = &t.header
 	var v T
 	err := t.cancelReason()
-	if c, ok := t.body.(canceller[T]); ok {
+	if t.body != nil {
 		// Keep what the unwound body returned if its error says why it
 		// stopped (wasmtask's *Error carries the guest's stats).
-		if bv, berr, ok := c.cancel(cx); ok && errors.Is(berr, err) {
+		if bv, berr, ok := t.body.cancel(cx); ok && errors.Is(berr, err) {
 			v, err = bv, berr
 		}
 	}
@@ -321,7 +368,7 @@ func (t *task[T]) CancelTask() {
 // complete publishes the result, retires the task and wakes its joiner.
 func (t *task[T]) complete(v T, err error, cx *Context) {
 	t.result, t.err = v, err
-	t.fut, t.body = nil, nil // a finished task must not pin its captures
+	t.fut, t.body, t.co = nil, nil, nil // a finished task must not pin its captures
 	t.state.Store(stComplete)
 	t.rt.owned.remove(&t.header)
 	if t.timers.Load() > 0 {

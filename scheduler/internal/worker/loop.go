@@ -31,13 +31,20 @@ func (w *Worker) Run() {
 			}
 			continue
 		}
-		w.run(t)
+		// t is polled here, not in a method of its own: while a
+		// stackful task runs, every frame on this goroutine's stack is a
+		// return the CPU mispredicts when the task's coroutine switches
+		// back, and a method would be one more.
+		w.beforePoll()
+		t.runner.RunTask(w)
+		w.afterPoll()
 	}
 	w.cancelQueued()
 	w.publish()
 }
 
-func (w *Worker) run(t *Task) {
+// beforePoll is the worker's bookkeeping before a poll.
+func (w *Worker) beforePoll() {
 	if w.own.searching {
 		w.own.searching = false
 		if w.shared.TransitionFromSearching() {
@@ -49,7 +56,10 @@ func (w *Worker) run(t *Task) {
 	w.own.notifiedNoWork = false
 	w.own.c[StatPolls]++
 	w.own.seq++
-	t.runner.RunTask(w)
+}
+
+// afterPoll is the worker's bookkeeping after a poll.
+func (w *Worker) afterPoll() {
 	if w.own.handOff {
 		// The task readied a goroutine (a JoinHandle.Wait caller): Go
 		// put it on this worker's P, where it would wait for the next

@@ -673,6 +673,11 @@ func (r *seqRecorder) CancelTask()       {}
 // stretch each advance it once more, so a resumption after any of them is
 // not taken for a hop.
 func TestSeqAdvancesAtEveryActivity(t *testing.T) {
+	run := func(w *Worker, tk *Task) { // a poll as Run does it
+		w.beforePoll()
+		tk.runner.RunTask(w)
+		w.afterPoll()
+	}
 	_, ws := newWorkers(1, nil)
 	w := ws[0]
 	var now int64
@@ -687,17 +692,17 @@ func TestSeqAdvancesAtEveryActivity(t *testing.T) {
 		want uint64 // a's Seq at its next poll, minus at its previous one
 	}{
 		{"back to back", func() {}, 1},
-		{"another task polled", func() { w.run(tb) }, 2},
+		{"another task polled", func() { run(w, tb) }, 2},
 		{"a park", func() { w.Unpark(); w.park() }, 2},
 		{"a P hand-off after a poll", func() { w.own.handOff = true }, 1}, // counted in the next step's poll of a
 		{"after the hand-off", func() {}, 2},
 		{"a P share", func() { now += int64(2 * sharePInterval); w.shareP() }, 2},
 	}
-	w.run(ta)
+	run(w, ta)
 	for _, s := range steps {
 		s.do()
 		prev := a.seen[len(a.seen)-1]
-		w.run(ta)
+		run(w, ta)
 		if got := a.seen[len(a.seen)-1] - prev; got != s.want {
 			t.Fatalf("%s: Seq advanced by %d between a's polls, want %d", s.what, got, s.want)
 		}
