@@ -78,22 +78,51 @@ func (g *guest) check(mod api.Module) {
 		deadline = g.epochDeadline()
 		now, estimated = g.clock.now(used, g.nextEvent(deadline))
 	}
+	// A deadline, or work waiting that the guest should give way to,
+	// makes the check act: ask the policy and carry out its answer. The
+	// suspension is written out here, not in a helper: every frame on the
+	// coroutine's stack while the guest is suspended is a return the CPU
+	// mispredicts when the guest resumes (stackfulRunner).
+	reason, act, acting := ReasonFuel, (*Action)(nil), false
 	switch {
 	case g.hasF && used >= g.sliceEnd:
-		g.deadlineReached(ReasonFuel, used, g.reading(now, estimated, used))
+		now = g.reading(now, estimated, used)
+		act, acting = g.decide(reason, used, now), true
 	case g.hasE && now >= deadline:
-		g.deadlineReached(ReasonEpoch, used, g.reading(now, estimated, used))
+		reason, now = ReasonEpoch, g.reading(now, estimated, used)
+		act, acting = g.decide(reason, used, now), true
 	case g.hasE && !estimated && g.co.Context().TimersDue():
 		// A runtime timer has expired while this guest holds the worker:
 		// fire it onto this worker and give way, so that the woken task
 		// runs now instead of at the guest's next deadline.
 		g.co.Context().FireTimers()
-		g.giveWay(used, now)
+		reason = ReasonEpoch
+		act, acting = g.giveWay(used, now)
 	case g.hasE && g.co.Context().RemoteWorkWaiting():
 		// A task woken or spawned from outside waits in the injector: give
 		// way likewise (a worker with deferred tasks takes the injector
 		// first), so an external wake does not wait for a whole slice.
-		g.giveWay(used, g.reading(now, estimated, used))
+		reason, now = ReasonEpoch, g.reading(now, estimated, used)
+		act, acting = g.giveWay(used, now)
+	}
+	if acting {
+		switch act.Kind {
+		case ActYield, ActYieldCustom:
+			path := g.countYield(reason, act)
+			s := g.suspending(now)
+			if act.Kind == ActYieldCustom {
+				scheduler.Await(g.co, act.Future)
+			} else {
+				// g.co.YieldVia(path), written so that it inlines: the
+				// worker requeues a task that parks with a yield set.
+				g.co.Context().YieldVia(path)
+				g.co.Park()
+			}
+			now = g.resumed(s)
+		case ActTrap:
+			g.policyTrap(act.Err)
+		}
+		g.rearm(reason, act, used, now)
 	}
 	v := g.arm(used)
 	if g.hasE && g.skips.attn != nil {
@@ -110,18 +139,18 @@ func (g *guest) reading(now int64, estimated bool, used int64) int64 {
 	return now
 }
 
-// giveWay asks the policy, as at an epoch deadline, but acts only if it
-// answers with a deferred yield, a custom yield or a trap: only then does
-// the worker get to the woken task (an immediate yield puts the guest
-// straight back in front of it, and repeating that at every check would
-// only shred the guest's slices).
-func (g *guest) giveWay(used, now int64) {
+// giveWay asks the policy, as at an epoch deadline, and returns its
+// answer to act on only if it is a deferred yield, a custom yield or a
+// trap: only then does the worker get to the woken task (an immediate
+// yield puts the guest straight back in front of it, and repeating that at
+// every check would only shred the guest's slices).
+func (g *guest) giveWay(used, now int64) (*Action, bool) {
 	act := g.decide(ReasonEpoch, used, now)
 	if act.Kind == ActContinue || (act.Kind == ActYield && g.resolvePath(act.Path) == scheduler.PathImmediate) {
-		return
+		return act, false
 	}
 	g.stats.GiveWayYields++
-	g.apply(ReasonEpoch, act, used, now)
+	return act, true
 }
 
 func (g *guest) info(reason Reason, used, now int64) GuestInfo {
@@ -137,58 +166,51 @@ func (g *guest) resolvePath(p scheduler.YieldPath) scheduler.YieldPath {
 	return p
 }
 
-// deadlineReached consults the policy and carries out its action. now is
-// the check's clock reading, or -1 if it took none (fuel mode).
-func (g *guest) deadlineReached(reason Reason, used, now int64) {
-	g.apply(reason, g.decide(reason, used, now), used, now)
-}
-
 // decide is the policy's action at a deadline: a built-in constant
 // policy's without a call, or the policy's answer. now is the clock
-// reading, or -1 if none was taken yet; one is taken for GuestInfo.
-func (g *guest) decide(reason Reason, used, now int64) Action {
+// reading, or -1 if none was taken yet; one is taken for GuestInfo. The
+// action is returned by reference (it is 56 bytes, and the check is the
+// hot path of every suspension): it stays valid until the next decide.
+func (g *guest) decide(reason Reason, used, now int64) *Action {
 	if g.hasConst {
-		return g.constAct
+		return &g.constAct
 	}
 	if now < 0 {
 		now = nanos()
 	}
-	return g.callPolicy(g.info(reason, used, now))
+	g.policyAct = g.callPolicy(g.info(reason, used, now))
+	return &g.policyAct
 }
 
-// apply carries out a policy's action at consumption used and clock
-// reading now (-1 if none was taken yet: fuel mode with a constant
-// policy); after a suspension now becomes the resumption's reading.
-func (g *guest) apply(reason Reason, act Action, used, now int64) {
-	switch act.Kind {
-	case ActYield, ActYieldCustom:
-		if reason == ReasonFuel {
-			g.stats.FuelYields++
-		} else {
-			g.stats.EpochYields++
-		}
-		s := g.suspending(now)
-		sh := s.sh
-		if act.Kind == ActYieldCustom {
-			g.stats.Custom++
-			sh.yields[reason][pathCustom].Inc()
-			scheduler.Await(g.co, act.Future)
-		} else {
-			path := g.resolvePath(act.Path)
-			if path == scheduler.PathImmediate {
-				g.stats.Immediate++
-				sh.yields[reason][pathImmediate].Inc()
-			} else {
-				g.stats.Deferred++
-				sh.yields[reason][pathDeferred].Inc()
-			}
-			g.co.YieldVia(path)
-		}
-		now = g.resumed(s)
-	case ActTrap:
-		g.policyTrap(act.Err)
+// countYield counts a yield the policy asked for, at reason, and returns
+// the path it takes (PathDefault resolved; unused for a custom yield).
+func (g *guest) countYield(reason Reason, act *Action) scheduler.YieldPath {
+	if reason == ReasonFuel {
+		g.stats.FuelYields++
+	} else {
+		g.stats.EpochYields++
 	}
-	// Re-arm relative to now: time spent suspended is not charged.
+	sh := g.e.stats.shard(g.co.Context().WorkerID())
+	if act.Kind == ActYieldCustom {
+		g.stats.Custom++
+		sh.yields[reason][pathCustom].Inc()
+		return scheduler.PathDefault
+	}
+	path := g.resolvePath(act.Path)
+	if path == scheduler.PathImmediate {
+		g.stats.Immediate++
+		sh.yields[reason][pathImmediate].Inc()
+	} else {
+		g.stats.Deferred++
+		sh.yields[reason][pathDeferred].Inc()
+	}
+	return path
+}
+
+// rearm sets the next deadlines after the check acted on act at
+// consumption used; now is the clock reading after any suspension (-1 if
+// none was taken: fuel mode). Time spent suspended is not charged.
+func (g *guest) rearm(reason Reason, act *Action, used, now int64) {
 	suspended := act.Kind != ActContinue
 	if reason == ReasonFuel {
 		slice := int64(act.Delta)

@@ -139,6 +139,9 @@ type guest struct {
 	// the guest takes it without calling the policy.
 	constAct Action
 	hasConst bool
+	// policyAct is the last answer of a policy that is not constant
+	// (decide).
+	policyAct Action
 
 	fuel       fuelGlobal
 	skips      pollSkip // the poll-skipping globals (pollskip.go)
