@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmsched/wasmsched/scheduler/internal/worker"
@@ -63,6 +64,28 @@ func (cx *Context) PollSeq() uint64 {
 	}
 	return cx.w.Seq()
 }
+
+// StampWhenLeft asks the worker to store Nanotime() in *cell, unless *cell
+// is no longer 0, when it next moves on from the running task: when
+// PollSeq next advances for anything but a poll of this task (another
+// task's poll, a park, a hand-off of the P). If the worker's next poll is
+// this task's — a hop — the request lapses and *cell stays 0. One request
+// per worker is held, the last; call it just before suspending.
+//
+// A task that times its suspensions uses it instead of reading the clock
+// as it suspends: a hop needs no time (PollSeq), and any other wait began
+// when the worker moved on, which the worker reads the clock for then. A
+// task stolen before its old worker moves on finds *cell still 0: its wait
+// was the steal's, a moment. Off any worker it does nothing.
+func (cx *Context) StampWhenLeft(cell *atomic.Int64) {
+	if cx.w != nil && cx.cur != nil {
+		cx.w.StampWhenLeft(&cx.cur.wt, cell)
+	}
+}
+
+// Nanotime is the monotonic clock StampWhenLeft stamps with, in
+// nanoseconds from an arbitrary process-wide origin; it is at least 1.
+func Nanotime() int64 { return worker.Nanotime() }
 
 // TaskID returns the running task's ID.
 func (cx *Context) TaskID() TaskID { return cx.cur.id }

@@ -87,6 +87,9 @@ func (g *guest) check(mod api.Module) {
 	switch {
 	case g.hasF && used >= g.sliceEnd:
 		now = g.reading(now, estimated, used)
+		if now < 0 && !g.hasConst {
+			now = nanos() // the policy's GuestInfo, and the suspension's start
+		}
 		act, acting = g.decide(reason, used, now), true
 	case g.hasE && now >= deadline:
 		reason, now = ReasonEpoch, g.reading(now, estimated, used)
@@ -109,7 +112,12 @@ func (g *guest) check(mod api.Module) {
 		switch act.Kind {
 		case ActYield, ActYieldCustom:
 			path := g.countYield(reason, act)
-			s := g.suspending(now)
+			var s suspension
+			if now < 0 {
+				s = g.suspendingUntimed() // fuel mode, constant policy: the time is for stats only
+			} else {
+				s = g.suspending(now)
+			}
 			if act.Kind == ActYieldCustom {
 				scheduler.Await(g.co, act.Future)
 			} else {
@@ -305,6 +313,18 @@ func (g *guest) suspending(now int64) suspension {
 	return s
 }
 
+// suspendingUntimed is suspending without a clock reading: the worker
+// stamps the wait's start when it moves on (scheduler.Context.
+// StampWhenLeft), so a hop, the common case of a lone guest, reads no
+// clock at all. The resumption's now is then -1 after a hop.
+func (g *guest) suspendingUntimed() suspension {
+	s := g.suspending(0)
+	s.start = -1
+	g.leftAt.Store(0)
+	g.co.Context().StampWhenLeft(&g.leftAt)
+	return s
+}
+
 // resumed accounts for the suspension s and returns the clock reading at
 // the resumption. A resumption that is the worker's next poll (PollSeq
 // one past s's, on the same worker) was a hop of the scheduler (a
@@ -317,7 +337,13 @@ func (g *guest) resumed(s suspension) int64 {
 	now := s.start
 	if cx := g.co.Context(); cx.WorkerID() != s.worker || cx.PollSeq() != s.seq+1 {
 		now = nanos()
-		g.stats.Suspended += time.Duration(now - s.start)
+		start := s.start
+		if start < 0 { // suspendingUntimed
+			if start = g.leftAt.Swap(0); start == 0 {
+				start = now // stolen before its worker moved on: a moment
+			}
+		}
+		g.stats.Suspended += time.Duration(now - start)
 	}
 	g.notePoll()
 	return now

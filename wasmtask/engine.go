@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"go.uber.org/atomic"
 
+	"github.com/wasmsched/wasmsched/scheduler"
 	"github.com/wasmsched/wasmsched/wasmtask/instrument"
 )
 
@@ -241,11 +242,9 @@ func (e *Engine) epochAt(now int64) uint64 {
 	return uint64((now-e.startNanos)/int64(e.cfg.EpochTick)) + e.bump.Load()
 }
 
-// clockBase anchors nanos: time.Since on a monotonic reading costs one
-// vDSO clock read, where time.Now costs two.
-var clockBase = time.Now()
-
-func nanos() int64 { return int64(time.Since(clockBase)) }
+// nanos is the guests' clock: the scheduler's, which also dates the
+// suspensions a worker stamps (Context.StampWhenLeft).
+func nanos() int64 { return scheduler.Nanotime() }
 
 // IncrementEpoch advances the epoch by one, like Wasmtime's
 // Engine::increment_epoch.

@@ -152,11 +152,15 @@ type guest struct {
 	epochDelta uint64   // epochs from armedAt to the deadline
 	clock      epochClock
 	lastWorker int
-	mem        *guestMemory  // the guest's linear memory and its bounds
-	stdin      *guestStdin   // Options.Stdin, read without blocking a worker
-	openWait   *counterShard // shard counting this guest as suspended, while it is
-	failure    *Error
-	stats      GuestStats
+	mem        *guestMemory // the guest's linear memory and its bounds
+	stdin      *guestStdin  // Options.Stdin, read without blocking a worker
+	// leftAt is when the worker moved on from the guest's current
+	// suspension, if the check asked for it (suspendingUntimed); 0 while
+	// it has not.
+	leftAt   atomic.Int64
+	openWait *counterShard // shard counting this guest as suspended, while it is
+	failure  *Error
+	stats    GuestStats
 
 	labelled    *scheduler.Co // the task whose goroutine carries the pprof label
 	noStart     bool          // an Instance: a command's _start is not run (NewInstance)

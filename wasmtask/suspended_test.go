@@ -34,8 +34,18 @@ func TestSuspendedTime(t *testing.T) {
 		// A task spawns both, so that both are in the worker's ring before
 		// either runs (spawned from outside, the second could wait in the
 		// injector until the first has finished).
+		//
+		// With a constant policy in fuel mode the check reads no clock: the
+		// worker stamps each wait's start as it moves on to the other
+		// guest (StampWhenLeft). One worker runs one guest at a time, so
+		// while both live each is suspended for the other's running time:
+		// the two Suspended times add up to about the time both lived. Half
+		// of the time from the spawn to the second result leaves room for
+		// the guests' start-up and the last one's run alone.
 		e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(false))
+		const n = 10 * n
 		spawned := make(chan []*scheduler.JoinHandle[Result], 1)
+		start := time.Now()
 		scheduler.SpawnFunc(e.rt, func(co *scheduler.Co) (int, error) {
 			var hs []*scheduler.JoinHandle[Result]
 			for range 2 {
@@ -46,6 +56,7 @@ func TestSuspendedTime(t *testing.T) {
 			return 0, nil
 		})
 		hs := <-spawned
+		var sum time.Duration
 		for i, h := range hs {
 			r, err := waitGuest(t, h)
 			if err != nil {
@@ -54,6 +65,10 @@ func TestSuspendedTime(t *testing.T) {
 			if r.Stats.Immediate == 0 || r.Stats.Suspended <= 0 {
 				t.Fatalf("guest %d: %d immediate yields while sharing its worker counted as %v suspended", i, r.Stats.Immediate, r.Stats.Suspended)
 			}
+			sum += r.Stats.Suspended
+		}
+		if lived := time.Since(start); sum < lived/2 {
+			t.Fatalf("the guests' suspended times add up to %v, want at least half of the %v they shared the worker", sum, lived)
 		}
 	})
 }

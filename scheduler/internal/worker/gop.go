@@ -40,7 +40,7 @@ func (w *Worker) handOffToUnparkedPeer() {
 	w.own.unparkedPeer = nil
 	if v.unparkPending.Load() && w.own.deferred.Len() > 0 {
 		w.own.c[StatHandOffs]++
-		w.own.seq++
+		w.advanceSeq()
 		runtime.Gosched()
 	}
 }
@@ -70,7 +70,7 @@ func (w *Worker) shareP() {
 	}
 	w.own.lastShare = now
 	if now-w.own.busySince > int64(sharePInterval) {
-		w.own.seq++
+		w.advanceSeq()
 		runtime.Gosched()
 	}
 }

@@ -35,7 +35,7 @@ func (w *Worker) Run() {
 		// stackful task runs, every frame on this goroutine's stack is a
 		// return the CPU mispredicts when the task's coroutine switches
 		// back, and a method would be one more.
-		w.beforePoll()
+		w.beforePoll(t)
 		t.runner.RunTask(w)
 		w.afterPoll()
 	}
@@ -43,8 +43,8 @@ func (w *Worker) Run() {
 	w.publish()
 }
 
-// beforePoll is the worker's bookkeeping before a poll.
-func (w *Worker) beforePoll() {
+// beforePoll is the worker's bookkeeping before a poll of t.
+func (w *Worker) beforePoll(t *Task) {
 	if w.own.searching {
 		w.own.searching = false
 		if w.shared.TransitionFromSearching() {
@@ -56,6 +56,12 @@ func (w *Worker) beforePoll() {
 	w.own.notifiedNoWork = false
 	w.own.c[StatPolls]++
 	w.own.seq++
+	if w.own.leftCell != nil {
+		if t != w.own.leftTask {
+			w.stampLeft()
+		}
+		w.own.leftCell, w.own.leftTask = nil, nil
+	}
 }
 
 // afterPoll is the worker's bookkeeping after a poll.
@@ -65,7 +71,7 @@ func (w *Worker) afterPoll() {
 		// put it on this worker's P, where it would wait for the next
 		// shareP. Give it the P now.
 		w.own.handOff = false
-		w.own.seq++
+		w.advanceSeq()
 		runtime.Gosched()
 	}
 }

@@ -15,7 +15,7 @@ func (w *Worker) Unpark() {
 }
 
 func (w *Worker) park() {
-	w.own.seq++
+	w.advanceSeq()
 	if w.own.notifiedNoWork {
 		w.own.c[StatNoopUnparks]++
 	}

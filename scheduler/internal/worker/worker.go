@@ -176,6 +176,11 @@ type ownerState struct {
 	startTime       time.Time
 	clock           func() int64 // if set, replaces the monotonic clock (tests only)
 
+	// leftCell, if set, is stamped with Nanotime when the worker next
+	// advances seq for anything but a poll of leftTask (StampWhenLeft).
+	leftCell *atomic.Int64
+	leftTask *Task
+
 	injectBuf     []*Task
 	c             counters
 	meanPollNanos float64 // EWMA of the poll duration (see mark)
@@ -239,6 +244,47 @@ func (w *Worker) Stats() Stats { return w.pub.load() }
 // suspension was a hop, not a wait. Read it only from a
 // task the worker is polling.
 func (w *Worker) Seq() uint64 { return w.own.seq }
+
+// StampWhenLeft asks the worker to store Nanotime() in *cell, unless *cell
+// is no longer 0, at its next activity that is not an immediate re-poll of
+// t: the next time Seq advances for a park, a hand-off of the P or a poll
+// of another task. It is cleared unused if the worker's next poll is t's.
+// Only one request is held; a later one replaces it. Call it only from a
+// task the worker is polling (t), near the end of the poll.
+//
+// It lets a task that suspends learn when its wait began without reading
+// the clock at every suspension: a resumption at the worker's next Seq is
+// a hop and needs no start time, and for any other the worker has read
+// the clock for it once it moved on. A task stolen before its old worker
+// moves on resumes with *cell still 0 (its wait was the steal's, a
+// moment); the old worker's late store then does nothing, unless the task
+// has meanwhile reset *cell to 0 for another wait, which it then dates a
+// little late (by how long the old worker took to move on).
+func (w *Worker) StampWhenLeft(t *Task, cell *atomic.Int64) {
+	w.own.leftCell, w.own.leftTask = cell, t
+}
+
+// advanceSeq advances Seq for an activity other than a poll: the worker
+// leaves whatever task was waiting for a StampWhenLeft.
+func (w *Worker) advanceSeq() {
+	w.own.seq++
+	if w.own.leftCell != nil {
+		w.stampLeft()
+	}
+}
+
+func (w *Worker) stampLeft() {
+	w.own.leftCell.CompareAndSwap(0, Nanotime())
+	w.own.leftCell, w.own.leftTask = nil, nil
+}
+
+// clockBase anchors Nanotime.
+var clockBase = time.Now()
+
+// Nanotime is the process's monotonic clock in nanoseconds, the one
+// StampWhenLeft stamps with: time.Since a fixed monotonic reading (one vDSO
+// clock read, where time.Now costs two). It is at least 1.
+func Nanotime() int64 { return max(int64(time.Since(clockBase)), 1) }
 
 // Runnable is a snapshot of the tasks other workers could steal: the ring
 // plus the LIFO slot. Safe from any goroutine.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -662,19 +663,35 @@ func TestGlobalIntervalTakesBatch(t *testing.T) {
 }
 
 // seqRecorder is a Runner that records the worker's Seq during its polls.
-type seqRecorder struct{ seen []uint64 }
+// seqRecorder records Seq at each of its polls and, with task set, asks
+// for a StampWhenLeft in each and records whether the previous one was
+// stamped.
+type seqRecorder struct {
+	seen    []uint64
+	task    *Task
+	cell    atomic.Int64
+	stamped []bool
+}
 
-func (r *seqRecorder) RunTask(w *Worker) { r.seen = append(r.seen, w.Seq()) }
-func (r *seqRecorder) CancelTask()       {}
+func (r *seqRecorder) RunTask(w *Worker) {
+	r.seen = append(r.seen, w.Seq())
+	if r.task != nil {
+		r.stamped = append(r.stamped, r.cell.Load() != 0)
+		r.cell.Store(0)
+		w.StampWhenLeft(r.task, &r.cell)
+	}
+}
+func (r *seqRecorder) CancelTask() {}
 
 // TestSeqAdvancesAtEveryActivity pins Seq's contract: a task polled twice
 // in a row sees it advance by one; a poll of another task, a park, a P
 // hand-off after a poll (ReadiedGoroutine) and the P share of a long busy
 // stretch each advance it once more, so a resumption after any of them is
-// not taken for a hop.
+// not taken for a hop. A StampWhenLeft asked for in a poll is stamped by
+// exactly those activities, and cleared unstamped by a hop.
 func TestSeqAdvancesAtEveryActivity(t *testing.T) {
 	run := func(w *Worker, tk *Task) { // a poll as Run does it
-		w.beforePoll()
+		w.beforePoll(tk)
 		tk.runner.RunTask(w)
 		w.afterPoll()
 	}
@@ -686,6 +703,7 @@ func TestSeqAdvancesAtEveryActivity(t *testing.T) {
 	ta, tb := &Task{}, &Task{}
 	ta.Init(a)
 	tb.Init(b)
+	a.task = ta
 	steps := []struct {
 		what string
 		do   func()
@@ -706,5 +724,32 @@ func TestSeqAdvancesAtEveryActivity(t *testing.T) {
 		if got := a.seen[len(a.seen)-1] - prev; got != s.want {
 			t.Fatalf("%s: Seq advanced by %d between a's polls, want %d", s.what, got, s.want)
 		}
+		if got, want := a.stamped[len(a.stamped)-1], s.want != 1; got != want {
+			t.Fatalf("%s: a's wait stamped %v, want %v", s.what, got, want)
+		}
+	}
+}
+
+// TestStampWhenLeftKeepsAnEarlierStamp: the stamp is a compare-and-swap
+// from 0, so an old worker that moves on late (its task was stolen and has
+// already resumed and dated its next wait) does not overwrite it.
+func TestStampWhenLeftKeepsAnEarlierStamp(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	var cell atomic.Int64
+	cell.Store(5)
+	w.StampWhenLeft(&Task{}, &cell)
+	w.Unpark()
+	w.park()
+	if got := cell.Load(); got != 5 {
+		t.Fatalf("cell = %d after a park, want the earlier stamp 5 kept", got)
+	}
+	cell.Store(0)
+	before := Nanotime()
+	w.StampWhenLeft(&Task{}, &cell)
+	w.Unpark()
+	w.park()
+	if got := cell.Load(); got < before || got > Nanotime() {
+		t.Fatalf("cell = %d after a park, want a Nanotime reading taken during it (from %d)", got, before)
 	}
 }
