@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
@@ -191,10 +192,10 @@ func (c *Config) validate() error {
 		return bad("LocalQueueCapacity = %d, want a power of two in [4, 2^24]", c.LocalQueueCapacity)
 	case c.MaxLIFOPollsPerTick < 1:
 		return bad("MaxLIFOPollsPerTick = %d, want >= 1", c.MaxLIFOPollsPerTick)
-	case c.EventInterval < 1:
-		return bad("EventInterval = %d, want >= 1", c.EventInterval)
-	case c.GlobalQueueInterval < 0:
-		return bad("GlobalQueueInterval = %d, want >= 1, or TunedGlobalQueueInterval (0)", c.GlobalQueueInterval)
+	case c.EventInterval < 1 || int64(c.EventInterval) > math.MaxUint32:
+		return bad("EventInterval = %d, want in [1, 2^32-1]", c.EventInterval)
+	case c.GlobalQueueInterval < 0 || int64(c.GlobalQueueInterval) > math.MaxUint32:
+		return bad("GlobalQueueInterval = %d, want in [1, 2^32-1], or TunedGlobalQueueInterval (0)", c.GlobalQueueInterval)
 	case c.StallTimeout <= 0:
 		return bad("StallTimeout = %v, want > 0", c.StallTimeout)
 	case c.DefaultYield != PathImmediate && c.DefaultYield != PathDeferred:

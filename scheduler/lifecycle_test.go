@@ -284,9 +284,14 @@ func TestShutdownTimesOutOnStuckPoll(t *testing.T) {
 }
 
 func TestInvalidConfig(t *testing.T) {
+	shift := 32
+	tooBig := int(uint64(1) << shift) // 0 where int is 32 bits: refused all the same
 	for _, o := range []Option{
 		WithWorkers(0), WithLocalQueueCapacity(100), WithLocalQueueCapacity(2),
 		WithMaxLIFOPollsPerTick(0), WithEventInterval(0), WithGlobalQueueInterval(-1),
+		// Tick intervals are 32-bit: one that would truncate to 0 (or to
+		// another interval) is refused, not taken modulo 2^32.
+		WithEventInterval(tooBig), WithGlobalQueueInterval(tooBig),
 		WithDefaultYield(PathDefault), WithStallTimeout(0),
 	} {
 		if _, err := New(o); !errors.Is(err, ErrInvalidConfig) {

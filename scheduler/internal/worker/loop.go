@@ -15,7 +15,7 @@ func (w *Worker) Run() {
 		if w.own.unparkedPeer != nil {
 			w.handOffToUnparkedPeer()
 		}
-		if w.own.tick%w.cfg.EventInterval == 0 {
+		if w.own.eventInterval.divides(w.own.tick) {
 			if w.maintenance() {
 				break
 			}
@@ -92,7 +92,7 @@ func (w *Worker) nextTask() *Task {
 			w.own.injectBuf[0] = nil
 			return t
 		}
-	} else if w.own.tick%w.own.globalInterval == 0 && w.shared.InjectorLen() > 0 {
+	} else if w.own.globalInterval.divides(w.own.tick) && w.shared.InjectorLen() > 0 {
 		if t := w.popInjectorBatch(); t != nil {
 			return t
 		}

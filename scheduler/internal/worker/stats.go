@@ -200,9 +200,9 @@ func (w *Worker) tuneGlobalQueueInterval() {
 		return
 	}
 	next := uint32(min(max(tunedIntervalTargetNanos/w.own.meanPollNanos, tunedIntervalMin), tunedIntervalMax))
-	cur := w.own.globalInterval
+	cur := w.own.globalInterval.n
 	if max(next, cur)-min(next, cur) > tunedIntervalJitter {
-		w.own.globalInterval = next
+		w.own.globalInterval = newDivisor(next)
 	}
 }
 

@@ -186,7 +186,8 @@ type ownerState struct {
 	meanPollNanos float64 // EWMA of the poll duration (see mark)
 	// globalInterval is the ticks between injector-first picks: the
 	// configured GlobalQueueInterval, or the tuned one.
-	globalInterval uint32
+	globalInterval divisor
+	eventInterval  divisor // cfg.EventInterval
 }
 
 // DefaultStallTimeout is Config.StallTimeout's default: a poll that has
@@ -222,10 +223,12 @@ func New(cfg Config, shared Shared) *Worker {
 		injectBuf: make([]*Task, cfg.LocalQueueCapacity/2),
 		startTime: time.Now(),
 
-		globalInterval: cfg.GlobalQueueInterval,
+		eventInterval: newDivisor(cfg.EventInterval),
 	}
 	if cfg.GlobalQueueInterval == 0 {
-		w.own.globalInterval = tunedIntervalSeed
+		w.own.globalInterval = newDivisor(tunedIntervalSeed)
+	} else {
+		w.own.globalInterval = newDivisor(cfg.GlobalQueueInterval)
 	}
 	return w
 }

@@ -586,8 +586,8 @@ func TestTunedGlobalQueueInterval(t *testing.T) {
 			now += 10 * tc.pollNanos
 			w.mark()
 		}
-		if w.own.globalInterval != tc.want {
-			t.Fatalf("poll %d ns, configured %d: interval %d, want %d", tc.pollNanos, tc.configured, w.own.globalInterval, tc.want)
+		if w.own.globalInterval.n != tc.want {
+			t.Fatalf("poll %d ns, configured %d: interval %d, want %d", tc.pollNanos, tc.configured, w.own.globalInterval.n, tc.want)
 		}
 		// Keep the LIFO slot and the ring full; the injected task comes
 		// first at the next tick that is a multiple of the interval.
