@@ -111,12 +111,13 @@ func (g *guest) check(mod api.Module) {
 	if acting {
 		switch act.Kind {
 		case ActYield, ActYieldCustom:
-			path := g.countYield(reason, act)
+			sh := g.e.stats.shard(g.co.Context().WorkerID())
+			path := g.countYield(sh, reason, act)
 			var s suspension
 			if now < 0 {
-				s = g.suspendingUntimed() // fuel mode, constant policy: the time is for stats only
+				s = g.suspendingUntimed(sh) // fuel mode, constant policy: the time is for stats only
 			} else {
-				s = g.suspending(now)
+				s = g.suspendingOn(sh, now)
 			}
 			if act.Kind == ActYieldCustom {
 				scheduler.Await(g.co, act.Future)
@@ -190,15 +191,15 @@ func (g *guest) decide(reason Reason, used, now int64) *Action {
 	return &g.policyAct
 }
 
-// countYield counts a yield the policy asked for, at reason, and returns
-// the path it takes (PathDefault resolved; unused for a custom yield).
-func (g *guest) countYield(reason Reason, act *Action) scheduler.YieldPath {
+// countYield counts a yield the policy asked for, at reason, on the
+// worker's shard sh, and returns the path it takes (PathDefault resolved;
+// unused for a custom yield).
+func (g *guest) countYield(sh *counterShard, reason Reason, act *Action) scheduler.YieldPath {
 	if reason == ReasonFuel {
 		g.stats.FuelYields++
 	} else {
 		g.stats.EpochYields++
 	}
-	sh := g.e.stats.shard(g.co.Context().WorkerID())
 	if act.Kind == ActYieldCustom {
 		g.stats.Custom++
 		sh.yields[reason][pathCustom].Inc()
@@ -300,27 +301,35 @@ type suspension struct {
 // suspending counts the guest as suspended on its worker's shard, about to
 // suspend at clock reading now (-1: none taken yet, read it).
 func (g *guest) suspending(now int64) suspension {
-	if g.skips.armed != 0 {
-		g.stopSkips()
-	}
 	if now < 0 {
 		now = nanos()
 	}
+	return g.suspendingOn(g.e.stats.shard(g.co.Context().WorkerID()), now)
+}
+
+// suspendingOn is suspending at clock reading now (or -1: see
+// suspendingUntimed), counted on sh, the worker's shard.
+func (g *guest) suspendingOn(sh *counterShard, now int64) suspension {
+	if g.skips.armed != 0 {
+		g.stopSkips()
+	}
 	cx := g.co.Context()
-	s := suspension{sh: g.e.stats.shard(cx.WorkerID()), start: now, worker: cx.WorkerID(), seq: cx.PollSeq()}
-	s.sh.suspended.Inc()
-	g.openWait = s.sh
+	s := suspension{sh: sh, start: now, worker: cx.WorkerID(), seq: cx.PollSeq()}
+	sh.suspended.Inc()
+	g.openWait = sh
 	return s
 }
 
 // suspendingUntimed is suspending without a clock reading: the worker
 // stamps the wait's start when it moves on (scheduler.Context.
 // StampWhenLeft), so a hop, the common case of a lone guest, reads no
-// clock at all. The resumption's now is then -1 after a hop.
-func (g *guest) suspendingUntimed() suspension {
-	s := g.suspending(0)
-	s.start = -1
-	g.leftAt.Store(0)
+// clock at all. The resumption's now is then -1 after a hop. leftAt is 0
+// here but after a steal race (StampWhenLeft), so it is reset only then.
+func (g *guest) suspendingUntimed(sh *counterShard) suspension {
+	s := g.suspendingOn(sh, -1)
+	if g.leftAt.Load() != 0 {
+		g.leftAt.Store(0)
+	}
 	g.co.Context().StampWhenLeft(&g.leftAt)
 	return s
 }
@@ -335,7 +344,8 @@ func (g *guest) resumed(s suspension) int64 {
 	s.sh.suspended.Dec()
 	g.openWait = nil
 	now := s.start
-	if cx := g.co.Context(); cx.WorkerID() != s.worker || cx.PollSeq() != s.seq+1 {
+	cx := g.co.Context()
+	if cx.WorkerID() != s.worker || cx.PollSeq() != s.seq+1 {
 		now = nanos()
 		start := s.start
 		if start < 0 { // suspendingUntimed
@@ -345,13 +355,15 @@ func (g *guest) resumed(s suspension) int64 {
 		}
 		g.stats.Suspended += time.Duration(now - start)
 	}
-	g.notePoll()
+	g.notePollOn(cx.WorkerID())
 	return now
 }
 
-func (g *guest) notePoll() {
+func (g *guest) notePoll() { g.notePollOn(g.co.Context().WorkerID()) }
+
+// notePollOn counts a poll of the guest on worker w.
+func (g *guest) notePollOn(w int) {
 	g.stats.Polls++
-	w := g.co.Context().WorkerID()
 	if g.lastWorker >= 0 && w != g.lastWorker {
 		g.stats.Migrations++
 	}

@@ -113,8 +113,33 @@ type Result struct {
 
 type guestKey struct{}
 
-func guestFrom(ctx context.Context) *guest {
+// guestContext is the context a guest's calls run with: its embedder's,
+// carrying the guest. wazero hands it to host functions as it was given,
+// so the check finds the guest with one type test instead of a walk up
+// the context chain (Value, for contexts derived from it).
+type guestContext struct {
+	context.Context
+	g *guest
+}
+
+func (c *guestContext) Value(key any) any {
+	if _, ok := key.(guestKey); ok {
+		return c.g
+	}
+	return c.Context.Value(key)
+}
+
+// guestOf returns the guest a host function's ctx carries, or nil.
+func guestOf(ctx context.Context) *guest {
+	if c, ok := ctx.(*guestContext); ok {
+		return c.g
+	}
 	g, _ := ctx.Value(guestKey{}).(*guest)
+	return g
+}
+
+func guestFrom(ctx context.Context) *guest {
+	g := guestOf(ctx)
 	if g == nil {
 		panic("wasmtask: host function called outside a wasmtask guest")
 	}
@@ -274,7 +299,7 @@ func (g *guest) runOnce(ctx context.Context, co *scheduler.Co) (res Result, err 
 // instance already has one, is re-armed for this run's budget. It fails if
 // ctx has already ended.
 func (g *guest) begin(ctx context.Context, co *scheduler.Co) error {
-	g.co, g.ctx = co, context.WithValue(ctx, guestKey{}, g)
+	g.co, g.ctx = co, &guestContext{Context: ctx, g: g}
 	g.failure, g.stats, g.lastWorker, g.openWait = nil, GuestStats{}, -1, nil
 	g.e.stats.started.Inc()
 	g.notePoll()

@@ -90,7 +90,7 @@ func (wm WazeroHostModule) validate() error {
 // context and module wazero passed it (for WazeroHostModules' functions),
 // or ok false when the call does not come from a wasmtask guest.
 func HostCallFrom(ctx context.Context, mod api.Module) (hc *HostCall, ok bool) {
-	g, _ := ctx.Value(guestKey{}).(*guest)
+	g := guestOf(ctx)
 	if g == nil {
 		return nil, false
 	}
