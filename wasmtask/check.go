@@ -184,6 +184,11 @@ func (g *guest) decide(reason Reason, used, now int64) *Action {
 	if g.hasConst {
 		return &g.constAct
 	}
+	return g.ask(reason, used, now)
+}
+
+// ask is decide for a policy that is not constant.
+func (g *guest) ask(reason Reason, used, now int64) *Action {
 	if now < 0 {
 		now = nanos()
 	}

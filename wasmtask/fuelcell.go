@@ -70,12 +70,15 @@ func newGlobalCell(gl api.MutableGlobal, offset *atomic.Int64) fuelGlobal {
 // findFuel sets g.fuel to mod's fuel global if it is not set yet, and
 // reports whether the guest has one.
 func (g *guest) findFuel(mod api.Module) bool {
-	if !g.fuel.ok() {
-		gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
-		g.fuel = newFuelGlobal(gl, g.m)
-		if g.fuel.ok() {
-			g.findSkip(mod)
-		}
+	return g.fuel.ok() || g.bindFuel(mod)
+}
+
+// bindFuel is findFuel's first time for an instance.
+func (g *guest) bindFuel(mod api.Module) bool {
+	gl, _ := mod.ExportedGlobal(instrument.DefaultFuelExport).(api.MutableGlobal)
+	g.fuel = newFuelGlobal(gl, g.m)
+	if g.fuel.ok() {
+		g.findSkip(mod)
 	}
 	return g.fuel.ok()
 }
