@@ -65,6 +65,20 @@
 // between deadlines gives way to, and when the running task is aborted, so
 // that the guest can skip its checks while the word is clear.
 //
+// # Timing suspensions
+//
+// Context.PollSeq numbers a worker's activities (polls, parks, hand-offs
+// of its P): a task that sees it one further at its next poll on the same
+// worker was suspended for the scheduler's hop only. Context.StampWhenLeft
+// lets it time any other wait without reading the clock as it suspends:
+// the worker stores the time (Nanotime) when it next moves on from the
+// task, which a hop never does.
+//
+// A stackful task's poll keeps as few frames as it can on the worker's
+// stack across the coroutine switch (a non-generic runner; the worker loop
+// has the poll written into it): each is a return the CPU mispredicts when
+// the coroutine switches back.
+//
 // # Invariants the tests pin down
 //
 //   - Every spawned task completes exactly once; a wake is never lost and a
