@@ -88,6 +88,28 @@
       (br_if $outer (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))
     (local.get $i))
 
+;; Loops the instrumenter wraps (wasmtask/instrument/cold.go) with labels
+  ;; in their bodies that cross the wrappers: a br_table from the inner loop
+  ;; to itself, to a block outside it and to the outer loop; a br_if out of
+  ;; both loops; and a loop with a result.
+  (func (export "loopout") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done
+      (loop $outer
+        (block $next
+          (loop $inner
+            (local.set $acc (i32.add (local.get $acc) (i32.const 3)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+            (br_table $inner $next $outer $inner (i32.rem_u (local.get $acc) (i32.const 4)))))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 1)))
+        (br $outer)))
+    (i32.add (local.get $acc)
+      (loop $r (result i32)
+        (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+        (br_if $r (i32.gt_s (local.get $i) (i32.const 0)))
+        (local.get $acc))))
+
   ;; Traps after the charge of its only segment: entry 1 + const, const, div_s = 4
   (func (export "divzero") (result i32)
     (i32.div_s (i32.const 1) (i32.const 0)))

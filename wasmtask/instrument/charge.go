@@ -9,14 +9,18 @@ const (
 	ptWriteback        // before a call, return or exit: store the cached counter
 	ptBulk             // before a bulk op with dynamic size: charge size*unit, check
 	ptFuncIdx          // re-encode the function index immediate at [off, end)
+	ptLoopWrap         // before a wrapped loop: open its wrapper (cold.go); end: its block type's end
+	ptLoopCold         // a wrapped loop's header: charge, check that branches to the cold path
+	ptLoopEnd          // after a wrapped loop's end: close the wrapper, with the cold path; idx: its ptLoopCold
+	ptLabel            // re-encode the label immediate at [off, end) as idx (it crosses wrapped loops)
 )
 
 type point struct {
 	off  int
-	end  int // ptFuncIdx: end of the original immediate
+	end  int // ptFuncIdx, ptLabel: end of the original immediate; ptLoopWrap: of the block type
 	kind uint8
 	cost int64  // segment cost, or unit cost for ptBulk
-	idx  uint32 // ptFuncIdx: new index
+	idx  uint32 // ptFuncIdx: new index; ptLabel: new depth; ptLoopEnd: index of the loop's ptLoopCold
 }
 
 // Kinds of frames of the control stack.
@@ -33,6 +37,11 @@ type frame struct {
 	kind           uint8
 	startReachable bool // the code at the frame's start is reachable
 	branched       bool // a branch targets the frame's label
+	// wraps counts the wrapped loops (cold.go) among this frame and those
+	// enclosing it; a wrapped loop's frame has headPt, the index of its
+	// ptLoopCold point (else -1).
+	wraps  int
+	headPt int
 }
 
 // maxSegmentCost is where a segment's cost saturates: far below the
@@ -53,7 +62,8 @@ func satAdd(a, b int64) int64 {
 // the first segment at the entry, charged the entry cost.
 func (fs *funcState) begin() {
 	fs.points = append(fs.points[:0], point{off: fs.declEnd, kind: ptEntry, cost: fs.costs.FunctionEntry})
-	fs.frames = append(fs.frames[:0], frame{kind: frFunc, startReachable: true})
+	fs.frames = append(fs.frames[:0], frame{kind: frFunc, startReachable: true, headPt: -1})
+	fs.labelFixes = fs.labelFixes[:0]
 	fs.reachable, fs.cur, fs.ended = true, 0, false
 	fs.prevConst = false
 	fs.hasTry, fs.hasBulk, fs.hasCall = false, false, false
@@ -142,16 +152,27 @@ func (fs *funcState) control(op byte, start int) {
 	if in := &fs.ins; in.hasFunc {
 		fs.points = append(fs.points, point{off: in.funcOff, end: in.funcEnd, kind: ptFuncIdx, idx: in.funcIdx})
 	}
+	// The labels decode re-encodes come after the write-back at start.
+	fs.points = append(fs.points, fs.labelFixes...)
+	fs.labelFixes = fs.labelFixes[:0]
 	after := fs.r.pos
 	switch op {
 	case opBlock:
 		fs.push(frBlock)
 	case opLoop:
-		fs.push(frLoop)
-		if fs.reachable {
-			fs.nLoops++
-			fs.newSegment(after, ptLoop)
+		if !fs.reachable {
+			fs.push(frLoop)
+			break
 		}
+		fs.nLoops++
+		if fs.ins.btParams {
+			fs.push(frLoop)
+			fs.newSegment(after, ptLoop)
+			break
+		}
+		fs.points = append(fs.points, point{off: start, end: fs.ins.btEnd, kind: ptLoopWrap})
+		fs.newSegment(after, ptLoopCold)
+		fs.pushWrapped(fs.cur)
 	case opIf:
 		fs.push(frIf)
 		if fs.reachable {
@@ -198,7 +219,15 @@ func writesBack(op byte) bool {
 
 // push opens a frame of the given kind at the cursor.
 func (fs *funcState) push(kind uint8) {
-	fs.frames = append(fs.frames, frame{kind: kind, startReachable: fs.reachable})
+	fs.frames = append(fs.frames, frame{kind: kind, startReachable: fs.reachable,
+		wraps: fs.frames[len(fs.frames)-1].wraps, headPt: -1})
+}
+
+// pushWrapped opens the frame of a wrapped loop whose header is point
+// headPt.
+func (fs *funcState) pushWrapped(headPt int) {
+	fs.frames = append(fs.frames, frame{kind: frLoop, startReachable: true,
+		wraps: fs.frames[len(fs.frames)-1].wraps + 1, headPt: headPt})
 }
 
 // newSegment starts a segment of the given kind (a charge point) at off.
@@ -270,6 +299,9 @@ func (fs *funcState) end(op byte, start, after int) {
 		r.pos = start
 		r.fail("delegate without try")
 		return
+	}
+	if f.headPt >= 0 {
+		fs.points = append(fs.points, point{off: after, kind: ptLoopEnd, idx: uint32(f.headPt)})
 	}
 	switch {
 	case f.kind == frLoop:

@@ -34,6 +34,9 @@ type funcState struct {
 	ins    instr   // what decode noted about the operator being scanned
 	points []point // in increasing offset order
 	frames []frame // the control stack, the function's own frame first
+	// labelFixes are the ptLabel points of the operator being decoded,
+	// appended to points by control.
+	labelFixes []point
 
 	reachable bool   // the code at the cursor can run
 	cur       int    // index in points of the current segment's start, or -1 in unreachable code

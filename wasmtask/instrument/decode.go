@@ -3,9 +3,13 @@ package instrument
 // instr is what decode learns about one operator, for scan (besides
 // its static cost, which decode returns).
 type instr struct {
-	unit   int64  // a bulk operation's cost per byte or element (0: not one)
-	i32    uint32 // i32.const: the value
-	toFunc bool   // a branch: one of its targets is the function's own label
+	unit int64 // a bulk operation's cost per byte or element (0: not one)
+	// A block, loop, if or try's block type ends at btEnd; btParams says
+	// whether it takes parameters.
+	btEnd    int
+	btParams bool
+	i32      uint32 // i32.const: the value
+	toFunc   bool   // a branch: one of its targets is the function's own label
 	// call, return_call, ref.func: the function index immediate, at
 	// [funcOff, funcEnd) in the body, and its output value.
 	hasFunc          bool
@@ -196,6 +200,8 @@ func (fs *funcState) blockType() {
 	r, m := &fs.r, fs.m
 	start := r.pos
 	v := r.s33()
+	fs.ins.btParams = false
+	defer func() { fs.ins.btEnd = r.pos }()
 	if r.err != nil {
 		return
 	}
@@ -203,6 +209,8 @@ func (fs *funcState) blockType() {
 		if uint64(v) >= uint64(m.nTypes) {
 			r.pos = start
 			r.fail("block type index out of range")
+		} else if int(v) >= len(m.typeParams) || m.typeParams[v] != 0 {
+			fs.ins.btParams = true
 		}
 		return
 	}
@@ -231,7 +239,8 @@ func (fs *funcState) label() *frame {
 }
 
 // target returns the frame that label l (read at start) targets, marked as
-// branched to, or fails.
+// branched to, or fails. A label that crosses wrapped loops (cold.go)
+// gets a point that re-encodes it.
 func (fs *funcState) target(start int, l uint32) *frame {
 	if uint64(l) >= uint64(len(fs.frames)) {
 		fs.r.pos = start
@@ -240,6 +249,9 @@ func (fs *funcState) target(start int, l uint32) *frame {
 	}
 	f := &fs.frames[len(fs.frames)-1-int(l)]
 	f.branched = true
+	if crossed := fs.frames[len(fs.frames)-1].wraps - f.wraps; crossed > 0 {
+		fs.labelFixes = append(fs.labelFixes, point{off: start, end: fs.r.pos, kind: ptLabel, idx: l + wrapFrames*uint32(crossed)})
+	}
 	return f
 }
 

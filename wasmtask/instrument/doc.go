@@ -187,6 +187,15 @@
 // functions; checking after every call return or after every charge (both
 // measured, see the knobs in rewrite.go) costs more on call-heavy code.
 //
+// A loop header's check does not call in the loop's body: the loop is
+// wrapped in three frames, and a negative counter branches out to a cold
+// path after the loop's end, which calls the helper, adds the header's
+// charge back and re-enters the loop (cold.go has the layout and why:
+// wazero keeps every value live across a call in a stack slot for the
+// whole loop). The counter and what the check sees are the same as with
+// the call inline. Loops with parameters, and the loops of functions that
+// catch, keep the call inline.
+//
 // In functions that cache the counter in a local, the local is written to
 // the global before every call (so the callee, and a host function, see the
 // exact value), before return, return_call*, throw*, unreachable, branches
@@ -198,6 +207,9 @@
 // The host (wasmtask) sets the global to the fuel of a slice; when the
 // check is called the counter is negative, and the host may read it, set a
 // new value (refill) before returning, or suspend or trap inside the call.
+// A check called at a loop header that returns with the counter still
+// negative is called again at once, before the loop's body runs: a host
+// lets a guest progress only by refilling.
 // Let the host's k-th write replace value u_k with v_k (the initial value is
 // 0). Then, whenever the guest is inside a host call (the check or any
 // other import) or an export call has returned,

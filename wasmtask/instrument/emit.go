@@ -47,6 +47,31 @@ func (fs *funcState) emit(p []byte) ([]byte, error) {
 			b = e.charge(b, true, pt.cost, w.knobs.reloadCheck)
 		case ptLoop:
 			b = e.charge(b, false, pt.cost, true)
+		case ptLoopCold:
+			if !e.useLocal { // not wrapped: see cold.go
+				b = e.charge(b, false, pt.cost, true)
+				break
+			}
+			b = appendOpIdx(b, opLocalGet, e.counter)
+			if pt.cost != 0 {
+				b = appendI64Const(b, pt.cost)
+				b = append(b, opI64Sub)
+			}
+			b = appendOpIdx(b, opLocalTee, e.counter)
+			b = e.coldCheck(b)
+		case ptLoopWrap:
+			if e.useLocal {
+				b = wrapOpen(b, body[pt.off+1:pt.end])
+			}
+		case ptLoopEnd:
+			if e.useLocal {
+				b = e.wrapClose(b, fs.points[pt.idx].cost)
+			}
+		case ptLabel:
+			if e.useLocal {
+				b = appendU32(b, pt.idx)
+				pos = pt.end
+			}
 		case ptCharge:
 			if pt.cost != 0 || e.checkEvery {
 				b = e.charge(b, false, pt.cost, e.checkEvery)

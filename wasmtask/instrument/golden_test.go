@@ -23,13 +23,13 @@ import (
 // their features. "testdata/..." is under the module root; "spec/..." under
 // wazero's internal/integration_test/spectest.
 var goldenFiles = []struct{ path, sum string }{
-	{"testdata/spin.wasm", "94766790a10d934d5c93b20b89fb70d66eee1bbae6d9826807c5c4fbef4c4e12"},
-	{"testdata/fuel.wasm", "ba51c9080a30ac52e51cfd7bc8275d2b00e21e44c34678f22de8d28bd52f6119"},
-	{"testdata/cguest.wasm", "963e24af2ec3a9f5d55b53018632d28ff07b238856a10bccbb200aea58a69421"},
-	{"testdata/goguest.wasm", "5d8ea06a3d624dc45b34aa057209bcd6896aa551be3f5542dec6072fb5d97001"},
-	{"spec/v2/testdata/br_table.0.wasm", "4850eb26fea2a5d26e1c1f7ba548d367d50697afc02eeb5f759940f93da3df22"},
+	{"testdata/spin.wasm", "a89c65aa35d0655a9ae8eb1cbdaa2240ffb0350105d6e0692b61695056fca040"},
+	{"testdata/fuel.wasm", "52ca477197151f20f5873bf58f637626248cd7ff624550e332dd69bde4364d03"},
+	{"testdata/cguest.wasm", "963ef4e6ad94627d6868ab23a12e53b5ccba9f7e7616e67ea4fea330519a063b"},
+	{"testdata/goguest.wasm", "93c22372d52ee7c033ef4cc7889239b2b5b296921cbaf781bdf4e89313425a7e"},
+	{"spec/v2/testdata/br_table.0.wasm", "f0dcc46a2c42d2dbbd362a15aa09de119ee435e3befd78dc32fc1af12c30f15c"},
 	{"spec/v2/testdata/simd_store8_lane.0.wasm", "56171f742e6a250548e8f22d9c98d7048029b3affee3253bf29fde9c75ebc913"},
-	{"spec/v2/testdata/memory_copy.96.wasm", "079b218b7dd9fbd9c73f44a2cd72f066655bc81877c1d7b16a85a0b3fcba9e4e"},
+	{"spec/v2/testdata/memory_copy.96.wasm", "72afacb9548f7fc95aaef15bb3a5c56b9858eced34030922815a5559cb30fb4e"},
 	{"spec/v2/testdata/names.2.wasm", "d4a030cc575117d7205641366b872d3aacfe66b5530a768b51b012c11198f812"},
 	{"spec/threads/testdata/atomic.0.wasm", "ee66222da2bc9a7ace11e8a80c98c7a0d47c8ff73f8e3695bf794fc6b74f9b7f"},
 	{"spec/exception-handling/testdata/try_table.1.wasm", "80609573ccb19379a75e98fc5bedb9cac8f347ed8ba8569b514ba349747244de"},
@@ -49,8 +49,8 @@ var goldenFiles = []struct{ path, sum string }{
 // did (wazero upgraded, a file added): recompute both sums on unchanged
 // instrument code.
 const (
-	goldenCorpusIn  = "ae435b46d91a88e3df3ad297351b0ef517fa328cc738ab63df11e7a51e2d3bc2"
-	goldenCorpusOut = "c2522f6b89f615742597810bc29d05cfdb698c232f20bbb703e98d0a46575712"
+	goldenCorpusIn  = "f8e92e9233a5f11370076dc0a6ae8022ee33ae4e831ca43557cec4fca80e421d"
+	goldenCorpusOut = "456e5322f67e9a53c777b62f9ec672a4a313fe2cc2c712b6b69b50936b066a3f"
 )
 
 // goldenMutants is the number of malformed variants of each corpus input

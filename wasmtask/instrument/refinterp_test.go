@@ -621,7 +621,8 @@ func TestFuelMatchesReferenceInterpreter(t *testing.T) {
 		{"fuel.wasm", []call{{"brtable", []uint64{0}}, {"brtable", []uint64{1}}, {"brtable", []uint64{5}},
 			{"indirect", []uint64{4, 0}}, {"indirect", []uint64{4, 1}}, {"copy50", nil}, {"copyn", []uint64{777}},
 			{"filln", []uint64{4096}}, {"init4", nil}, {"grown", []uint64{3}}, {"tcopy2", nil}, {"tailcall", []uint64{300}},
-			{"dead", nil}, {"nested", []uint64{5, 9}}}},
+			{"dead", nil}, {"nested", []uint64{5, 9}},
+			{"loopout", []uint64{0}}, {"loopout", []uint64{1}}, {"loopout", []uint64{77}}, {"loopout", []uint64{5000}}}},
 		{"cguest.wasm", []call{{"sieve", []uint64{10000}}, {"sieve", []uint64{100}}, {"hash", []uint64{2}}, {"memops", []uint64{40}}}},
 	}
 	for _, g := range guests {

@@ -250,7 +250,11 @@ func runSpecScript(t *testing.T, dir, file string, features api.CoreFeatures, sp
 	for _, s := range sides {
 		s.modules = map[string]api.Module{}
 		if s.instrumented {
-			s.meter = unlimited()
+			// A refill of 3 fuel makes nearly every check call the host,
+			// so the scripts run every cold path of the wrapped loops
+			// (cold.go) and every entry and reload check, not only the
+			// fast paths.
+			s.meter = &meter{refill: 3}
 			s.r = newMeteredRuntime(t, ctx, cfg, s.meter)
 		} else {
 			s.r = wazero.NewRuntimeWithConfig(ctx, cfg)
