@@ -107,23 +107,25 @@ func TestServeSlowHeaders(t *testing.T) {
 // TestServeUploadCaps: uploads in flight are capped in number and in the
 // bytes they may hold; a refused upload gets 503 with Retry-After.
 func TestServeUploadCaps(t *testing.T) {
-	_, addr := liveServer(t, serveConfig{maxUploads: 2, maxBody: 1 << 20, uploadMemory: 1<<20 + 1000})
+	s, addr := liveServer(t, serveConfig{maxUploads: 2, maxBody: 1 << 20, uploadMemory: 1<<20 + 1000})
 	stall := func(length int) net.Conn {
 		return rawConn(t, addr, fmt.Sprintf("POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n\x00", length))
 	}
+	// Each stalled upload is probed only once the server holds it: a
+	// probe sent before the server has read the stalled upload's headers
+	// would take the bytes or the slot first, and the stalled one would be
+	// the upload refused.
 	a := stall(1 << 20) // reserves all but 1000 bytes
-	// Until the server has read a's headers, the next upload may take the
-	// slot first; wait for the server to count a's reservation.
+	waitFor(t, func() bool { return s.uploadBytes.Load() == 1<<20 })
 	base := "http://" + addr
-	waitFor(t, func() bool {
-		code, m, _ := do(t, "POST", base+"/jobs", make([]byte, 2000))
-		return code == http.StatusServiceUnavailable && strings.Contains(fmt.Sprint(m["error"]), "hold")
-	})
+	if code, m, _ := do(t, "POST", base+"/jobs", make([]byte, 2000)); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["error"]), "hold") {
+		t.Fatalf("an upload over the bytes left: %d %v, want 503 naming the bytes held", code, m)
+	}
 	b := stall(500) // fits in the bytes left
-	waitFor(t, func() bool {
-		code, m, _ := do(t, "POST", base+"/jobs", make([]byte, 10))
-		return code == http.StatusServiceUnavailable && strings.Contains(fmt.Sprint(m["error"]), "2 uploads are in flight")
-	})
+	waitFor(t, func() bool { return len(s.uploads) == 2 })
+	if code, m, _ := do(t, "POST", base+"/jobs", make([]byte, 10)); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["error"]), "2 uploads are in flight") {
+		t.Fatalf("a third upload: %d %v, want 503 naming the uploads in flight", code, m)
+	}
 	a.Close()
 	b.Close()
 	spin, _ := os.ReadFile("../../testdata/spin.wasm")
