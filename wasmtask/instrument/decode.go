@@ -5,7 +5,7 @@ package instrument
 type instr struct {
 	unit int64 // a bulk operation's cost per byte or element (0: not one)
 	// A block, loop, if or try's block type ends at btEnd; btParams says
-	// whether it takes parameters.
+	// whether it takes parameters (set by blockType).
 	btEnd    int
 	btParams bool
 	i32      uint32 // i32.const: the value
@@ -37,6 +37,7 @@ func (fs *funcState) decode(op byte, start int) (cost int64) {
 		// no immediate
 	case opBlock, opLoop, opIf, opTry:
 		fs.blockType()
+		in.btEnd = r.pos
 	case opTryTable:
 		fs.blockType()
 		fs.catches()
@@ -201,7 +202,6 @@ func (fs *funcState) blockType() {
 	start := r.pos
 	v := r.s33()
 	fs.ins.btParams = false
-	defer func() { fs.ins.btEnd = r.pos }()
 	if r.err != nil {
 		return
 	}

@@ -52,13 +52,7 @@ func (fs *funcState) emit(p []byte) ([]byte, error) {
 				b = e.charge(b, false, pt.cost, true)
 				break
 			}
-			b = appendOpIdx(b, opLocalGet, e.counter)
-			if pt.cost != 0 {
-				b = appendI64Const(b, pt.cost)
-				b = append(b, opI64Sub)
-			}
-			b = appendOpIdx(b, opLocalTee, e.counter)
-			b = e.coldCheck(b)
+			b = e.coldCheck(e.chargeTee(b, false, pt.cost))
 		case ptLoopWrap:
 			if e.useLocal {
 				b = wrapOpen(b, body[pt.off+1:pt.end])
@@ -162,6 +156,15 @@ func (e *emitter) charge(b []byte, reload bool, cost int64, check bool) []byte {
 		}
 		return b
 	}
+	if !check {
+		return appendOpIdx(e.chargeValue(b, reload, cost), opLocalSet, e.counter)
+	}
+	return e.checkLocal(e.chargeTee(b, reload, cost))
+}
+
+// chargeValue appends the counter, from the global if reload, else from
+// the local, less cost.
+func (e *emitter) chargeValue(b []byte, reload bool, cost int64) []byte {
 	if reload {
 		b = appendOpIdx(b, opGlobalGet, e.fuel)
 	} else {
@@ -171,11 +174,13 @@ func (e *emitter) charge(b []byte, reload bool, cost int64, check bool) []byte {
 		b = appendI64Const(b, cost)
 		b = append(b, opI64Sub)
 	}
-	if !check {
-		return appendOpIdx(b, opLocalSet, e.counter)
-	}
-	b = appendOpIdx(b, opLocalTee, e.counter)
-	return e.checkLocal(b)
+	return b
+}
+
+// chargeTee appends the charge into the local, leaving the new counter on
+// the stack for a check.
+func (e *emitter) chargeTee(b []byte, reload bool, cost int64) []byte {
+	return appendOpIdx(e.chargeValue(b, reload, cost), opLocalTee, e.counter)
 }
 
 // chargeGlobal appends the subtraction of c from the fuel global.
