@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -696,5 +697,46 @@ func TestAttentionOnAbort(t *testing.T) {
 	// A poll that completes keeps its result; it saw the request.
 	if aborted, err := h.Wait(context.Background()); err != nil || !aborted {
 		t.Fatalf("Wait = %v, %v; want a poll that saw the abort", aborted, err)
+	}
+}
+
+// TestLoneStackfulYielderLetsOthersIn: a stackful task alone on its worker
+// (and likewise a poll-based one: same runner code) is polled again in place after each yield (worker.RepollSelf), without
+// being queued. That must not keep out what queueing it lets in: a task
+// spawned from outside, a sleeper's timer, an Abort; and the worker counts
+// each such poll as a queued one would be counted.
+func TestLoneStackfulYielderLetsOthersIn(t *testing.T) {
+	for _, path := range []YieldPath{PathImmediate, PathDeferred} {
+		t.Run(path.String(), func(t *testing.T) {
+			rt := newRT(t, WithWorkers(1))
+			var yields atomic.Int64
+			h := SpawnFunc(rt, func(co *Co) (int, error) {
+				for {
+					co.YieldVia(path)
+					yields.Add(1)
+				}
+			})
+			for yields.Load() < 1000 {
+				runtime.Gosched()
+			}
+			wait(t, Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 1, true })))
+			wait(t, SpawnFunc(rt, func(co *Co) (int, error) { co.Sleep(time.Millisecond); return 1, nil }))
+			h.Abort()
+			if err := waitErr(t, h); !errors.Is(err, ErrAborted) {
+				t.Fatalf("err = %v, want ErrAborted", err)
+			}
+			if err := rt.Shutdown(context.Background()); err != nil { // publishes the workers' counters
+				t.Fatal(err)
+			}
+			s := rt.Stats().Total()
+			n := uint64(yields.Load())
+			counted := s.LocalSchedules
+			if path == PathDeferred {
+				counted = s.DeferredYields
+			}
+			if counted < n || s.Polls < n {
+				t.Fatalf("%d yields; the worker counted %d polls and %d %s yields", n, s.Polls, counted, path)
+			}
+		})
 	}
 }

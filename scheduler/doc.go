@@ -29,13 +29,20 @@
 //
 //   - Immediate (Yield, PathImmediate; a self-wake): it is queued again at
 //     once, in the worker's LIFO slot if enabled, and a parked worker is
-//     notified so it may be stolen.
+//     notified if the worker holds other tasks, so some may be stolen.
 //   - Deferred (YieldNow, PathDeferred; Tokio's yield_now): it waits in its
 //     worker's deferred queue until the work that was ready on that worker
 //     and a timer poll have run. It is never stolen; load is evened out by
 //     balanced steals and by donation instead.
 //   - Custom: it waits for a future (Await, a Sleep, a gate) and is queued
 //     wherever the future's waker puts it.
+//
+// A task that yields on either path while its worker holds no other task,
+// and that the worker would poll again at once (no maintenance tick, no
+// injector task due, no timer due, no busier peer for a deferred yield), is
+// polled again in place without being queued: same order, same counters,
+// two state transitions and a queue round trip fewer (the worker package
+// doc, "Repolling in place").
 //
 // An unqualified yield (YieldVia with PathDefault) takes Config.DefaultYield,
 // PathDeferred unless configured. Waker.Wake queues a task from outside the

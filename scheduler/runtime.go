@@ -206,6 +206,8 @@ func (s *shared) NotifyParked() *worker.Worker {
 	return nil
 }
 
+func (s *shared) TimersDue() bool { return s.rt.timers.due() }
+
 func (s *shared) PollTimers(w *worker.Worker) {
 	cx := s.rt.contexts[w.ID()]
 	s.rt.timers.poll(w, &cx.timers)

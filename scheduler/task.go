@@ -179,7 +179,11 @@ func (t *task[T]) RunTask(w *worker.Worker) {
 	if cx == nil {
 		return
 	}
-	if t.endPoll(w, cx, t.pollGuarded(cx)) {
+	ready := t.pollGuarded(cx)
+	for !ready && t.repollInPlace(w, cx) {
+		ready = t.pollGuarded(cx)
+	}
+	if t.endPoll(w, cx, ready) {
 		t.finishReady(cx)
 	}
 }
@@ -208,6 +212,9 @@ func (r *stackfulRunner) RunTask(w *worker.Worker) {
 		c.start()
 	}
 	_, more := c.next()
+	for more && h.repollInPlace(w, cx) {
+		_, more = c.next()
+	}
 	c.ended = !more
 	if h.endPoll(w, cx, !more) {
 		h.typed.finishReady(cx)
@@ -215,6 +222,25 @@ func (r *stackfulRunner) RunTask(w *worker.Worker) {
 }
 
 func (r *stackfulRunner) CancelTask() { (*header)(r).typed.CancelTask() }
+
+// repollInPlace ends a poll of a task that yielded and begins
+// the next one without queueing the task, when the worker would poll it
+// again at once anyway (worker.Worker.RepollSelf). The task stays running
+// throughout, so a wake or a cancellation that arrives meanwhile is seen
+// as if it had arrived during the next poll; one that arrived during the
+// poll just ended (the state is not plain running) takes the usual way.
+// With an Observer every poll goes the usual way, so that it sees each.
+func (h *header) repollInPlace(w *worker.Worker, cx *Context) bool {
+	if !cx.yielded || h.rt.cfg.Observer != nil || h.state.Load() != stRunning ||
+		!w.RepollSelf(&h.wt, cx.yield == PathDeferred) {
+		return false
+	}
+	if cx.attnSet {
+		cx.SetAttention(nil)
+	}
+	cx.yield, cx.yielded = PathDefault, false
+	return true
+}
 
 // beginPoll moves the task from scheduled to running on w and returns the
 // Context to poll it with, or nil if it is not to be polled: not

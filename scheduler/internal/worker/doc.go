@@ -21,7 +21,9 @@
 //     empty LIFO slot runs next on this worker, so waking a peer for it
 //     costs a futex wake per spawn and at best makes the task migrate.
 //   - ScheduleYield (immediate path, self-wake): as Schedule, but a parked
-//     peer is always notified, so a peer can steal the task.
+//     peer is notified whenever the worker holds another task (ring, LIFO
+//     slot, deferred queue, inbox), so a peer can steal; a lone yielder
+//     notifies no one, since a peer could only migrate it.
 //   - ScheduleDeferred (deferred path, YieldNow): the deferred queue. No
 //     notification; stealers never see it.
 //   - ScheduleTimerWake (a task woken by a timer this worker fired): the
@@ -92,6 +94,20 @@
 //     (if this worker holds the timer driver). The last searcher to park
 //     re-checks every queue after registering as a sleeper, so a task
 //     pushed concurrently is never left with every worker asleep.
+//
+// # Repolling in place
+//
+// A task that yields and is alone on its worker would be queued and taken
+// straight back. RepollSelf, asked by the task's runner at the end of
+// such a poll, answers whether the next tick would do exactly that (no
+// hand-off pending, not a maintenance tick, no injector look at a
+// non-empty injector; for the deferred path also an empty injector, no
+// peer with runnable tasks and no timer due, as the release would steal
+// or fire them first) and then does that tick's bookkeeping: tick, LIFO
+// streak or deferred release, counters, poll sequence. The runner polls
+// the task again without its state leaving running. The answer and the
+// bookkeeping are pinned against the queued path over every combination
+// of queues, ticks, timers and peers (TestRepollSelfIsTheQueuedPath).
 //
 // # The stall rule and process-wide pauses
 //

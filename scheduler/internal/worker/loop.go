@@ -76,6 +76,71 @@ func (w *Worker) afterPoll() {
 	}
 }
 
+// RepollSelf is asked by a stackful task's runner after a poll of t in
+// which t yielded (on the deferred path if deferred, else the immediate
+// one) and nothing else happened to it: it reports whether this worker's
+// next tick would poll t again with nothing else done first, and if so it
+// does that tick's bookkeeping (the tick, the LIFO streak, the deferred
+// release, the counters, the poll sequence) so that the runner resumes t
+// at once, without queueing it. A lone yielder then pays neither the
+// task's two state transitions nor the queue's put and take.
+//
+// The answer is true only when queueing t could not have changed what
+// anyone does: this worker holds no other task (ring, LIFO slot, deferred
+// queue, inbox), the tick is neither a maintenance tick nor one that
+// looks at a non-empty injector, and no P hand-off is pending. Otherwise
+// the runner queues t the usual way. (A lone task's yield notifies no
+// peer either way: see ScheduleYield.) The deferred path also needs
+// the injector empty, no peer with runnable tasks (the release would
+// steal first) and no timer due (the release fires timers first, and a
+// woken task runs before the released one).
+func (w *Worker) RepollSelf(t *Task, deferred bool) bool {
+	tick := w.own.tick + 1
+	if w.own.unparkedPeer != nil || w.own.handOff || w.own.eventInterval.divides(tick) || !w.alone() {
+		return false
+	}
+	if deferred {
+		if w.shared.InjectorLen() != 0 || w.peerRunnable() || w.shared.TimersDue() {
+			return false
+		}
+		w.own.c[StatDeferredYields]++
+		w.own.deferredSince = w.own.tick
+		w.own.tick = tick
+		w.resetLIFO()
+		w.progress.Store(tick)
+		w.load.Store(1)
+		w.own.c[StatDeferredReleases]++
+	} else {
+		if w.own.globalInterval.divides(tick) && w.shared.InjectorLen() != 0 {
+			return false
+		}
+		w.own.c[StatLocalSchedules]++
+		w.own.tick = tick
+		if w.cfg.LIFOSlot && !w.own.lifoDisabled {
+			w.own.c[StatLIFOPolls]++
+			w.own.lifoInRow++
+			if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
+				w.own.lifoDisabled = true
+			}
+		} else {
+			w.resetLIFO()
+		}
+	}
+	w.beforePoll(t)
+	return true
+}
+
+// peerRunnable reports whether a peer has a task another worker could
+// take.
+func (w *Worker) peerRunnable() bool {
+	for _, v := range w.shared.Workers() {
+		if v != w && v.Runnable() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // nextTask implements steps 2–7 of the package doc.
 func (w *Worker) nextTask() *Task {
 	// Injector first on every tick while tasks are deferred here, one task:

@@ -21,6 +21,7 @@ func (w *Worker) Schedule(t *Task) {
 // Schedule, but always notifies a parked peer so t can be stolen.
 func (w *Worker) ScheduleYield(t *Task) {
 	w.own.c[StatLocalSchedules]++
+	alone := w.alone()
 	if w.cfg.LIFOSlot && !w.own.lifoDisabled {
 		if prev := w.lifo.Put(t); prev != nil {
 			w.pushBack(prev)
@@ -28,11 +29,20 @@ func (w *Worker) ScheduleYield(t *Task) {
 	} else {
 		w.pushBack(t)
 	}
-	// Notify, but no P hand-off (NoteUnparked): this worker goes on with
+	// Notify if this worker holds other tasks, so that a peer can take
+	// some; a lone yielder runs again at once here, and a peer could only
+	// migrate it. No P hand-off (NoteUnparked): this worker goes on with
 	// t at once, and handing the P to the woken peer would only let it
-	// steal t, migrating a lone yielder at almost every yield
-	// (RATIONALE.md: "Why hand the P to an unparked peer…").
-	w.shared.NotifyParked()
+	// steal t (RATIONALE.md: "Why hand the P to an unparked peer…").
+	if !alone {
+		w.shared.NotifyParked()
+	}
+}
+
+// alone reports whether this worker holds no task: none in its ring, LIFO
+// slot, deferred queue or inbox (the one it is polling aside).
+func (w *Worker) alone() bool {
+	return w.own.local.len() == 0 && w.own.deferred.Len() == 0 && !w.lifo.Occupied() && w.inboxLen.Load() == 0
 }
 
 // ScheduleDeferred puts t, which yielded on the deferred path, into this

@@ -64,6 +64,8 @@ type Shared interface {
 
 	// PollTimers fires expired timers, waking their tasks onto w.
 	PollTimers(w *Worker)
+	// TimersDue reports whether a timer has expired and waits to be fired.
+	TimersDue() bool
 	// ParkTimeout returns how long worker id may block: ok is false when
 	// it should block until notified. It may make id the timer driver.
 	ParkTimeout(id int) (d time.Duration, ok bool)

@@ -18,6 +18,8 @@ type fakeShared struct {
 	wake      *Worker // the peer NotifyParked unparks and returns, if set
 	// onPollTimers, if set, runs at each PollTimers (fires "timers").
 	onPollTimers func(*Worker)
+	// timersDue, if set, answers TimersDue.
+	timersDue func() bool
 }
 
 func (f *fakeShared) Workers() []*Worker { return f.workers }
@@ -45,6 +47,7 @@ func (f *fakeShared) PollTimers(w *Worker) {
 		f.onPollTimers(w)
 	}
 }
+func (f *fakeShared) TimersDue() bool                       { return f.timersDue != nil && f.timersDue() }
 func (f *fakeShared) ParkTimeout(int) (time.Duration, bool) { return 0, false }
 func (f *fakeShared) AfterPark(int)                         {}
 func (f *fakeShared) ShuttingDown() bool                    { return false }
@@ -109,14 +112,35 @@ func TestScheduleUsesLIFOSlotAndDisplacesToBack(t *testing.T) {
 	}
 }
 
-func TestScheduleYieldAlwaysNotifies(t *testing.T) {
-	f, ws := newWorkers(1, nil)
-	ws[0].ScheduleYield(newTask("y"))
-	if f.notifies != 1 {
-		t.Fatalf("immediate yield did not notify a parked peer")
-	}
-	if !ws[0].lifo.Occupied() {
-		t.Fatalf("immediate yield with LIFO on must use the LIFO slot")
+// TestScheduleYieldNotifiesWhenNotAlone: an immediate yield notifies a
+// parked peer when its worker holds another task (in the ring, the LIFO
+// slot, the deferred queue or the inbox), which the peer could take; a lone
+// yielder notifies no one, with the LIFO slot on or off: it runs again at
+// once, and a peer could only migrate it.
+func TestScheduleYieldNotifiesWhenNotAlone(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		lifo  bool
+		setup func(w *Worker)
+		want  int
+	}{
+		{"alone", true, func(*Worker) {}, 0},
+		{"alone, LIFO off", false, func(*Worker) {}, 0},
+		{"ring", true, func(w *Worker) { w.own.local.pushBack(newTask("r")) }, 1},
+		{"ring, LIFO off", false, func(w *Worker) { w.own.local.pushBack(newTask("r")) }, 1},
+		{"LIFO slot", true, func(w *Worker) { w.lifo.Put(newTask("l")) }, 1},
+		{"deferred", true, func(w *Worker) { w.own.deferred.Push(newTask("d")) }, 1},
+		{"inbox", true, func(w *Worker) { w.inbox = append(w.inbox, newTask("i")); w.inboxLen.Store(1) }, 1},
+	} {
+		f, ws := newWorkers(1, func(cfg *Config) { cfg.LIFOSlot = c.lifo })
+		c.setup(ws[0])
+		ws[0].ScheduleYield(newTask("y"))
+		if f.notifies != c.want {
+			t.Errorf("%s: %d notifications, want %d", c.name, f.notifies, c.want)
+		}
+		if c.lifo && !ws[0].lifo.Occupied() {
+			t.Errorf("%s: immediate yield with LIFO on must use the LIFO slot", c.name)
+		}
 	}
 }
 
@@ -393,6 +417,7 @@ func TestUnparkedPeerGetsTheP(t *testing.T) {
 func TestImmediateYieldNotifiesWithoutHandOff(t *testing.T) {
 	f, ws := newWorkers(2, nil)
 	f.wake = ws[1]
+	ws[0].own.local.pushBack(newTask("other")) // something the peer could take
 	ws[0].ScheduleYield(newTask("y"))
 	if f.notifies != 1 || ws[0].own.unparkedPeer != nil {
 		t.Fatalf("notifies %d, recorded peer %v: want a notification and no hand-off", f.notifies, ws[0].own.unparkedPeer)
