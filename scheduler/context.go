@@ -83,6 +83,19 @@ func (cx *Context) StampWhenLeft(cell *atomic.Int64) {
 	}
 }
 
+// PollBegan is the Nanotime at which the worker began the current poll, if
+// it read the clock then, else 0. It reads it when it moves on from a task
+// that asked StampWhenLeft, so a task that resumes after such a switch can
+// date its resumption without a clock read of its own: the reading is the
+// poll's start to within the worker's bookkeeping (well under a
+// microsecond), however long the poll has run since. 0 off any worker.
+func (cx *Context) PollBegan() int64 {
+	if cx.w == nil {
+		return 0
+	}
+	return cx.w.PollBegan()
+}
+
 // Nanotime is the monotonic clock StampWhenLeft stamps with, in
 // nanoseconds from an arbitrary process-wide origin; it is at least 1.
 func Nanotime() int64 { return worker.Nanotime() }

@@ -79,7 +79,9 @@
 // worker was suspended for the scheduler's hop only. Context.StampWhenLeft
 // lets it time any other wait without reading the clock as it suspends:
 // the worker stores the time (Nanotime) when it next moves on from the
-// task, which a hop never does.
+// task, which a hop never does, and Context.PollBegan hands the same
+// reading to the task it moves on to, which may date its own resumption
+// with it.
 //
 // A stackful task's poll keeps as few frames as it can on the worker's
 // stack across the coroutine switch (a non-generic runner; the worker loop

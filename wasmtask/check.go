@@ -344,14 +344,19 @@ func (g *guest) suspendingUntimed(sh *counterShard) suspension {
 // one past s's, on the same worker) was a hop of the scheduler (a
 // microsecond or less: see scheduler.Context.PollSeq): it counts as no
 // time suspended and needs no clock read, a tenth of a suspend + resume
-// round trip. Any other resumption reads the clock.
+// round trip. Any other resumption takes the reading the worker took as
+// the poll began (scheduler.Context.PollBegan: when it moved on from a
+// guest that suspended untimed, as another guest on the worker does), or
+// reads the clock.
 func (g *guest) resumed(s suspension) int64 {
 	s.sh.suspended.Dec()
 	g.openWait = nil
 	now := s.start
 	cx := g.co.Context()
 	if cx.WorkerID() != s.worker || cx.PollSeq() != s.seq+1 {
-		now = nanos()
+		if now = cx.PollBegan(); now == 0 {
+			now = nanos()
+		}
 		start := s.start
 		if start < 0 { // suspendingUntimed
 			if start = g.leftAt.Swap(0); start == 0 {

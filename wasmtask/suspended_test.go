@@ -41,7 +41,8 @@ func TestSuspendedTime(t *testing.T) {
 		// while both live each is suspended for the other's running time:
 		// the two Suspended times add up to about the time both lived. Half
 		// of the time from the spawn to the second result leaves room for
-		// the guests' start-up and the last one's run alone.
+		// the guests' start-up and the last one's run alone. A resumption
+		// is dated with the worker's reading at the switch (PollBegan).
 		e := newEnv(t, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(false))
 		const n = 10 * n
 		spawned := make(chan []*scheduler.JoinHandle[Result], 1)
@@ -67,8 +68,12 @@ func TestSuspendedTime(t *testing.T) {
 			}
 			sum += r.Stats.Suspended
 		}
-		if lived := time.Since(start); sum < lived/2 {
+		lived := time.Since(start)
+		if sum < lived/2 {
 			t.Fatalf("the guests' suspended times add up to %v, want at least half of the %v they shared the worker", sum, lived)
+		}
+		if sum > 2*lived {
+			t.Fatalf("the guests' suspended times add up to %v, more than twice the %v they lived", sum, lived)
 		}
 	})
 }

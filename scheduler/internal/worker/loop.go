@@ -56,9 +56,10 @@ func (w *Worker) beforePoll(t *Task) {
 	w.own.notifiedNoWork = false
 	w.own.c[StatPolls]++
 	w.own.seq++
+	w.own.pollBegan = 0
 	if w.own.leftCell != nil {
 		if t != w.own.leftTask {
-			w.stampLeft()
+			w.own.pollBegan = w.stampLeft()
 		}
 		w.own.leftCell, w.own.leftTask = nil, nil
 	}

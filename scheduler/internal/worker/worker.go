@@ -182,6 +182,9 @@ type ownerState struct {
 	// advances seq for anything but a poll of leftTask (StampWhenLeft).
 	leftCell *atomic.Int64
 	leftTask *Task
+	// pollBegan is the Nanotime reading taken as the current poll began
+	// (for a StampWhenLeft), 0 if none was: see PollBegan.
+	pollBegan int64
 
 	injectBuf     []*Task
 	c             counters
@@ -250,6 +253,13 @@ func (w *Worker) Stats() Stats { return w.pub.load() }
 // task the worker is polling.
 func (w *Worker) Seq() uint64 { return w.own.seq }
 
+// PollBegan is the Nanotime reading the worker took just before the
+// current poll began, or 0 if it took none: it reads the clock there only
+// to stamp a StampWhenLeft request of the task it moved on from. It is the
+// time the poll began, to within the worker's bookkeeping, however long
+// the poll has run since.
+func (w *Worker) PollBegan() int64 { return w.own.pollBegan }
+
 // StampWhenLeft asks the worker to store Nanotime() in *cell, unless *cell
 // is no longer 0, at its next activity that is not an immediate re-poll of
 // t: the next time Seq advances for a park, a hand-off of the P or a poll
@@ -278,9 +288,12 @@ func (w *Worker) advanceSeq() {
 	}
 }
 
-func (w *Worker) stampLeft() {
-	w.own.leftCell.CompareAndSwap(0, Nanotime())
+// stampLeft stamps the StampWhenLeft request and returns the reading.
+func (w *Worker) stampLeft() int64 {
+	now := Nanotime()
+	w.own.leftCell.CompareAndSwap(0, now)
 	w.own.leftCell, w.own.leftTask = nil, nil
+	return now
 }
 
 // clockBase anchors Nanotime.

@@ -778,3 +778,38 @@ func TestStampWhenLeftKeepsAnEarlierStamp(t *testing.T) {
 		t.Fatalf("cell = %d after a park, want a Nanotime reading taken during it (from %d)", got, before)
 	}
 }
+
+// TestPollBeganIsTheSwitchReading: PollBegan is the reading the worker
+// stamped a StampWhenLeft request with as the poll began, and 0 for a poll
+// that began without one: a hop, a poll with no request pending, and the
+// first poll after a park (which stamped the request while parking).
+func TestPollBeganIsTheSwitchReading(t *testing.T) {
+	_, ws := newWorkers(1, nil)
+	w := ws[0]
+	ta, tb := newTask("a"), newTask("b")
+	var cell atomic.Int64
+	w.beforePoll(ta)
+	w.StampWhenLeft(ta, &cell)
+	w.beforePoll(ta) // a hop
+	if w.PollBegan() != 0 || cell.Load() != 0 {
+		t.Fatalf("after a hop: PollBegan %d, cell %d; want 0, 0", w.PollBegan(), cell.Load())
+	}
+	w.StampWhenLeft(ta, &cell)
+	before := Nanotime()
+	w.beforePoll(tb) // a switch
+	if got := w.PollBegan(); got < before || got != cell.Load() {
+		t.Fatalf("after a switch: PollBegan %d, cell %d; want the stamp, taken from %d", got, cell.Load(), before)
+	}
+	w.beforePoll(ta) // nothing asked
+	if w.PollBegan() != 0 {
+		t.Fatalf("PollBegan %d with no request pending, want 0", w.PollBegan())
+	}
+	cell.Store(0)
+	w.StampWhenLeft(ta, &cell)
+	w.Unpark()
+	w.park()
+	w.beforePoll(tb)
+	if w.PollBegan() != 0 || cell.Load() == 0 {
+		t.Fatalf("after a park: PollBegan %d, cell %d; want 0 and a stamp", w.PollBegan(), cell.Load())
+	}
+}
