@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -207,5 +208,98 @@ func TestNoLostWakeup(t *testing.T) {
 	}
 	if s := rt.Stats().Total(); s.Parks == 0 {
 		t.Fatal("workers never parked: the test did not exercise park/unpark")
+	}
+}
+
+// TestLoneYielderRacesWakesAndAborts: a task alone on its worker is polled
+// again in place after each yield, its state staying running, while
+// foreign goroutines wake it and then abort it at random moments. Every
+// round must end with the task aborted (a stackful task's deferred calls
+// run) or finished after all its yields, never lost or polled after its
+// end; once Abort has returned, the task runs at most the rest of one poll
+// (its suspension that follows is its last); and the workers keep running
+// tasks.
+func TestLoneYielderRacesWakesAndAborts(t *testing.T) {
+	rounds := 400
+	if testing.Short() || raceEnabled {
+		rounds = 60
+	}
+	rt := newRT(t, WithWorkers(2))
+	r := rand.New(rand.NewPCG(7, 7))
+	for round := range rounds {
+		const yields = 2000
+		path := []YieldPath{PathImmediate, PathDeferred}[round%2]
+		var polls, afterEnd, afterAbort atomic.Int64
+		var ended, deferred, abortReturned atomic.Bool
+		wakers := make(chan Waker, 1)
+		var h *JoinHandle[int]
+		if round%4 < 2 {
+			h = SpawnFunc(rt, func(co *Co) (int, error) {
+				defer deferred.Store(true)
+				wakers <- co.Context().Waker()
+				for range yields {
+					polls.Add(1)
+					co.YieldVia(path)
+					if abortReturned.Load() {
+						afterAbort.Add(1)
+					}
+				}
+				ended.Store(true)
+				return yields, nil
+			})
+		} else {
+			left := yields
+			h = Spawn(rt, PollFunc[int](func(cx *Context) (int, bool) {
+				if ended.Load() {
+					afterEnd.Add(1)
+				}
+				if abortReturned.Load() {
+					afterAbort.Add(1)
+				}
+				if polls.Add(1) == 1 {
+					wakers <- cx.Waker()
+				}
+				if left == 0 {
+					ended.Store(true)
+					return yields, true
+				}
+				left--
+				cx.YieldVia(path)
+				return 0, false
+			}))
+		}
+		w := <-wakers
+		for range r.IntN(4) {
+			w.Wake()
+			time.Sleep(time.Duration(r.IntN(20)) * time.Microsecond)
+		}
+		aborted := r.IntN(2) == 0
+		if aborted {
+			h.Abort()
+			abortReturned.Store(true)
+		}
+		v, err := h.Wait(context.Background())
+		switch {
+		case err == nil:
+			if v != yields || !ended.Load() {
+				t.Fatalf("round %d: finished with %d, ended %v; want %d after every yield", round, v, ended.Load(), yields)
+			}
+		case errors.Is(err, ErrAborted):
+			if !aborted {
+				t.Fatalf("round %d: aborted without an Abort", round)
+			}
+		default:
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if n := afterAbort.Load(); n > 1 {
+			t.Fatalf("round %d: %d resumptions after Abort returned, want at most 1", round, n)
+		}
+		if stackful := round%4 < 2; stackful && !deferred.Load() || afterEnd.Load() != 0 {
+			t.Fatalf("round %d (stackful %v): deferred calls ran %v, polls after the end %d", round, stackful, deferred.Load(), afterEnd.Load())
+		}
+	}
+	waitAlive(t, rt)
+	if v := wait(t, Spawn(rt, PollFunc[int](func(*Context) (int, bool) { return 3, true }))); v != 3 {
+		t.Fatal(v)
 	}
 }
