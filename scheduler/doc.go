@@ -37,12 +37,13 @@
 //   - Custom: it waits for a future (Await, a Sleep, a gate) and is queued
 //     wherever the future's waker puts it.
 //
-// A task that yields on either path while its worker holds no other task,
-// and that the worker would poll again at once (no maintenance tick, no
-// injector task due, no timer due, no busier peer for a deferred yield), is
+// A task that yields and that its worker would poll again at once is
 // polled again in place without being queued: same order, same counters,
 // two state transitions and a queue round trip fewer (the worker package
-// doc, "Repolling in place").
+// doc, "Repolling in place"). On the immediate path that is a yield into
+// the empty LIFO slot while the streak lasts, or into an empty ring; on the
+// deferred path, a yield with nothing else on the worker, nothing in the
+// injector, nothing for a peer to steal and no timer due.
 //
 // An unqualified yield (YieldVia with PathDefault) takes Config.DefaultYield,
 // PathDeferred unless configured. Waker.Wake queues a task from outside the

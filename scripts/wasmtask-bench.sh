@@ -27,8 +27,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0==0) print "n/a"; else printf "
 d=$(med SuspendResume/deferred ns/yield)
 il=$(med SuspendResume/immediate-lifo ns/yield)
 inl=$(med SuspendResume/immediate-nolifo ns/yield)
-dq=$(med SuspendResume/deferred-queued ns/yield)
-iq=$(med SuspendResume/immediate-lifo-queued ns/yield)
+dq=$(med SuspendResume/deferred-shared ns/yield)
+iq=$(med SuspendResume/immediate-lifo-shared ns/yield)
 ch=$(med SuspendResume/baseline-chan-roundtrip ns/yield)
 ip=$(med SuspendResume/baseline-iter-pull ns/yield)
 fh=$(med SuspendResume/floor-hostcall ns/yield)
@@ -71,7 +71,7 @@ us() { awk -v x="$1" 'BEGIN{printf "%.2f µs", x/1e3}'; }
 	echo "| guest suspend + resume, immediate path, LIFO on | $il ns | the floor $fs ns | $(ratio "$il" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| guest suspend + resume, immediate path, LIFO off | $inl ns | the floor $fs ns | $(ratio "$inl" "$fs") | issue 12: ≤ 170 ns |"
 	echo "| two guests sharing one worker, deferred path: every yield queued, each resumption the other guest's | $dq ns | the floor $fs ns | $(ratio "$dq" "$fs") | (the rows above are of a lone guest, repolled in place) |"
-	echo "| two guests sharing one worker, immediate path, LIFO on | $iq ns | the floor $fs ns | $(ratio "$iq" "$fs") | |"
+	echo "| two guests sharing one worker, immediate path, LIFO on: each repolled in place for its LIFO streak (3 polls), then queued behind the other | $iq ns | the floor $fs ns | $(ratio "$iq" "$fs") | |"
 	echo "| (the floor's parts) a wazero host call alone; an iter.Pull switch pair alone; a goroutine channel round trip | $fh ns | $ip ns | | $ch ns |"
 	echo "| one epoch poll with nothing to do (\`EpochPoll\`: the guest's time per poll beyond the same loop without checks) | $ep ns | a wazero host call alone $fh ns | $(ratio "$ep" "$fh") | (epoch mode pays it at the polls it does not skip) |"
 	echo "| one epoch poll with nothing to do, skipped or not (\`EpochPoll/epoch-skipped-poll\`: interval 1,000 fuel, where the guest answers most polls itself; fraction skipped: $esf) | $esp ns | the poll above $ep ns | $(ratio "$esp" "$ep") | (pollskip.go) |"
@@ -90,7 +90,7 @@ us() { awk -v x="$1" 'BEGIN{printf "%.2f µs", x/1e3}'; }
 	echo
 	echo "A call from a goroutine is a message to the instance's task and a wake of a parked worker, then a wake of the caller: the same two hand-offs as the task round trip."
 	echo
-	echo "A suspend + resume round trip is: the guest's check (a wazero call out to a Go host function), the policy, a coroutine switch to the worker, the scheduler's requeue and next pick (for a guest alone on its worker, which the worker would pick again at once, the re-poll in place that stands for them: RATIONALE.md, \"Why is a task that yields alone polled again without being queued?\"), and the switch back. Its floor, measured in the same run, is that exit from Wasm to a Go host function with an iter.Pull switch pair inside it."
+	echo "A suspend + resume round trip is: the guest's check (a wazero call out to a Go host function), the policy, a coroutine switch to the worker, the scheduler's requeue and next pick (for a guest that its worker would pick again at once, alone on it say, the re-poll in place that stands for them: RATIONALE.md, \"Why is a task that yields polled again without being queued?\"), and the switch back. Its floor, measured in the same run, is that exit from Wasm to a Go host function with an iter.Pull switch pair inside it."
 	echo
 	echo "<details><summary>benchstat</summary>"
 	echo

@@ -20,9 +20,11 @@ import (
 // switch pair, measured in the same run.
 //
 // A guest alone on its worker is polled again in place after each yield
-// (worker.Worker.RepollSelf); the -queued rows run two guests on the one
-// worker, so that every yield is queued and the worker switches between
-// them: a suspension of one guest and the resumption of the other.
+// (worker.Worker.RepollSelf). The -shared rows run two guests on the one
+// worker: on the deferred path every yield is then queued and resumes the
+// other guest; on the immediate path with the LIFO slot a guest is
+// repolled in place for its LIFO streak (MaxLIFOPollsPerTick polls), then
+// queued behind the other.
 func BenchmarkSuspendResume(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
@@ -33,8 +35,8 @@ func BenchmarkSuspendResume(b *testing.B) {
 		{"deferred", DeferredYield(), true, 1},
 		{"immediate-lifo", ImmediateYield(), true, 1},
 		{"immediate-nolifo", ImmediateYield(), false, 1},
-		{"deferred-queued", DeferredYield(), true, 2},
-		{"immediate-lifo-queued", ImmediateYield(), true, 2},
+		{"deferred-shared", DeferredYield(), true, 2},
+		{"immediate-lifo-shared", ImmediateYield(), true, 2},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e := newEnv(b, "spin.wasm", EngineConfig{}, scheduler.WithWorkers(1), scheduler.WithLIFOSlot(tc.lifo))

@@ -97,17 +97,21 @@
 //
 // # Repolling in place
 //
-// A task that yields and is alone on its worker would be queued and taken
-// straight back. RepollSelf, asked by the task's runner at the end of
-// such a poll, answers whether the next tick would do exactly that (no
-// hand-off pending, not a maintenance tick, no injector look at a
-// non-empty injector; for the deferred path also an empty injector, no
-// peer with runnable tasks and no timer due, as the release would steal
-// or fire them first) and then does that tick's bookkeeping: tick, LIFO
-// streak or deferred release, counters, poll sequence. The runner polls
-// the task again without its state leaving running. The answer and the
-// bookkeeping are pinned against the queued path over every combination
-// of queues, ticks, timers and peers (TestRepollSelfIsTheQueuedPath).
+// A task that yields is often queued only to be taken straight back: alone
+// on its worker, or into the empty LIFO slot during its streak. RepollSelf,
+// asked by the task's runner at the end of such a poll, answers whether
+// the next tick would do exactly that (no hand-off pending, not a
+// maintenance tick, no injector look at a non-empty injector; on the
+// immediate path an empty LIFO slot with the streak not spent, or else an
+// empty ring; on the deferred path nothing else on the worker, an empty
+// injector, no peer with runnable tasks and no timer due, as the release
+// would steal or fire them first) and then does what the queue and that
+// tick would have done: tick, LIFO streak or deferred release, counters,
+// poll sequence, a parked peer's notification. The runner polls the task
+// again without its state leaving running. The answer and the worker's
+// state after it are pinned against the queued path over every
+// combination of queues, ticks, timers and peers
+// (TestRepollSelfIsTheQueuedPath).
 //
 // # The stall rule and process-wide pauses
 //

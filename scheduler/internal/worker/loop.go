@@ -77,31 +77,34 @@ func (w *Worker) afterPoll() {
 	}
 }
 
-// RepollSelf is asked by a stackful task's runner after a poll of t in
-// which t yielded (on the deferred path if deferred, else the immediate
-// one) and nothing else happened to it: it reports whether this worker's
-// next tick would poll t again with nothing else done first, and if so it
-// does that tick's bookkeeping (the tick, the LIFO streak, the deferred
-// release, the counters, the poll sequence) so that the runner resumes t
-// at once, without queueing it. A lone yielder then pays neither the
-// task's two state transitions nor the queue's put and take.
+// RepollSelf is asked by a task's runner after a poll of t in which t
+// yielded (on the deferred path if deferred, else the immediate one) and
+// nothing else happened to it: it reports whether this worker's next tick
+// would poll t again with nothing else done first, and if so it does what
+// queueing t and that tick would have done besides (the tick, the LIFO
+// streak or the deferred release, the counters, the poll sequence, the
+// notification of a parked peer) so that the runner resumes t at once,
+// without queueing it. Such a yield then costs neither the task's two
+// state transitions nor the queue's put and take.
 //
-// The answer is true only when queueing t could not have changed what
-// anyone does: this worker holds no other task (ring, LIFO slot, deferred
-// queue, inbox), the tick is neither a maintenance tick nor one that
-// looks at a non-empty injector, and no P hand-off is pending. Otherwise
-// the runner queues t the usual way. (A lone task's yield notifies no
-// peer either way: see ScheduleYield.) The deferred path also needs
-// the injector empty, no peer with runnable tasks (the release would
-// steal first) and no timer due (the release fires timers first, and a
-// woken task runs before the released one).
+// The answer is true only when the next tick would take t back at once:
+// no P hand-off pending, not a maintenance tick, and no injector task due
+// (a tick that looks at the injector first, with a non-empty injector).
+// On the immediate path t would then run next from the empty LIFO slot
+// while the streak lasts, whatever else is queued behind it, or, with the
+// slot off or the streak spent, from an empty ring. The deferred path
+// needs the worker to hold no other task at all (ring, LIFO slot, deferred
+// queue, inbox), the injector empty, no peer with runnable tasks (the
+// release would steal first) and no timer due (the release fires timers
+// first, and a woken task runs before the released one). Otherwise the
+// runner queues t the usual way.
 func (w *Worker) RepollSelf(t *Task, deferred bool) bool {
 	tick := w.own.tick + 1
-	if w.own.unparkedPeer != nil || w.own.handOff || w.own.eventInterval.divides(tick) || !w.alone() {
+	if w.own.unparkedPeer != nil || w.own.handOff || w.own.eventInterval.divides(tick) {
 		return false
 	}
 	if deferred {
-		if w.shared.InjectorLen() != 0 || w.peerRunnable() || w.shared.TimersDue() {
+		if !w.alone() || w.shared.InjectorLen() != 0 || w.peerRunnable() || w.shared.TimersDue() {
 			return false
 		}
 		w.own.c[StatDeferredYields]++
@@ -111,21 +114,29 @@ func (w *Worker) RepollSelf(t *Task, deferred bool) bool {
 		w.progress.Store(tick)
 		w.load.Store(1)
 		w.own.c[StatDeferredReleases]++
+		w.beforePoll(t)
+		return true
+	}
+	if (w.own.globalInterval.divides(tick) || w.own.deferred.Len() != 0) && w.shared.InjectorLen() != 0 {
+		return false
+	}
+	viaLIFO := w.cfg.LIFOSlot && !w.own.lifoDisabled
+	if viaLIFO && w.lifo.Occupied() || !viaLIFO && w.own.local.len() != 0 {
+		return false
+	}
+	w.own.c[StatLocalSchedules]++
+	if !w.alone() {
+		w.shared.NotifyParked() // as ScheduleYield
+	}
+	w.own.tick = tick
+	if viaLIFO {
+		w.own.c[StatLIFOPolls]++
+		w.own.lifoInRow++
+		if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
+			w.own.lifoDisabled = true
+		}
 	} else {
-		if w.own.globalInterval.divides(tick) && w.shared.InjectorLen() != 0 {
-			return false
-		}
-		w.own.c[StatLocalSchedules]++
-		w.own.tick = tick
-		if w.cfg.LIFOSlot && !w.own.lifoDisabled {
-			w.own.c[StatLIFOPolls]++
-			w.own.lifoInRow++
-			if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
-				w.own.lifoDisabled = true
-			}
-		} else {
-			w.resetLIFO()
-		}
+		w.resetLIFO()
 	}
 	w.beforePoll(t)
 	return true

@@ -116,26 +116,31 @@ func TestRepollSelfIsTheQueuedPath(t *testing.T) {
 	repolled := map[bool]int{}
 	for _, c := range cases {
 		fq, wq, yq := c.build()
-		want := queued(wq, yq, c.deferred)
+		wantTask := queued(wq, yq, c.deferred)
 
 		fr, wr, yr := c.build()
 		before := workerState(wr)
 		ok := wr.RepollSelf(yr, c.deferred)
 
 		next := c.tick + 1
-		lone := !c.ring && !c.lifoTask && !c.deferredTask && !c.inbox && !c.handOff && next%repollEventInterval != 0
+		want := !c.handOff && next%repollEventInterval != 0
 		if c.deferred {
-			lone = lone && !c.injector && !c.peerTask && !c.timer
+			want = want && !c.ring && !c.lifoTask && !c.deferredTask && !c.inbox && !c.injector && !c.peerTask && !c.timer
 		} else {
-			lone = lone && !(c.injector && next%repollGlobalInterval == 0)
+			want = want && !(c.injector && (next%repollGlobalInterval == 0 || c.deferredTask))
+			if c.lifoCfg && !c.lifoDisabled {
+				want = want && !c.lifoTask
+			} else {
+				want = want && !c.ring
+			}
 		}
-		if ok != lone {
-			t.Fatalf("%+v: RepollSelf = %v, want %v", c, ok, lone)
+		if ok != want {
+			t.Fatalf("%+v: RepollSelf = %v, want %v", c, ok, want)
 		}
 		if ok {
 			repolled[c.deferred]++
-			if want != yq {
-				t.Fatalf("%+v: RepollSelf repolled y, but the queued path picks %s", c, nameOf(want))
+			if wantTask != yq {
+				t.Fatalf("%+v: RepollSelf repolled y, but the queued path picks %s", c, nameOf(wantTask))
 			}
 			if got, want := workerState(wr), workerState(wq); got != want {
 				t.Fatalf("%+v: after RepollSelf\n  %s\nafter the queued path\n  %s", c, got, want)
@@ -149,8 +154,8 @@ func TestRepollSelfIsTheQueuedPath(t *testing.T) {
 			t.Fatalf("%+v: RepollSelf answered false but changed the worker (%d timer polls):\n  %s\n  %s", c, fr.timerPoll, before, after)
 		}
 		got := queued(wr, yr, c.deferred)
-		if nameOf(got) != nameOf(want) {
-			t.Fatalf("%+v: after RepollSelf's false the queued path picks %s, alone %s", c, nameOf(got), nameOf(want))
+		if nameOf(got) != nameOf(wantTask) {
+			t.Fatalf("%+v: after RepollSelf's false the queued path picks %s, alone %s", c, nameOf(got), nameOf(wantTask))
 		}
 		if got, want := workerState(wr), workerState(wq); got != want {
 			t.Fatalf("%+v: after RepollSelf's false and the queued path\n  %s\nthe queued path alone\n  %s", c, got, want)
