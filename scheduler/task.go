@@ -223,13 +223,13 @@ func (r *stackfulRunner) RunTask(w *worker.Worker) {
 
 func (r *stackfulRunner) CancelTask() { (*header)(r).typed.CancelTask() }
 
-// repollInPlace ends a poll of a task that yielded and begins
-// the next one without queueing the task, when the worker would poll it
-// again at once anyway (worker.Worker.RepollSelf). The task stays running
-// throughout, so a wake or a cancellation that arrives meanwhile is seen
-// as if it had arrived during the next poll; one that arrived during the
-// poll just ended (the state is not plain running) takes the usual way.
-// With an Observer every poll goes the usual way, so that it sees each.
+// repollInPlace ends a poll of a task that yielded and begins the next one
+// without queueing the task, when the worker would poll it again at once
+// anyway (worker.Worker.RepollSelf). The task stays running throughout, so
+// a wake or a cancellation that arrives meanwhile is seen as if it had
+// arrived during the next poll; one that arrived during the poll just
+// ended (the state is not plain running) takes the usual way. With an
+// Observer every poll goes the usual way, so that it sees each.
 func (h *header) repollInPlace(w *worker.Worker, cx *Context) bool {
 	if !cx.yielded || h.rt.cfg.Observer != nil || h.state.Load() != stRunning ||
 		!w.RepollSelf(&h.wt, cx.yield == PathDeferred) {

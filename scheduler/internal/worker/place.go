@@ -18,7 +18,9 @@ func (w *Worker) Schedule(t *Task) {
 }
 
 // ScheduleYield re-queues t, which yielded on the immediate path: like
-// Schedule, but always notifies a parked peer so t can be stolen.
+// Schedule, but it notifies a parked peer whenever this worker holds
+// another task, even if t took an empty LIFO slot, so that a peer can
+// take some of the work.
 func (w *Worker) ScheduleYield(t *Task) {
 	w.own.c[StatLocalSchedules]++
 	alone := w.alone()
