@@ -130,11 +130,7 @@ func (w *Worker) RepollSelf(t *Task, deferred bool) bool {
 	}
 	w.own.tick = tick
 	if viaLIFO {
-		w.own.c[StatLIFOPolls]++
-		w.own.lifoInRow++
-		if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
-			w.own.lifoDisabled = true
-		}
+		w.countLIFOPoll()
 	} else {
 		w.resetLIFO()
 	}
@@ -182,11 +178,7 @@ func (w *Worker) nextTask() *Task {
 	// the task that filled it, before the worker looks anywhere else.
 	if w.cfg.LIFOSlot && !w.own.lifoDisabled {
 		if t := w.lifo.Take(); t != nil {
-			w.own.c[StatLIFOPolls]++
-			w.own.lifoInRow++
-			if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
-				w.own.lifoDisabled = true
-			}
+			w.countLIFOPoll()
 			return t
 		}
 	}
@@ -236,6 +228,16 @@ func (w *Worker) nextTask() *Task {
 		return first
 	}
 	return w.search()
+}
+
+// countLIFOPoll counts a poll from the LIFO slot in the streak, and
+// disables the slot when the streak reaches MaxLIFOPollsPerTick.
+func (w *Worker) countLIFOPoll() {
+	w.own.c[StatLIFOPolls]++
+	w.own.lifoInRow++
+	if w.own.lifoInRow >= w.cfg.MaxLIFOPollsPerTick {
+		w.own.lifoDisabled = true
+	}
 }
 
 func (w *Worker) resetLIFO() {
