@@ -61,7 +61,9 @@ func SampleCPU() CPUSample {
 
 // ForeignCores is the average number of cores other processes (and a
 // hypervisor's steal) kept busy between a and b; NaN if either sample is
-// unknown or no time passed.
+// unknown or no time passed. /proc/stat counts in ticks of 10 ms per CPU,
+// so the figure may be off by about NumCPU*10ms/(b-a) either way: coarse
+// over a window much under a second (it can then exceed NumCPU).
 func ForeignCores(a, b CPUSample) float64 {
 	wall := b.wall.Sub(a.wall).Seconds()
 	if !a.ok || !b.ok || wall <= 0 {
