@@ -356,8 +356,8 @@ func (s *Service) runGuest(ctx context.Context, r *run, sp *spec) (res wasmtask.
 	}
 	h := r.h
 	r.mu.Unlock()
-	if h == nil { // stopped before it started
-		return res, errors.New("stopped before it started"), true
+	if h == nil { // stopped before it started: a cancelled guest that never ran
+		return res, &wasmtask.Error{Kind: scheduler.ErrAborted, Cause: errors.New("stopped before it started"), Guest: opts.Name}, true
 	}
 	// Wait in steps: the message is kept alive between them, and the
 	// timeout is enforced at the first step past it.

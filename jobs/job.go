@@ -39,7 +39,7 @@ type Job struct {
 	Kind       string               `json:"error_kind,omitempty"`
 	Stdout     string               `json:"stdout,omitempty"`
 	Stderr     string               `json:"stderr,omitempty"`
-	Stats      *wasmtask.GuestStats `json:"stats,omitempty"`
+	Stats      *wasmtask.GuestStats `json:"stats,omitempty"` // at the run's end; zero if cancelled before the guest ran; absent while queued or running, or if the module could not be had
 	Submitted  time.Time            `json:"submitted"`
 	Started    *time.Time           `json:"started,omitempty"`
 	Finished   *time.Time           `json:"finished,omitempty"`

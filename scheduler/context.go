@@ -216,7 +216,11 @@ func spawnBody[T any](s Spawner, f Future[T], body *coBody[T]) *JoinHandle[T] {
 	t.markReady()
 	if !rt.owned.insert(&t.header) {
 		var zero T
-		t.result, t.err, t.fut, t.body, t.co = zero, ErrShutdown, nil, nil, nil
+		t.result, t.err = zero, ErrShutdown
+		if body != nil {
+			t.result, t.err = body.outcome(nil, ErrShutdown)
+		}
+		t.fut, t.body, t.co = nil, nil, nil
 		t.state.Store(stComplete)
 		t.join.Store(joinDone)
 		return h

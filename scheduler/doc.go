@@ -21,7 +21,9 @@
 // Spawn(cx, f) or Spawn(co, f). A JoinHandle gives the result through Wait
 // (goroutines), Poll (futures) or Join (stackful tasks), or a typed error:
 // *PanicError (value and stack; the worker keeps running), ErrAborted,
-// ErrShutdown.
+// ErrShutdown. A stackful task's body may wrap the cancellation's reason in
+// an error of its own; SpawnFuncNotStarted gives that shape to a task
+// cancelled before it ever ran, too.
 //
 // # Yield paths
 //

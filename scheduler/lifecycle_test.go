@@ -418,3 +418,80 @@ func TestAbortedSleepersLeaveTheTimerHeap(t *testing.T) {
 		t.Fatalf("%d timers left after the short sleep fired, want the live one and the %d dead", l, dead)
 	}
 }
+
+// notStartedErr is a body's own error type wrapping a cancellation reason.
+type notStartedErr struct{ reason error }
+
+func (e *notStartedErr) Error() string { return "not started: " + e.reason.Error() }
+func (e *notStartedErr) Unwrap() error { return e.reason }
+
+// TestSpawnFuncNotStarted: a stackful task cancelled before its first poll
+// completes with what notStarted returned for the reason, Abort's or
+// shutdown's, on every path a task can be cancelled before it starts; an
+// answer that does not match the reason, or a panic, gives the reason;
+// once the body has started, notStarted is not called.
+func TestSpawnFuncNotStarted(t *testing.T) {
+	var calls atomic.Int64
+	var ran atomic.Bool
+	body := func(co *Co) (int, error) { ran.Store(true); co.Park(); return 1, nil }
+	wrap := func(reason error) (int, error) { calls.Add(1); return 42, &notStartedErr{reason} }
+	check := func(name string, h *JoinHandle[int], want error) {
+		t.Helper()
+		v, err := h.Wait(context.Background())
+		var ne *notStartedErr
+		if v != 42 || !errors.As(err, &ne) || !errors.Is(err, want) {
+			t.Fatalf("%s: %d, %v; want 42 and notStarted's error wrapping %v", name, v, err, want)
+		}
+	}
+
+	rt := newRT(t, WithWorkers(1))
+	release := make(chan struct{})
+	blocker := Spawn(rt, PollFunc[int](func(*Context) (int, bool) { <-release; return 0, true }))
+	aborted := SpawnFuncNotStarted(rt, body, wrap)
+	aborted.Abort()
+	mismatched := SpawnFuncNotStarted(rt, body, func(reason error) (int, error) { return 9, errors.New("something else") })
+	mismatched.Abort()
+	panicking := SpawnFuncNotStarted(rt, body, func(reason error) (int, error) { panic("embedder bug") })
+	panicking.Abort()
+	close(release)
+	wait(t, blocker)
+	check("aborted while queued", aborted, ErrAborted)
+	for name, h := range map[string]*JoinHandle[int]{"mismatched": mismatched, "panicking": panicking} {
+		if v, err := h.Wait(context.Background()); v != 0 || err != ErrAborted {
+			t.Fatalf("%s: %d, %v; want 0 and ErrAborted itself", name, v, err)
+		}
+	}
+
+	// Started, then aborted: the body's own outcome, not notStarted's.
+	parking := make(chan struct{})
+	started := SpawnFuncNotStarted(rt, func(co *Co) (int, error) { close(parking); co.Park(); return 1, nil }, wrap)
+	<-parking
+	started.Abort()
+	if v, err := started.Wait(context.Background()); v != 0 || err != ErrAborted {
+		t.Fatalf("started: %d, %v; want the body's unwinding (0, ErrAborted)", v, err)
+	}
+
+	// Queued at shutdown, and spawned after it.
+	rt2, err := New(WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	Spawn(rt2, PollFunc[int](func(*Context) (int, bool) { <-hold; return 0, true }))
+	queued := SpawnFuncNotStarted(rt2, body, wrap)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { time.Sleep(5 * time.Millisecond); close(hold) }()
+	if err := rt2.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("queued at shutdown", queued, ErrShutdown)
+	check("spawned after shutdown", SpawnFuncNotStarted(rt2, body, wrap), ErrShutdown)
+
+	if ran.Load() {
+		t.Fatal("a body cancelled before it started ran")
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("notStarted called %d times, want 3 (once per task cancelled before it started)", n)
+	}
+}

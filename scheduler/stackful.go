@@ -125,7 +125,22 @@ func Join[T any](co *Co, h *JoinHandle[T]) (T, error) {
 // suspend anywhere in its call stack through co. Its goroutine is created
 // at the first poll, so a task cancelled before it runs costs none.
 func SpawnFunc[T any](s Spawner, fn func(co *Co) (T, error)) *JoinHandle[T] {
-	b := &coBody[T]{fn: fn}
+	return SpawnFuncNotStarted(s, fn, nil)
+}
+
+// SpawnFuncNotStarted is SpawnFunc for a body whose errors say more than
+// the cancellation's reason (a type that wraps it, with what the task had
+// done): a task cancelled before its first poll (JoinHandle.Abort, or the
+// runtime's shutdown) completes with what notStarted(reason) returns,
+// where SpawnFunc's completes with (zero, reason). So its JoinHandle gives
+// one shape of error whether or not fn had begun. reason is ErrAborted or
+// ErrShutdown; an error from notStarted that does not match it (errors.Is)
+// is replaced by reason, as is fn's when fn swallows its unwinding.
+// notStarted runs once, on whichever goroutine completes the task (a
+// worker, or Shutdown's caller), and must not block. A nil notStarted is
+// SpawnFunc.
+func SpawnFuncNotStarted[T any](s Spawner, fn func(co *Co) (T, error), notStarted func(reason error) (T, error)) *JoinHandle[T] {
+	b := &coBody[T]{fn: fn, notStarted: notStarted}
 	b.coCore.run = b.run
 	return spawnBody[T](s, nil, b)
 }
@@ -135,9 +150,10 @@ func SpawnFunc[T any](s Spawner, fn func(co *Co) (T, error)) *JoinHandle[T] {
 // what the function returned.
 type coBody[T any] struct {
 	coCore
-	fn  func(*Co) (T, error)
-	res T
-	err error
+	fn         func(*Co) (T, error)
+	notStarted func(reason error) (T, error) // nil: (zero, reason)
+	res        T
+	err        error
 }
 
 // coCore is the type-independent part of a stackful task's coroutine.
@@ -177,8 +193,13 @@ func (b *coBody[T]) run(yield func(struct{}) bool) {
 
 // cancel stops a suspended coroutine: its pending suspension panics with
 // errUnwind, which runs its deferred calls with cx as their Context. It
-// returns what the function returned while unwinding.
-func (b *coBody[T]) cancel(cx *Context) (T, error, bool) {
+// returns what the function returned while unwinding; for a coroutine
+// that never started, what notStarted returns (false without one).
+func (b *coBody[T]) cancel(cx *Context, reason error) (T, error, bool) {
+	if b.stop == nil && !b.ended && b.notStarted != nil {
+		b.ended = true
+		return b.callNotStarted(reason)
+	}
 	if b.stop == nil || b.ended {
 		var zero T
 		return zero, nil, false
@@ -187,4 +208,27 @@ func (b *coBody[T]) cancel(cx *Context) (T, error, bool) {
 	b.co.cx = cx
 	b.stop()
 	return b.res, b.err, true
+}
+
+// outcome cancels the body (cancel) and returns what the task completes
+// with: the body's answer if its error matches reason, else reason.
+func (b *coBody[T]) outcome(cx *Context, reason error) (T, error) {
+	if v, err, ok := b.cancel(cx, reason); ok && errors.Is(err, reason) {
+		return v, err
+	}
+	var zero T
+	return zero, reason
+}
+
+// callNotStarted calls notStarted. A panic in it is not the task's to
+// report (the task never ran): the task then completes with the reason.
+func (b *coBody[T]) callNotStarted(reason error) (v T, err error, ok bool) {
+	defer func() {
+		if recover() != nil {
+			var zero T
+			v, err, ok = zero, nil, false
+		}
+	}()
+	v, err = b.notStarted(reason)
+	return v, err, true
 }

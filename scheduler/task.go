@@ -362,11 +362,10 @@ func (t *task[T]) finishCancelled(w *worker.Worker) {
 	var v T
 	err := t.cancelReason()
 	if t.body != nil {
-		// Keep what the unwound body returned if its error says why it
-		// stopped (wasmtask's *Error carries the guest's stats).
-		if bv, berr, ok := t.body.cancel(cx); ok && errors.Is(berr, err) {
-			v, err = bv, berr
-		}
+		// Keep what the unwound body returned (or, if it never started,
+		// what its notStarted gave) if its error says why it stopped
+		// (wasmtask's *Error carries the guest's stats).
+		v, err = t.body.outcome(cx, err)
 	}
 	cx.cur = nil
 	t.complete(v, err, cx)

@@ -60,9 +60,21 @@ var errActorStopped = errors.New("instance closed")
 func startActor(ctx context.Context, s scheduler.Spawner, g *guest) (*actor, error) {
 	a := &actor{}
 	open := &callRequest{ctx: ctx, done: make(chan struct{})}
-	h := scheduler.SpawnFunc(s, func(co *scheduler.Co) (Result, error) {
+	// A task cancelled before it starts (the runtime shut down, or shuts
+	// down before a worker takes the task) never runs serve: it ends the
+	// actor and answers the open request itself, or this would wait for
+	// ever.
+	notStarted := func(reason error) (Result, error) {
+		err := &Error{Kind: reason, Guest: g.name}
+		g.close()
+		a.end(reason)
+		open.err = err
+		close(open.done)
+		return Result{}, err
+	}
+	h := scheduler.SpawnFuncNotStarted(s, func(co *scheduler.Co) (Result, error) {
 		return a.serve(co, g, open)
-	})
+	}, notStarted)
 	a.handle.Store(h)
 	<-open.done
 	return a, open.err

@@ -136,9 +136,10 @@
 // A guest's JoinHandle returns a Result or an *Error whose Kind is one of
 // ErrInvalidModule, ErrUsage, ErrTrap, ErrOutOfFuel, ErrMemoryLimit,
 // ErrInstantiate, ErrHost, ErrPolicyTrap, ErrExit, ErrEmbedder — or
-// scheduler.ErrAborted / ErrShutdown. FailureKind names the kind and its
-// family (an invalid module, a wrong call, the guest's failure, the
-// embedder's bug, a cancellation).
+// scheduler.ErrAborted / ErrShutdown, also when the guest is cancelled
+// before it starts (its Stats are then zero). FailureKind names the kind
+// and its family (an invalid module, a wrong call, the guest's failure,
+// the embedder's bug, a cancellation).
 //
 // Every entry point that runs guest code takes a context.Context first
 // (Spawn, NewInstance, Instance.Call, CallBytes, Reset). When it is

@@ -212,18 +212,24 @@ func Spawn(ctx context.Context, s scheduler.Spawner, m *Module, opts Options) *s
 	// The closure holds g, not a second copy of opts: it lives as long as
 	// the task.
 	g := newGuest(m, opts)
-	return spawnGuestTask(ctx, s, func(co *scheduler.Co) (Result, error) {
+	return spawnGuestTask(ctx, s, g.name, func(co *scheduler.Co) (Result, error) {
 		return g.runOnce(ctx, co)
 	})
 }
 
-// spawnGuestTask spawns body as a stackful task that ctx's end aborts.
-func spawnGuestTask(ctx context.Context, s scheduler.Spawner, body func(co *scheduler.Co) (Result, error)) *scheduler.JoinHandle[Result] {
+// spawnGuestTask spawns body as a stackful task that ctx's end aborts. A
+// task cancelled before it starts (JoinHandle.Abort, the runtime's
+// shutdown) fails with an *Error too, of the guest named name, with zero
+// stats: its guest never ran.
+func spawnGuestTask(ctx context.Context, s scheduler.Spawner, name string, body func(co *scheduler.Co) (Result, error)) *scheduler.JoinHandle[Result] {
+	notStarted := func(reason error) (Result, error) {
+		return Result{}, &Error{Kind: reason, Guest: name}
+	}
 	if ctx.Done() == nil {
-		return scheduler.SpawnFunc(s, body)
+		return scheduler.SpawnFuncNotStarted(s, body, notStarted)
 	}
 	var handle atomic.Pointer[scheduler.JoinHandle[Result]]
-	h := scheduler.SpawnFunc(s, func(co *scheduler.Co) (Result, error) {
+	h := scheduler.SpawnFuncNotStarted(s, func(co *scheduler.Co) (Result, error) {
 		// Registered by the task itself, so that it is unregistered when
 		// the task ends, on every path, and so that it only ever aborts a
 		// task that has started (whose error then says why: see begin and
@@ -231,7 +237,7 @@ func spawnGuestTask(ctx context.Context, s scheduler.Spawner, body func(co *sche
 		stop := abortWhenDone(ctx, &handle)
 		defer stop()
 		return body(co)
-	})
+	}, notStarted)
 	handle.Store(h)
 	return h
 }
