@@ -303,3 +303,56 @@ func TestLoneYielderRacesWakesAndAborts(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// TestNotStartedRacesFirstPoll: tasks spawned with SpawnFuncNotStarted
+// from outside are aborted at random moments around their first poll.
+// Each completes exactly once, either by its body (which then ran, and
+// notStarted was not called for it) or by notStarted (and its body never
+// ran): never both, never neither.
+func TestNotStartedRacesFirstPoll(t *testing.T) {
+	rounds := 1000
+	if testing.Short() || raceEnabled {
+		rounds = 150
+	}
+	const perRound = 8
+	rt := newRT(t, WithWorkers(2))
+	r := rand.New(rand.NewPCG(3, 5))
+	var bodies, notStarted atomic.Int64
+	for round := range rounds {
+		var ran, answered [perRound]atomic.Bool
+		hs := make([]*JoinHandle[int], perRound)
+		for i := range hs {
+			hs[i] = SpawnFuncNotStarted(rt, func(co *Co) (int, error) {
+				ran[i].Store(true)
+				bodies.Add(1)
+				return 1, nil
+			}, func(reason error) (int, error) {
+				answered[i].Store(true)
+				notStarted.Add(1)
+				return 2, &notStartedErr{reason}
+			})
+		}
+		for _, h := range hs {
+			if d := r.IntN(3); d > 0 {
+				time.Sleep(time.Duration(r.IntN(10*d)) * time.Microsecond)
+			}
+			h.Abort()
+		}
+		for i, h := range hs {
+			v, err := h.Wait(context.Background())
+			switch {
+			case v == 1 && err == nil && ran[i].Load() && !answered[i].Load():
+			case v == 2 && errors.Is(err, ErrAborted) && answered[i].Load() && !ran[i].Load():
+			default:
+				t.Fatalf("round %d task %d: %d, %v; body ran %v, notStarted called %v", round, i, v, err, ran[i].Load(), answered[i].Load())
+			}
+		}
+	}
+	if got := bodies.Load() + notStarted.Load(); got != int64(rounds*perRound) {
+		t.Fatalf("%d bodies and %d notStarted answers for %d tasks", bodies.Load(), notStarted.Load(), rounds*perRound)
+	}
+	t.Logf("%d bodies ran, %d tasks answered by notStarted", bodies.Load(), notStarted.Load())
+	if notStarted.Load() == 0 || bodies.Load() == 0 {
+		t.Fatalf("only one side was exercised: %d bodies, %d notStarted answers", bodies.Load(), notStarted.Load())
+	}
+}
